@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs them and prints one `name: value` line per figure."""

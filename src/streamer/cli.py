@@ -1,0 +1,36 @@
+"""The `streamer` command: each sub-command lives beside the code it drives."""
+
+from __future__ import annotations
+
+import typer
+
+from streamer import __version__
+
+app = typer.Typer(
+    name="streamer",
+    help="Stream live Binance trade events for a persisted set of symbols.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"streamer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Stream live Binance trade events for a persisted set of symbols."""
+
+
+# Sub-commands are registered below, one line each.
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,43 @@
+"""Settings shared by every command: one place reads the environment, flags override it.
+
+Every value has a `STREAMER_` environment variable (`STREAMER_DATABASE_URL`, `STREAMER_WS_URL`, ...)
+so the CLI, the service and the tests agree on where things are without passing flags around.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from platformdirs import user_data_path
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BINANCE_WS_URL = "wss://stream.binance.com:9443"
+BINANCE_REST_URL = "https://api.binance.com"
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory: the default SQLite database lives here."""
+    return user_data_path("streamer", appauthor=False)
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{default_data_dir() / 'streamer.db'}"
+
+
+class Settings(BaseSettings):
+    """The service's configuration; defaults point at the real Binance and a local SQLite file."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMER_", extra="ignore")
+
+    database_url: str = ""
+    ws_url: str = BINANCE_WS_URL
+    rest_url: str = BINANCE_REST_URL
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: SecretStr | None = None
+    log_level: str = "INFO"
+
+    def resolved_database_url(self) -> str:
+        """The configured database URL, or the per-user SQLite file when none is set."""
+        return self.database_url or default_database_url()
