@@ -1,0 +1,1 @@
+"""The HTTP control API, the websocket fan-out and the status page."""

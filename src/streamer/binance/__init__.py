@@ -1,0 +1,1 @@
+"""The Binance exchange: trade events, decoding, websocket connections and the REST client."""

@@ -1,0 +1,1 @@
+"""The settings database: which symbols stream, persisted across restarts."""

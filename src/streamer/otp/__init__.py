@@ -1,0 +1,1 @@
+"""Supervision primitives with Erlang/OTP semantics on asyncio: supervisors, dynamic supervisors, a registry."""

@@ -1,0 +1,5 @@
+"""Fixtures shared by the whole suite live in plugin modules under `tests/fixtures/`."""
+
+pytest_plugins: list[str] = [
+    # one entry per fixture module, e.g. "tests.fixtures.database"
+]
