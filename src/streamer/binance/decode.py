@@ -1,0 +1,121 @@
+"""Decoding of websocket frames: trades on the fast path, everything else classified apart.
+
+A combined-stream frame is decoded in one pass from the frame bytes into a typed envelope whose
+`data` is already a `TradeEvent`; that is the only work a trade costs. When that strict decode
+fails, the frame is not a trade and `classify` works out what it is (a reply to a request, a
+`serverShutdown`, another event type, or garbage); that slower path only runs for rare frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import msgspec
+
+from streamer.binance.events import TradeEvent
+
+
+class TradeEnvelope(msgspec.Struct, gc=False):
+    """A combined-stream frame carrying a trade: `{"stream": "btcusdt@trade", "data": {...}}`."""
+
+    stream: str
+    data: TradeEvent
+
+
+class Reply(msgspec.Struct, frozen=True):
+    """The answer to a request we sent: `{"result": null, "id": 7}` or `{"error": ..., "id": 7}`."""
+
+    id: int | str | None
+    result: Any = None
+    error: Any = None
+
+
+class ServerShutdown(msgspec.Struct, frozen=True):
+    """The exchange is about to close the connection and asks for a new one."""
+
+
+class OtherEvent(msgspec.Struct, frozen=True):
+    """A well-formed frame that is not a trade (another stream type, a future event)."""
+
+    stream: str | None
+    event_type: str | None
+
+
+class Malformed(msgspec.Struct, frozen=True):
+    """A frame that cannot be understood; `stream` is set when it could still be attributed."""
+
+    reason: str
+    stream: str | None = None
+
+
+Control = Reply | ServerShutdown | OtherEvent | Malformed
+
+_envelope_decoder = msgspec.json.Decoder(TradeEnvelope)
+_trade_decoder = msgspec.json.Decoder(TradeEvent)
+_any_decoder = msgspec.json.Decoder()
+
+decode_envelope = _envelope_decoder.decode
+"""Frame bytes -> `TradeEnvelope`; raises `msgspec.DecodeError` for anything that is not a trade."""
+
+decode_trade = _trade_decoder.decode
+"""Raw-stream (`/ws/<stream>`) frame bytes -> `TradeEvent`; raises `msgspec.DecodeError`."""
+
+
+def classify(frame: bytes | memoryview) -> Control:
+    """Say what a frame that did not decode as a trade is, without ever raising."""
+    try:
+        obj = _any_decoder.decode(frame)
+    except msgspec.DecodeError as exc:
+        return Malformed(f"not JSON: {exc}")
+    if not isinstance(obj, dict):
+        return Malformed(f"not a JSON object: {type(obj).__name__}")
+    if "id" in obj and ("result" in obj or "error" in obj):
+        return Reply(obj["id"], obj.get("result"), obj.get("error"))
+    stream = obj.get("stream")
+    stream = stream if isinstance(stream, str) else None
+    payload = obj.get("data", obj) if stream is not None else obj
+    if not isinstance(payload, dict):
+        return Malformed("payload is not a JSON object", stream)
+    event_type = payload.get("e")
+    if event_type == "serverShutdown":
+        return ServerShutdown()
+    if event_type == "trade":
+        try:
+            _trade_decoder.decode(msgspec.json.encode(payload))
+        except msgspec.DecodeError as exc:
+            return Malformed(f"bad trade: {exc}", stream)
+        return Malformed("trade outside a combined-stream envelope", stream)
+    if stream is None and event_type is None:
+        return Malformed("neither a stream event nor a reply")
+    return OtherEvent(stream, event_type if isinstance(event_type, str) else None)
+
+
+class RateLimitedLog:
+    """Logs at most one line per `interval` seconds and says how many were held back.
+
+    A feed gone bad can send thousands of broken frames a second; the log must stay readable
+    and cheap while the counters keep the exact number.
+    """
+
+    def __init__(
+        self, logger: logging.Logger, interval: float = 10.0, clock: Any = time.monotonic
+    ) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._clock = clock
+        self._next = 0.0
+        self._held = 0
+
+    def warning(self, msg: str, *args: object) -> None:
+        now = self._clock()
+        if now < self._next:
+            self._held += 1
+            return
+        if self._held:
+            self._logger.warning(msg + " (%d similar suppressed)", *args, self._held)
+        else:
+            self._logger.warning(msg, *args)
+        self._held = 0
+        self._next = now + self._interval

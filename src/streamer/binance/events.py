@@ -1,0 +1,62 @@
+"""The typed events a subscriber receives: trades, and notices of trades that could not be found.
+
+`TradeEvent` is decoded straight from the exchange's frame bytes (its fields carry the wire names
+as aliases), so a trade costs one allocation on the hot path. It is frozen because the same
+object is handed to every subscriber, and `gc=False` because it holds no references to containers
+that could form a cycle, which keeps the garbage collector away from millions of small objects.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+
+class TradeEvent(msgspec.Struct, frozen=True, gc=False):
+    """One trade, as the exchange reported it or as it was back-filled from the trade history.
+
+    Times keep the unit of the connection (milliseconds by default, microseconds when the
+    connection asks for `timeUnit=MICROSECOND`). `buyer_order_id`/`seller_order_id` are `None` on
+    today's stream: the exchange stopped sending them in June 2024.
+    """
+
+    event_type: str = msgspec.field(name="e")
+    event_time: int = msgspec.field(name="E")
+    symbol: str = msgspec.field(name="s")
+    trade_id: int = msgspec.field(name="t")
+    price: Decimal = msgspec.field(name="p")
+    quantity: Decimal = msgspec.field(name="q")
+    trade_time: int = msgspec.field(name="T")
+    buyer_market_maker: bool = msgspec.field(name="m")
+    buyer_order_id: int | None = msgspec.field(default=None, name="b")
+    seller_order_id: int | None = msgspec.field(default=None, name="a")
+    backfilled: bool = False
+
+
+class GapNotice(msgspec.Struct, frozen=True, gc=False):
+    """Trades `first_missing_id..last_missing_id` (inclusive) of `symbol` could not be delivered."""
+
+    symbol: str
+    first_missing_id: int
+    last_missing_id: int
+
+    @property
+    def missing(self) -> int:
+        """How many trades the gap spans."""
+        return self.last_missing_id - self.first_missing_id + 1
+
+
+Event = TradeEvent | GapNotice
+
+
+def as_dict(event: Event) -> dict[str, Any]:
+    """The event as plain data with its long field names (JSON-ready: decimals become strings).
+
+    `msgspec.json.encode(trade)` would use the exchange's one-letter names; consumers outside
+    the process get the readable names instead.
+    """
+    data: dict[str, Any] = msgspec.structs.asdict(event)
+    data["kind"] = "trade" if isinstance(event, TradeEvent) else "gap"
+    return data

@@ -1,0 +1,132 @@
+"""Tests for streamer.pubsub."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from streamer.binance.events import GapNotice, TradeEvent
+from streamer.pubsub import Overflow, PubSub, topic
+
+
+def trade(symbol: str, trade_id: int) -> TradeEvent:
+    return TradeEvent("trade", 1, symbol, trade_id, Decimal("1"), Decimal("2"), 1, False)
+
+
+def test_topic_normalises_the_symbol() -> None:
+    """topic() upper-cases and strips the symbol."""
+    assert topic(" ethusdt ") == "TRADE_EVENTS:ETHUSDT"
+
+
+async def test_subscriber_gets_only_its_topics() -> None:
+    """A subscription to two topics receives their events and nothing else, in order."""
+    ps = PubSub()
+    sub = ps.subscribe([topic("A"), topic("B")])
+    for i, sym in enumerate(["A", "C", "B", "A"]):
+        ps.publish(topic(sym), trade(sym, i))
+    got = await sub.get_batch()
+    assert [(e.symbol, e.trade_id) for e in got if isinstance(e, TradeEvent)] == [
+        ("A", 0),
+        ("B", 2),
+        ("A", 3),
+    ]
+
+
+async def test_subscribe_all_sees_every_topic() -> None:
+    """A subscription with no topics receives events of every topic, gap notices included."""
+    ps = PubSub()
+    sub = ps.subscribe()
+    ps.publish(topic("A"), trade("A", 1))
+    ps.publish(topic("Z"), GapNotice("Z", 1, 2))
+    assert len(await sub.get_batch()) == 2
+
+
+async def test_drop_oldest_keeps_newest_and_counts() -> None:
+    """A full drop-oldest subscription keeps the newest events and counts the dropped ones."""
+    ps = PubSub()
+    sub = ps.subscribe(topic("A"), maxlen=3)
+    for i in range(10):
+        ps.publish(topic("A"), trade("A", i))
+    got = sub.get_nowait_batch()
+    assert [e.trade_id for e in got if isinstance(e, TradeEvent)] == [7, 8, 9]
+    assert sub.dropped == 7
+
+
+async def test_drop_newest_keeps_oldest_and_counts() -> None:
+    """A full drop-newest subscription keeps the oldest events and counts the dropped ones."""
+    ps = PubSub()
+    sub = ps.subscribe(topic("A"), maxlen=3, overflow=Overflow.DROP_NEWEST)
+    for i in range(10):
+        ps.publish(topic("A"), trade("A", i))
+    assert [e.trade_id for e in sub.get_nowait_batch() if isinstance(e, TradeEvent)] == [0, 1, 2]
+    assert sub.dropped == 7
+
+
+async def test_slow_subscriber_does_not_affect_fast_one() -> None:
+    """One overflowing subscription loses events while another, larger one keeps all of them."""
+    ps = PubSub()
+    slow = ps.subscribe(topic("A"), maxlen=2)
+    fast = ps.subscribe(topic("A"))
+    for i in range(100):
+        ps.publish(topic("A"), trade("A", i))
+    assert len(fast.get_nowait_batch()) == 100
+    assert (len(slow), slow.dropped, fast.dropped) == (2, 98, 0)
+
+
+async def test_async_iteration_wakes_on_publish_and_ends_on_close() -> None:
+    """An iterating consumer is woken by a publish; its loop ends when the subscription closes."""
+    ps = PubSub()
+    sub = ps.subscribe(topic("A"))
+    seen: list[int] = []
+
+    async def consume() -> None:
+        async for event in sub:
+            assert isinstance(event, TradeEvent)
+            seen.append(event.trade_id)
+            if len(seen) == 2:
+                sub.close()
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0)
+    ps.publish(topic("A"), trade("A", 1))
+    ps.publish(topic("A"), trade("A", 2))
+    ps.publish(topic("A"), trade("A", 3))
+    await asyncio.wait_for(task, 5)
+    assert seen == [1, 2]
+
+
+async def test_close_wakes_a_waiting_batch_reader_with_empty_list() -> None:
+    """Closing a subscription wakes a consumer blocked in get_batch, which gets an empty list."""
+    ps = PubSub()
+    sub = ps.subscribe(topic("A"))
+    task = asyncio.create_task(sub.get_batch())
+    await asyncio.sleep(0)
+    sub.close()
+    assert await asyncio.wait_for(task, 5) == []
+
+
+async def test_closed_subscription_receives_nothing() -> None:
+    """After unsubscribe a publish reaches no one."""
+    ps = PubSub()
+    with ps.subscribe(topic("A")) as sub:
+        pass
+    assert sub.closed
+    assert ps.publish(topic("A"), trade("A", 1)) == 0
+    assert ps.subscriptions() == []
+
+
+def test_batch_limit_takes_only_that_many() -> None:
+    """get_nowait_batch(n) takes the first n events and leaves the rest queued."""
+    ps = PubSub()
+    sub = ps.subscribe(topic("A"))
+    ps.publish_many(topic("A"), [trade("A", i) for i in range(5)])
+    assert [e.trade_id for e in sub.get_nowait_batch(2) if isinstance(e, TradeEvent)] == [0, 1]
+    assert len(sub) == 3
+
+
+def test_maxlen_must_be_positive() -> None:
+    """A subscription of size zero is refused with a clear error."""
+    with pytest.raises(ValueError, match="maxlen"):
+        PubSub().subscribe(maxlen=0)
