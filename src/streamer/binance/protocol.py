@@ -1,0 +1,246 @@
+"""The websocket protocol's bookkeeping, kept free of I/O so every limit can be tested by the clock.
+
+The exchange closes a connection (code 1008) that sends more than 5 messages in a second, pongs
+included, and refuses an IP that opens more than 300 connections in 5 minutes. Everything that
+decides *what* to send and *when* lives here: the per-connection set of streams and the batched
+SUBSCRIBE/UNSUBSCRIBE requests that move it toward the wanted set, the send window, the
+connection-attempt window, the reconnect backoff, and the cool-downs after a 429 or 418. The
+asyncio side only does what `ConnectionState.poll` says, at the time it says.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import msgspec
+
+Clock = Callable[[], float]
+
+MAX_STREAMS_PER_CONNECTION = 1024
+MESSAGES_PER_SECOND = 5
+CONNECTS_PER_WINDOW = 300
+CONNECT_WINDOW_S = 300.0
+
+
+def stream_name(symbol: str) -> str:
+    """The trade stream of a symbol: `stream_name("ETHUSDT") == "ethusdt@trade"`."""
+    return symbol.lower() + "@trade"
+
+
+def symbol_of(stream: str) -> str:
+    """The symbol of a trade stream: `symbol_of("ethusdt@trade") == "ETHUSDT"`."""
+    return stream.partition("@")[0].upper()
+
+
+class SlidingWindow:
+    """At most `limit` events in any `period` seconds.
+
+    A sliding window rather than a token bucket refilled at `limit`/s: the exchange counts
+    messages per second, and a window never lets `limit + 1` of them fall inside one second,
+    whatever the phase of its counting. `margin` absorbs network jitter between both clocks.
+    """
+
+    def __init__(self, limit: int, period: float, margin: float = 0.0) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        self.limit = limit
+        self.period = period + margin
+        self._times: deque[float] = deque(maxlen=limit)
+
+    def delay(self, now: float) -> float:
+        """Seconds to wait before the next event is allowed (0 when allowed now)."""
+        if len(self._times) < self.limit:
+            return 0.0
+        return max(0.0, self._times[0] + self.period - now)
+
+    def record(self, now: float) -> None:
+        """Count one event at `now`."""
+        self._times.append(now)
+
+
+class Backoff:
+    """Capped exponential backoff with jitter, for reconnecting forever without a thundering herd.
+
+    The n-th delay is drawn uniformly from [d/2, d] with d = min(cap, base * 2**n), so clients
+    that lost the same server spread out and none waits longer than `cap`.
+    """
+
+    def __init__(
+        self, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None
+    ) -> None:
+        self.base = base
+        self.cap = cap
+        self.failures = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * 2.0 ** min(self.failures, 30))
+        self.failures += 1
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def cooldown_for(status: int, retry_after: float | None) -> float | None:
+    """How long to stay away after an HTTP refusal of the handshake (None: not a rate limit).
+
+    429 means "too many requests" and 418 means the IP is banned for repeating it; both say how
+    long in Retry-After, and both get a conservative default when they do not.
+    """
+    if status == 429:
+        return retry_after if retry_after is not None else 60.0
+    if status == 418:
+        return retry_after if retry_after is not None else 300.0
+    return None
+
+
+@dataclass(frozen=True)
+class Request:
+    """A SUBSCRIBE or UNSUBSCRIBE request ready to send."""
+
+    id: int
+    method: str
+    streams: tuple[str, ...]
+
+    def encode(self) -> bytes:
+        return msgspec.json.encode({"method": self.method, "params": self.streams, "id": self.id})
+
+
+@dataclass(frozen=True)
+class Pong:
+    """The answer to a server ping, echoing its payload."""
+
+    payload: bytes
+
+
+Outgoing = Request | Pong
+
+
+@dataclass
+class ReplyOutcome:
+    """What a reply changed: streams now live, and streams the exchange refused."""
+
+    confirmed: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
+    error: object = None
+
+
+@dataclass
+class ConnectionState:
+    """One connection's streams, requests in flight, and outgoing-message budget.
+
+    `wanted` is what the owner asked for; `expected` is what the server will carry once every
+    request in flight is answered; `live` is what the server confirmed (or took from the URL).
+    `poll` turns the difference between `wanted` and `expected` into as few requests as possible,
+    many streams per request, and paces everything (pongs first) through the send window.
+    """
+
+    clock: Clock
+    messages_per_second: int = MESSAGES_PER_SECOND
+    streams_per_message: int = 200
+    margin: float = 0.1
+    wanted: set[str] = field(default_factory=set)
+    expected: set[str] = field(default_factory=set)
+    live: set[str] = field(default_factory=set)
+    in_flight: dict[int, Request] = field(default_factory=dict)
+    sent: int = 0
+    _window: SlidingWindow = field(init=False)
+    _pong: bytes | None = field(default=None, init=False)
+    _refresh: set[str] = field(default_factory=set, init=False)
+    _next_id: int = field(default=1, init=False)
+
+    def __post_init__(self) -> None:
+        self._window = SlidingWindow(self.messages_per_second, 1.0, self.margin)
+
+    def add(self, streams: Iterable[str]) -> None:
+        """Ask for these streams."""
+        self.wanted.update(streams)
+
+    def remove(self, streams: Iterable[str]) -> None:
+        """Stop asking for these streams."""
+        self.wanted.difference_update(streams)
+
+    def resubscribe(self, streams: Iterable[str]) -> None:
+        """Unsubscribe and subscribe again these streams (a suspect stream gets a fresh start)."""
+        fresh = set(streams) & self.wanted & self.expected
+        self._refresh |= fresh
+
+    def connected(self, url_streams: Iterable[str]) -> None:
+        """A new socket is open with `url_streams` already subscribed through its URL."""
+        self.expected = set(url_streams)
+        self.live = set(self.expected)
+        self.in_flight.clear()
+        self._refresh.clear()
+        self._pong = None
+
+    def ping(self, payload: bytes) -> None:
+        """The server pinged; the latest payload is the one to echo (older pings are covered)."""
+        self._pong = payload
+
+    def on_reply(self, request_id: object, error: object) -> ReplyOutcome:
+        """Apply the server's answer to one of our requests."""
+        if not isinstance(request_id, int):
+            return ReplyOutcome()
+        request = self.in_flight.pop(request_id, None)
+        if request is None:
+            return ReplyOutcome()
+        if error is not None:
+            if request.method == "SUBSCRIBE":
+                self.expected.difference_update(request.streams)
+                self.wanted.difference_update(request.streams)
+                return ReplyOutcome(refused=request.streams, error=error)
+            return ReplyOutcome(error=error)
+        if request.method == "SUBSCRIBE":
+            self.live.update(request.streams)
+            return ReplyOutcome(confirmed=request.streams)
+        self.live.difference_update(request.streams)
+        return ReplyOutcome()
+
+    def _next_request(self) -> Request | None:
+        unsub = sorted((self.expected - self.wanted) | self._refresh)
+        if unsub:
+            batch = tuple(unsub[: self.streams_per_message])
+            self.expected.difference_update(batch)
+            self._refresh.difference_update(batch)
+            return self._request("UNSUBSCRIBE", batch)
+        sub = sorted(self.wanted - self.expected)
+        if sub:
+            batch = tuple(sub[: self.streams_per_message])
+            self.expected.update(batch)
+            return self._request("SUBSCRIBE", batch)
+        return None
+
+    def _request(self, method: str, streams: tuple[str, ...]) -> Request:
+        request = Request(self._next_id, method, streams)
+        self._next_id += 1
+        self.in_flight[request.id] = request
+        return request
+
+    def has_work(self) -> bool:
+        """Whether anything is waiting to be sent."""
+        return self._pong is not None or bool(self._refresh) or self.wanted != self.expected
+
+    def poll(self) -> tuple[list[Outgoing], float | None]:
+        """Messages to send now, and seconds until more may be sent (None: nothing waiting)."""
+        out: list[Outgoing] = []
+        while True:
+            if not self.has_work():
+                return out, None
+            now = self.clock()
+            wait = self._window.delay(now)
+            if wait > 0:
+                return out, wait
+            message: Outgoing | None
+            if self._pong is not None:
+                message, self._pong = Pong(self._pong), None
+            else:
+                message = self._next_request()
+            if message is None:
+                return out, None
+            self._window.record(now)
+            self.sent += 1
+            out.append(message)
