@@ -1,0 +1,59 @@
+"""Running a supervision tree as a program: until a signal asks it to stop, or its root fails."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from streamer.otp.errors import StartError, SupervisorFailed
+from streamer.otp.supervisor import Supervisor
+
+log = logging.getLogger("streamer.otp")
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def run_application(root: Supervisor) -> int:
+    """Run `root` until SIGINT/SIGTERM or its failure; the result is the process exit code.
+
+    A signal stops the tree gracefully (children in reverse order) and gives 0; the root
+    failing to start or escalating gives 1, after one log line saying why.
+    """
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        if stopping.is_set():
+            log.warning("%s received again; still stopping", signal.Signals(signum).name)
+            return
+        log.info("%s received; stopping %s", signal.Signals(signum).name, root.name)
+        stopping.set()
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, on_signal, signum)
+    running = asyncio.create_task(root.run(), name=f"application/{root.name}")
+    waiting = asyncio.create_task(stopping.wait(), name="application/signals")
+    try:
+        await asyncio.wait({running, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if not running.done():
+            await root.stop()
+        await asyncio.wait({running})
+        if running.cancelled():
+            log.error("application stopped: %s was cancelled", root.name)
+            return 1
+        error = running.exception()
+        if isinstance(error, StartError | SupervisorFailed):
+            log.error("application failed: %s", error)
+            return 1
+        if error is not None:
+            log.error("application failed: %s crashed: %r", root.name, error)
+            return 1
+        return 0
+    finally:
+        waiting.cancel()
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+        if not running.done():
+            running.cancel()
+            await asyncio.wait({running})

@@ -1,0 +1,176 @@
+"""What every supervisor shares: its run loop, restart intensity, escalation and stopping.
+
+A supervisor's own task is the only one that restarts children: exits arrive on a queue from
+the children's done callbacks and are handled one at a time, in order, as an OTP supervisor
+handles its EXIT messages. Starting a child may happen in a caller's task too
+(DynamicSupervisor.start_child), which is why every handler re-checks that an exit is current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, Final
+
+from streamer.otp.child import Child, ChildExit, ChildState
+from streamer.otp.errors import SupervisorFailed
+from streamer.otp.intensity import RestartIntensity
+from streamer.otp.spec import ChildSpec, ChildType, Restart, Started
+
+log = logging.getLogger("streamer.otp")
+
+_STOP: Final = object()
+
+
+def should_restart(restart: Restart, reason: BaseException | None) -> bool:
+    """OTP's rule: permanent always, transient only after a crash, temporary never."""
+    if restart is Restart.PERMANENT:
+        return True
+    if restart is Restart.TRANSIENT:
+        return reason is not None
+    return False
+
+
+class BaseSupervisor(ABC):
+    """Runs children, restarts them by its rules, and fails when they fail too often."""
+
+    def __init__(
+        self,
+        *,
+        max_restarts: int,
+        max_seconds: float,
+        name: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        RestartIntensity(max_restarts, max_seconds, clock)  # validates the limits up front
+        self.name = name
+        self.max_restarts = max_restarts
+        self.max_seconds = max_seconds
+        self._clock = clock
+        self._intensity = RestartIntensity(max_restarts, max_seconds, clock)
+        self._state = ChildState.STOPPED
+        self._events: asyncio.Queue[ChildExit | object] = asyncio.Queue()
+        self._stop_requested = False
+        self._finished = asyncio.Event()
+
+    @property
+    def state(self) -> ChildState:
+        return self._state
+
+    def child_spec(self, id: str | None = None, restart: Restart = Restart.PERMANENT) -> ChildSpec:
+        """This supervisor as a child of another; each start of it begins afresh."""
+        return ChildSpec(
+            id=id or self.name,
+            start=self.run,
+            restart=restart,
+            shutdown=None,
+            type=ChildType.SUPERVISOR,
+            describe=self.describe,
+        )
+
+    async def run(self, started: Started | None = None) -> None:
+        """Start the children, call `started()`, then supervise until `stop()` or failure.
+
+        Raises StartError if a child failed to start (the ones already started are stopped
+        first) and SupervisorFailed once the restart intensity is exceeded (after stopping all
+        children). Cancelling it stops all children, then lets the cancellation through.
+        """
+        if self._state is not ChildState.STOPPED:
+            raise RuntimeError(f"supervisor {self.name!r} is already running")
+        self._intensity = RestartIntensity(self.max_restarts, self.max_seconds, self._clock)
+        self._events = asyncio.Queue()
+        self._stop_requested = False
+        self._finished = asyncio.Event()
+        self._state = ChildState.STARTING
+        try:
+            await self._start_children()
+            if self._stop_requested:
+                return
+            self._state = ChildState.RUNNING
+            log.info("%s: started", self.name)
+            if started is not None:
+                started()
+            await self._supervise()
+        finally:
+            self._state = ChildState.STOPPING
+            await self._stop_children()
+            self._state = ChildState.STOPPED
+            self._finished.set()
+            log.info("%s: stopped", self.name)
+
+    async def stop(self) -> None:
+        """Stop every child (see the subclass for the order) and make `run()` return."""
+        if self._state is ChildState.STOPPED:
+            return
+        self._stop_requested = True
+        self._events.put_nowait(_STOP)
+        await self._finished.wait()
+
+    def which_children(self) -> list[Child]:
+        """The children's handles, in start order."""
+        return list(self._children())
+
+    def _on_exit(self, exit: ChildExit) -> None:
+        self._events.put_nowait(exit)
+
+    async def _supervise(self) -> None:
+        while not self._stop_requested:
+            event = await self._events.get()
+            if isinstance(event, ChildExit):
+                await self._handle_exit(event)
+
+    async def _handle_exit(self, exit: ChildExit) -> None:
+        child = exit.child
+        if not child.is_current(exit.run) or not self._holds(child):
+            return
+        if not should_restart(child.spec.restart, exit.reason):
+            self._ended_for_good(child)
+            return
+        if not self._intensity.add_restart():
+            log.error(
+                "%s: more than %d restarts within %ss; stopping all children and failing",
+                self.name,
+                self.max_restarts,
+                self.max_seconds,
+            )
+            raise SupervisorFailed(self.name, child.id, exit.reason) from exit.reason
+        await self._restart(child)
+
+    async def _restart_one(self, child: Child) -> bool:
+        """Start `child` again; a failed start counts as a new crash, handled in turn."""
+        log.info("%s: restarting child %s", self.name, child.id)
+        child.restarts += 1
+        try:
+            await child._start(self._on_exit)
+        except Exception as exc:
+            log.error("%s: child %s failed to restart: %r", self.name, child.id, exc)
+            if self._holds(child):
+                self._events.put_nowait(ChildExit(child, child._run, exc))
+            return False
+        return True
+
+    @abstractmethod
+    def _children(self) -> list[Child]: ...
+
+    @abstractmethod
+    def _holds(self, child: Child) -> bool: ...
+
+    @abstractmethod
+    def _ended_for_good(self, child: Child) -> None:
+        """A child ended and will not be restarted."""
+
+    @abstractmethod
+    async def _start_children(self) -> None: ...
+
+    @abstractmethod
+    async def _restart(self, child: Child) -> None: ...
+
+    @abstractmethod
+    async def _stop_children(self) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """The subtree as plain data (str, int, float, None, lists, dicts)."""
