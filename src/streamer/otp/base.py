@@ -98,6 +98,7 @@ class BaseSupervisor(ABC):
             self._state = ChildState.STOPPING
             await self._stop_children()
             self._state = ChildState.STOPPED
+            self._release_waiters()
             self._finished.set()
             log.info("%s: stopped", self.name)
 
@@ -109,9 +110,27 @@ class BaseSupervisor(ABC):
         self._events.put_nowait(_STOP)
         await self._finished.wait()
 
+    async def sync(self) -> None:
+        """Return once every child exit that reached this supervisor before the call is handled.
+
+        The asyncio form of OTP's `sys:get_state/1` round trip: after a child's task has ended,
+        `await sup.sync()` guarantees its supervisor has restarted it (or decided not to).
+        """
+        if self._state is ChildState.STOPPED:
+            return
+        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._events.put_nowait(marker)
+        await marker
+
     def which_children(self) -> list[Child]:
         """The children's handles, in start order."""
         return list(self._children())
+
+    def _release_waiters(self) -> None:
+        while not self._events.empty():
+            event = self._events.get_nowait()
+            if isinstance(event, asyncio.Future) and not event.done():
+                event.set_result(None)
 
     def _on_exit(self, exit: ChildExit) -> None:
         self._events.put_nowait(exit)
@@ -121,6 +140,8 @@ class BaseSupervisor(ABC):
             event = await self._events.get()
             if isinstance(event, ChildExit):
                 await self._handle_exit(event)
+            elif isinstance(event, asyncio.Future) and not event.done():
+                event.set_result(None)
 
     async def _handle_exit(self, exit: ChildExit) -> None:
         child = exit.child
