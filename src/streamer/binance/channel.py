@@ -1,0 +1,208 @@
+"""One symbol's place in the stream: ordering, de-duplication, gap detection, publishing, stats.
+
+`on_trade` runs synchronously inside the websocket read callback for every trade, so it does the
+least it can: compare the id with the last one, publish, count. Anything out of the ordinary
+(a jump in ids) switches the channel into holding live trades and wakes the symbol's worker,
+which fetches the missing trades over REST and then releases the held ones in order. Duplicates
+(the overlap of two connections during a rotation, a replay after a resubscribe) are dropped by
+id, so subscribers see each trade id once and in increasing order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+from streamer.binance.events import Event, GapNotice, TradeEvent
+from streamer.pubsub import topic
+
+Publish = Callable[[str, Event], object]
+
+
+def _trade_id(event: TradeEvent) -> int:
+    return event.trade_id
+
+
+class State(StrEnum):
+    """What a symbol's stream is doing, for status views."""
+
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    BACKOFF = "backoff"
+    STOPPED = "stopped"
+
+
+class SymbolChannel:
+    """The live state of one streamed symbol; written by the read callback, read by the worker."""
+
+    __slots__ = (
+        "_error",
+        "_held",
+        "_publish",
+        "_waiter",
+        "active_at",
+        "checked_trades",
+        "duplicates",
+        "gap",
+        "gaps_filled",
+        "gaps_lost",
+        "last",
+        "last_id",
+        "malformed",
+        "rate",
+        "since",
+        "state",
+        "symbol",
+        "topic",
+        "trades",
+        "trades_backfilled",
+        "trades_lost",
+    )
+
+    def __init__(self, symbol: str, publish: Publish, last_id: int | None = None) -> None:
+        self.symbol = symbol
+        self.topic = topic(symbol)
+        self._publish = publish
+        self.last_id = last_id
+        self.last: TradeEvent | None = None
+        self.trades = 0
+        self.duplicates = 0
+        self.malformed = 0
+        self.gaps_filled = 0
+        self.gaps_lost = 0
+        self.trades_backfilled = 0
+        self.trades_lost = 0
+        self.rate = 0.0
+        self.state = State.CONNECTING
+        self.since = time.time()
+        self.gap: tuple[int, int] | None = None
+        self.active_at = time.monotonic()
+        self.checked_trades = 0
+        self._held: list[TradeEvent] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: BaseException | None = None
+
+    def on_trade(self, event: TradeEvent) -> None:
+        """A live trade arrived: publish it in order, drop it as a duplicate, or hold it."""
+        held = self._held
+        if held is not None:
+            held.append(event)
+            return
+        trade_id = event.trade_id
+        last_id = self.last_id
+        if last_id is None or trade_id == last_id + 1:
+            self.last_id = trade_id
+            self.last = event
+            self.trades += 1
+            self._publish(self.topic, event)
+            return
+        if trade_id <= last_id:
+            self.duplicates += 1
+            return
+        self.gap = (last_id + 1, trade_id - 1)
+        self._held = [event]
+        self._wake()
+
+    def settle(self) -> bool:
+        """Order the held trades and say whether trades are still missing before them.
+
+        Trades of one symbol can arrive out of order when two connections overlap (rotation);
+        after a short wait the "gap" is often already covered by late frames, and then no
+        REST call is needed. When nothing is missing the held trades are released at once.
+        """
+        held = self._held
+        if held is None:
+            self.gap = None
+            return False
+        held.sort(key=_trade_id)
+        first = held[0].trade_id
+        if self.last_id is None or first <= self.last_id + 1:
+            self.gap = None
+            self._release()
+            return False
+        self.gap = (self.last_id + 1, first - 1)
+        return True
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        for event in held or ():
+            self.on_trade(event)
+
+    def set_state(self, state: State) -> None:
+        if state is not self.state:
+            self.state = state
+            self.since = time.time()
+
+    # --- the worker's side -------------------------------------------------------------------
+
+    def fail(self, error: BaseException) -> None:
+        """The symbol's processing broke: hand the error to the worker, which will crash with it."""
+        if self._error is None:
+            self._error = error
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Return when there is a gap to fill; raise the error handed over by `fail`."""
+        while self._error is None and self.gap is None:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        if self._error is not None:
+            raise self._error
+
+    def publish_backfilled(self, event: TradeEvent) -> None:
+        """Publish one trade fetched for the current gap (ids must come in order)."""
+        if self.last_id is not None and event.trade_id <= self.last_id:
+            return
+        self.last_id = event.trade_id
+        self.last = event
+        self.trades += 1
+        self.trades_backfilled += 1
+        self._publish(self.topic, event)
+
+    def report_lost(self, first: int, last: int) -> None:
+        """Trades first..last cannot be had: tell subscribers and move on past them."""
+        self._publish(self.topic, GapNotice(self.symbol, first, last))
+        self.trades_lost += last - first + 1
+        self.last_id = last
+
+    def gap_done(self, filled: bool) -> None:
+        """The gap was dealt with; release the held live trades through the normal path."""
+        if filled:
+            self.gaps_filled += 1
+        else:
+            self.gaps_lost += 1
+        self.gap = None
+        self._release()
+
+    def stats(self) -> dict[str, Any]:
+        """Plain data for status views and metrics."""
+        last = self.last
+        return {
+            "symbol": self.symbol,
+            "state": str(self.state),
+            "since": self.since,
+            "trades": self.trades,
+            "rate": round(self.rate, 3),
+            "last_trade_id": self.last_id,
+            "last_trade_time": last.trade_time if last is not None else None,
+            "gaps_filled": self.gaps_filled,
+            "gaps_lost": self.gaps_lost,
+            "trades_backfilled": self.trades_backfilled,
+            "trades_lost": self.trades_lost,
+            "duplicates": self.duplicates,
+            "malformed": self.malformed,
+        }

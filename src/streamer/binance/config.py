@@ -1,0 +1,57 @@
+"""Tunables of the streaming engine; the defaults keep within the exchange's published limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streamer.config import BINANCE_REST_URL, BINANCE_WS_URL, Settings
+
+
+@dataclass(frozen=True)
+class StreamerConfig:
+    """How the hub connects, paces itself and watches its streams.
+
+    `streams_per_connection` 1 reproduces one connection per symbol; the default keeps ~1,700
+    symbols on 9 connections, far under the 1,024-stream cap and the 300-connects/5-min limit.
+    `dead_after` must exceed the server's 20 s ping period; `rotate_after` stays under its 24 h cut.
+    """
+
+    ws_url: str = BINANCE_WS_URL
+    rest_url: str = BINANCE_REST_URL
+    streams_per_connection: int = 200
+    streams_per_message: int = 200
+    messages_per_second: int = 5
+    send_margin: float = 0.1
+    connects_per_window: int = 300
+    connect_window: float = 300.0
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    handshake_timeout: float = 10.0
+    dead_after: float = 50.0
+    check_interval: float = 1.0
+    stale_factor: float = 50.0
+    stale_min: float = 300.0
+    rotate_after: float = 23.5 * 3600
+    reorder_window: float = 0.25
+    max_backfill: int = 100_000
+    time_unit: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.streams_per_connection <= 1024:
+            raise ValueError(
+                f"streams_per_connection must be 1..1024, got {self.streams_per_connection}"
+            )
+        if not 1 <= self.messages_per_second <= 5:
+            raise ValueError(f"messages_per_second must be 1..5, got {self.messages_per_second}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StreamerConfig:
+        """The endpoints the command line or environment chose, with every other default."""
+        return cls(ws_url=settings.ws_url, rest_url=settings.rest_url)
+
+    def stream_url(self, streams: list[str]) -> str:
+        """The combined-stream URL carrying `streams` from the first byte."""
+        url = f"{self.ws_url.rstrip('/')}/stream?streams={'/'.join(streams)}"
+        if self.time_unit:
+            url += f"&timeUnit={self.time_unit}"
+        return url

@@ -1,0 +1,386 @@
+"""One combined-stream websocket connection, kept alive forever, carrying a set of streams.
+
+Frames are decoded and dispatched inside picows's read callback: a trade goes from the socket
+buffer to its symbol's channel and on to the subscribers without a queue, a task switch or a
+copy of the payload. Everything that is not a trade (pings, replies, `serverShutdown`, garbage)
+takes the slow path. The connection's task only drives the pure `ConnectionState`: it sends what
+the state allows, watches for a silent (dead) socket, and rotates the socket before the
+exchange's 24 h cut or when asked to, make-before-break.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+from picows import (
+    WSCloseCode,
+    WSError,
+    WSFrame,
+    WSHandshakeError,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    ws_connect,
+)
+
+from streamer.binance.channel import State, SymbolChannel
+from streamer.binance.config import StreamerConfig
+from streamer.binance.decode import (
+    Malformed,
+    OtherEvent,
+    RateLimitedLog,
+    Reply,
+    ServerShutdown,
+    classify,
+    decode_envelope,
+)
+from streamer.binance.protocol import (
+    Backoff,
+    ConnectionState,
+    Pong,
+    SlidingWindow,
+    cooldown_for,
+)
+
+log = logging.getLogger(__name__)
+
+_TEXT = WSMsgType.TEXT
+_PING = WSMsgType.PING
+_CLOSE = WSMsgType.CLOSE
+_DecodeError = msgspec.DecodeError
+
+
+class ConnectGate:
+    """The process-wide door every new connection goes through.
+
+    It spaces connection attempts so that no 5-minute window holds more than the exchange's
+    300, and keeps everyone out during a cool-down after a 429/418.
+    """
+
+    def __init__(self, config: StreamerConfig, clock: Callable[[], float]) -> None:
+        self._window = SlidingWindow(config.connects_per_window, config.connect_window)
+        self._clock = clock
+        self._cool_until = 0.0
+        self._lock = asyncio.Lock()
+        self.attempts = 0
+
+    def cool_down(self, seconds: float) -> None:
+        self._cool_until = max(self._cool_until, self._clock() + seconds)
+
+    async def enter(self) -> None:
+        async with self._lock:
+            while True:
+                now = self._clock()
+                wait = max(self._window.delay(now), self._cool_until - now)
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            self._window.record(self._clock())
+            self.attempts += 1
+
+
+class _Listener(WSListener):
+    """picows callbacks for one socket; trades are handled right here, synchronously."""
+
+    def __init__(self, connection: StreamConnection) -> None:
+        self.connection = connection
+        self.routes = connection.routes
+        self.frames = 0
+        self.retired = False
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        self.frames += 1
+        msg_type = frame.msg_type
+        if msg_type is _TEXT:
+            payload = frame.get_payload_as_memoryview()
+            try:
+                envelope = decode_envelope(payload)
+            except _DecodeError:
+                self.connection.on_control(bytes(payload), self)
+                return
+            channel = self.routes.get(envelope.stream)
+            if channel is not None:
+                try:
+                    channel.on_trade(envelope.data)
+                except Exception as exc:
+                    channel.fail(exc)
+        elif msg_type is _PING:
+            if not self.retired:
+                self.connection.on_ping(frame.get_payload_as_bytes())
+        elif msg_type is _CLOSE:
+            transport.send_close(WSCloseCode.OK)
+            transport.disconnect()
+        else:
+            self.connection.on_control(frame.get_payload_as_bytes(), self)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.connection.kick()
+
+
+class StreamConnection:
+    """A slot of up to `streams_per_connection` streams that stays connected whatever happens.
+
+    Its task reconnects with jittered backoff through the process-wide `ConnectGate`, puts every
+    wanted stream in the URL of each new socket (no SUBSCRIBE needed), and moves the live set
+    toward the wanted one with batched requests paced at 5 messages/s, pongs included.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        config: StreamerConfig,
+        routes: dict[str, SymbolChannel],
+        gate: ConnectGate,
+        clock: Callable[[], float],
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.routes = routes
+        self.gate = gate
+        self.clock = clock
+        self.state = ConnectionState(
+            clock,
+            messages_per_second=config.messages_per_second,
+            streams_per_message=config.streams_per_message,
+            margin=config.send_margin,
+        )
+        self.status = "connecting"
+        self.connects = 0
+        self.rotations = 0
+        self.malformed = 0
+        self.connected_at: float | None = None
+        self._kick = asyncio.Event()
+        self._rotate_requested = False
+        self._transport: WSTransport | None = None
+        self._malformed_log = RateLimitedLog(log)
+
+    # --- called by the hub ---------------------------------------------------------------------
+
+    @property
+    def load(self) -> int:
+        return len(self.state.wanted)
+
+    def add(self, streams: Iterable[str]) -> None:
+        self.state.add(streams)
+        self.kick()
+
+    def remove(self, streams: Iterable[str]) -> None:
+        self.state.remove(streams)
+        self.kick()
+
+    def resubscribe(self, streams: Iterable[str]) -> None:
+        self.state.resubscribe(streams)
+        self.kick()
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    def drop(self) -> None:
+        """Close the current socket abruptly (the next one follows through the normal path)."""
+        if self._transport is not None:
+            self._transport.disconnect(graceful=False)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "streams": len(self.state.wanted),
+            "live": len(self.state.live),
+            "connects": self.connects,
+            "rotations": self.rotations,
+            "sent": self.state.sent,
+            "malformed": self.malformed,
+            "connected_at": self.connected_at,
+        }
+
+    # --- called from the read callback ---------------------------------------------------------
+
+    def on_ping(self, payload: bytes) -> None:
+        self.state.ping(payload)
+        self.kick()
+
+    def on_control(self, frame: bytes, listener: _Listener) -> None:
+        message = classify(frame)
+        if isinstance(message, Reply):
+            if listener.retired:
+                return
+            outcome = self.state.on_reply(message.id, message.error)
+            for stream in outcome.confirmed:
+                confirmed = self.routes.get(stream)
+                if confirmed is not None:
+                    confirmed.set_state(State.STREAMING)
+            if outcome.error is not None:
+                log.warning("%s: request %s refused: %s", self.name, message.id, outcome.error)
+            for stream in outcome.refused:
+                channel = self.routes.get(stream)
+                if channel is not None:
+                    channel.fail(LookupError(f"the exchange refused {stream}: {outcome.error}"))
+        elif isinstance(message, ServerShutdown):
+            log.info("%s: serverShutdown received; rotating", self.name)
+            self._rotate_requested = True
+            self.kick()
+        elif isinstance(message, OtherEvent):
+            log.debug("%s: ignoring %s event on %s", self.name, message.event_type, message.stream)
+        elif isinstance(message, Malformed):
+            self.malformed += 1
+            channel = self.routes.get(message.stream) if message.stream else None
+            if channel is not None:
+                channel.malformed += 1
+            self._malformed_log.warning(
+                "%s: malformed frame (%s): %.120r", self.name, message.reason, frame
+            )
+
+    # --- the connection's task -----------------------------------------------------------------
+
+    def _set_channels(self, state: State) -> None:
+        routes = self.routes
+        for stream in self.state.wanted:
+            channel = routes.get(stream)
+            if channel is not None:
+                channel.set_state(state)
+
+    async def _open(self) -> tuple[WSTransport, _Listener, list[str]]:
+        await self.gate.enter()
+        streams = sorted(self.state.wanted)
+        url = self.config.stream_url(streams)
+        transport, listener = await ws_connect(
+            lambda: _Listener(self),
+            url,
+            enable_auto_pong=False,
+            websocket_handshake_timeout=self.config.handshake_timeout,
+            logger_name="streamer",
+        )
+        assert isinstance(listener, _Listener)
+        self.connects += 1
+        return transport, listener, streams
+
+    async def run(self) -> None:
+        """Keep a socket open for as long as streams are wanted; returns when none are."""
+        backoff = Backoff(self.config.backoff_base, self.config.backoff_cap)
+        while self.state.wanted:
+            self.status = "connecting"
+            self._set_channels(State.CONNECTING)
+            try:
+                transport, listener, streams = await self._open()
+            except (OSError, TimeoutError, WSError) as exc:
+                delay = backoff.next_delay()
+                self._refused(exc)
+                log.warning("%s: connect failed (%s); retrying in %.1fs", self.name, exc, delay)
+                self.status = "backoff"
+                self._set_channels(State.BACKOFF)
+                await asyncio.sleep(delay)
+                continue
+            lived = await self._serve(transport, listener, streams)
+            if lived > max(self.config.dead_after, 10.0):
+                backoff.reset()
+            if self.state.wanted:
+                delay = backoff.next_delay()
+                log.warning("%s: disconnected; reconnecting in %.1fs", self.name, delay)
+                self.status = "backoff"
+                self._set_channels(State.BACKOFF)
+                await asyncio.sleep(delay)
+        self.status = "closed"
+
+    def _refused(self, exc: BaseException) -> None:
+        if isinstance(exc, WSHandshakeError) and exc.response is not None:
+            headers = exc.response.headers
+            retry = headers.get("Retry-After") if headers is not None else None
+            try:
+                retry_after = float(retry) if retry is not None else None
+            except ValueError:
+                retry_after = None
+            cooldown = cooldown_for(exc.response.status, retry_after)
+            if cooldown is not None:
+                log.warning(
+                    "%s: refused with HTTP %s; no new connection for %.0fs",
+                    self.name,
+                    exc.response.status,
+                    cooldown,
+                )
+                self.gate.cool_down(cooldown)
+
+    def _became_live(self, transport: WSTransport, streams: list[str]) -> None:
+        self._transport = transport
+        self.state.connected(streams)
+        self.connected_at = self.clock()
+        self.status = "connected"
+        self._set_channels(State.STREAMING)
+
+    async def _serve(
+        self, transport: WSTransport, listener: _Listener, streams: list[str]
+    ) -> float:
+        """Drive one socket until it dies; returns how long it lived."""
+        self._became_live(transport, streams)
+        opened = self.clock()
+        seen, quiet_since = listener.frames, opened
+        try:
+            while True:
+                if transport.is_disconnected:
+                    return self.clock() - opened
+                if not self.state.wanted:
+                    transport.send_close(WSCloseCode.OK)
+                    transport.disconnect()
+                    return self.clock() - opened
+                now = self.clock()
+                if listener.frames != seen:
+                    seen, quiet_since = listener.frames, now
+                elif now - quiet_since > self.config.dead_after:
+                    log.warning("%s: silent for %.0fs; reconnecting", self.name, now - quiet_since)
+                    transport.disconnect(graceful=False)
+                    return now - opened
+                if self._rotate_requested or now - opened > self.config.rotate_after:
+                    rotated = await self._rotate(transport, listener)
+                    if rotated is not None:
+                        transport, listener = rotated
+                        opened = self.clock()
+                        seen, quiet_since = listener.frames, opened
+                        continue
+                wait = self._send(transport)
+                timeout = self.config.check_interval if wait is None else min(wait, 1.0)
+                self._kick.clear()
+                try:
+                    async with asyncio.timeout(timeout):
+                        await self._kick.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            if self._transport is transport:
+                self._transport = None
+            if not transport.is_disconnected:
+                transport.disconnect(graceful=False)
+
+    def _send(self, transport: WSTransport) -> float | None:
+        out, wait = self.state.poll()
+        for message in out:
+            if isinstance(message, Pong):
+                transport.send_pong(message.payload)
+            else:
+                transport.send(_TEXT, message.encode())
+        return wait
+
+    async def _rotate(
+        self, old: WSTransport, old_listener: _Listener
+    ) -> tuple[WSTransport, _Listener] | None:
+        """Open the replacement socket first, then retire the old one (make-before-break).
+
+        Both sockets deliver during the overlap; the channels drop the duplicates by trade id.
+        If the replacement cannot be opened the old socket carries on until it dies.
+        """
+        self._rotate_requested = False
+        try:
+            transport, listener, streams = await self._open()
+        except (OSError, TimeoutError, WSError) as exc:
+            log.warning("%s: rotation failed (%s); keeping the current socket", self.name, exc)
+            self._refused(exc)
+            return None
+        old_listener.retired = True
+        self._became_live(transport, streams)
+        self.rotations += 1
+        old.send_close(WSCloseCode.GOING_AWAY)
+        old.disconnect()
+        log.info("%s: rotated to a new socket", self.name)
+        return transport, listener

@@ -1,0 +1,232 @@
+"""The shared pool of combined-stream connections and the live state of every streamed symbol.
+
+Symbols are packed onto connections up to `streams_per_connection`; a connection that dies
+reconnects and resubscribes only its own streams, and every connection in the process shares
+one `ConnectGate`, so a thousand symbols starting at once cost a handful of sockets and a
+handful of batched SUBSCRIBE messages. Once a second the hub refreshes each symbol's rate and
+resubscribes the symbols that have been silent far longer than their own rhythm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from streamer.binance.backfill import TradeHistory
+from streamer.binance.channel import State, SymbolChannel
+from streamer.binance.config import StreamerConfig
+from streamer.binance.connection import ConnectGate, StreamConnection
+from streamer.binance.protocol import stream_name
+from streamer.otp import ChildSpec, Registry, Started
+from streamer.pubsub import PubSub
+
+log = logging.getLogger(__name__)
+
+
+class HubStopped(RuntimeError):
+    """The hub shut down under a symbol's worker; the worker restarts and attaches again."""
+
+
+class AlreadyAttached(RuntimeError):
+    """A symbol can be streamed by one worker at a time."""
+
+
+class StreamHub:
+    """Connections shared by all symbols, plus per-symbol live stats; a supervised component.
+
+    Workers call `attach`/`detach`; status views call `stats`/`all_stats`; a supervisor runs
+    `child_spec()` (or `run`), whose body keeps the stats fresh and closes every connection
+    when it stops. `registry` names the symbol workers (see `streamer.binance.worker`).
+    """
+
+    def __init__(
+        self,
+        config: StreamerConfig,
+        pubsub: PubSub,
+        history: TradeHistory | None = None,
+        *,
+        registry: Registry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.pubsub = pubsub
+        self.history = history
+        self.registry = registry if registry is not None else Registry("streams")
+        self.clock = clock
+        self.gate = ConnectGate(config, clock)
+        self.routes: dict[str, SymbolChannel] = {}
+        self._channels: dict[str, SymbolChannel] = {}
+        self._connection_of: dict[str, StreamConnection] = {}
+        self._connections: list[StreamConnection] = []
+        self._tasks: dict[StreamConnection, asyncio.Task[None]] = {}
+        self._resume: dict[str, int] = {}
+        self._stopped: dict[str, dict[str, Any]] = {}
+        self._failure: BaseException | None = None
+        self._serial = 0
+        self._last_tick = clock()
+
+    # --- symbols -------------------------------------------------------------------------------
+
+    def attach(self, symbol: str) -> SymbolChannel:
+        """Start streaming `symbol` (uppercase) and return its channel; raises AlreadyAttached."""
+        if symbol in self._channels:
+            raise AlreadyAttached(f"{symbol} is already streaming")
+        channel = SymbolChannel(symbol, self.pubsub.publish, self._resume.pop(symbol, None))
+        channel.active_at = self.clock()
+        stream = stream_name(symbol)
+        self.routes[stream] = channel
+        self._channels[symbol] = channel
+        self._stopped.pop(symbol, None)
+        connection = self._connection_with_room()
+        self._connection_of[symbol] = connection
+        connection.add([stream])
+        return channel
+
+    def detach(self, symbol: str, *, resume: bool = False) -> None:
+        """Stop streaming `symbol`; with `resume`, the next attach back-fills from where it was."""
+        channel = self._channels.pop(symbol, None)
+        if channel is None:
+            return
+        stream = stream_name(symbol)
+        self.routes.pop(stream, None)
+        connection = self._connection_of.pop(symbol, None)
+        if connection is not None:
+            connection.remove([stream])
+        if resume and channel.last_id is not None:
+            self._resume[symbol] = channel.last_id
+        channel.set_state(State.STOPPED)
+        channel.rate = 0.0
+        self._stopped[symbol] = channel.stats()
+
+    def channel(self, symbol: str) -> SymbolChannel | None:
+        return self._channels.get(symbol)
+
+    def resubscribe(self, symbol: str) -> None:
+        """Unsubscribe and subscribe again `symbol` on its connection."""
+        connection = self._connection_of.get(symbol)
+        if connection is not None:
+            connection.resubscribe([stream_name(symbol)])
+
+    def _connection_with_room(self) -> StreamConnection:
+        cap = self.config.streams_per_connection
+        for connection in self._connections:
+            if connection.load < cap:
+                return connection
+        self._serial += 1
+        connection = StreamConnection(
+            f"conn-{self._serial}", self.config, self.routes, self.gate, self.clock
+        )
+        self._connections.append(connection)
+        self._spawn(connection)
+        return connection
+
+    def _spawn(self, connection: StreamConnection) -> None:
+        task = asyncio.get_running_loop().create_task(connection.run(), name=connection.name)
+        self._tasks[connection] = task
+        task.add_done_callback(lambda t: self._connection_ended(connection, t))
+
+    def _connection_ended(self, connection: StreamConnection, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(connection, None)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("%s crashed: %r", connection.name, error)
+            self._failure = self._failure or error
+            return
+        if connection.state.wanted:
+            self._spawn(connection)
+        elif connection in self._connections:
+            self._connections.remove(connection)
+
+    # --- status --------------------------------------------------------------------------------
+
+    def stats(self, symbol: str) -> dict[str, Any] | None:
+        """Live stats of one symbol (plain data), `stopped` ones included; None if never seen."""
+        channel = self._channels.get(symbol)
+        if channel is not None:
+            data = channel.stats()
+            connection = self._connection_of.get(symbol)
+            data["connection"] = connection.name if connection is not None else None
+            return data
+        return self._stopped.get(symbol)
+
+    def all_stats(self) -> dict[str, dict[str, Any]]:
+        """Stats of every symbol streaming now or stopped since the hub started."""
+        result = dict(self._stopped)
+        for symbol in self._channels:
+            data = self.stats(symbol)
+            if data is not None:
+                result[symbol] = data
+        return result
+
+    def connections(self) -> list[dict[str, Any]]:
+        """One line of plain data per connection."""
+        return [connection.describe() for connection in self._connections]
+
+    # --- the supervised body -------------------------------------------------------------------
+
+    def child_spec(self, id: str = "stream_hub") -> ChildSpec:
+        """A permanent worker spec running this hub."""
+        return ChildSpec(id=id, start=self.run)
+
+    async def run(self, started: Started | None = None) -> None:
+        """Refresh rates and watch for stale symbols until cancelled; then close every socket."""
+        self._failure = None
+        self._last_tick = self.clock()
+        if started is not None:
+            started()
+        try:
+            while True:
+                await asyncio.sleep(self.config.check_interval)
+                if self._failure is not None:
+                    raise self._failure
+                self._tick()
+        finally:
+            await self._close_all()
+
+    def _tick(self) -> None:
+        now = self.clock()
+        elapsed = max(now - self._last_tick, 1e-6)
+        self._last_tick = now
+        stale: dict[StreamConnection, list[str]] = defaultdict(list)
+        for symbol, channel in self._channels.items():
+            delta = channel.trades - channel.checked_trades
+            channel.rate = delta / elapsed
+            if delta:
+                channel.checked_trades = channel.trades
+                channel.active_at = now
+                continue
+            connection = self._connection_of.get(symbol)
+            if connection is None or connection.status != "connected":
+                channel.active_at = now
+                continue
+            if now - channel.active_at > self._stale_after(channel):
+                stale[connection].append(stream_name(symbol))
+                channel.active_at = now
+        for connection, streams in stale.items():
+            log.info("%s: resubscribing %d silent stream(s)", connection.name, len(streams))
+            connection.resubscribe(streams)
+
+    def _stale_after(self, channel: SymbolChannel) -> float:
+        """Silence that makes a symbol suspect: far longer than its own trade rhythm."""
+        if channel.trades == 0:
+            return self.config.stale_min
+        age = max(time.time() - channel.since, 1e-3)
+        return max(self.config.stale_min, self.config.stale_factor * age / channel.trades)
+
+    async def _close_all(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._connections.clear()
+        self._connection_of.clear()
+        stopped = HubStopped("the stream hub stopped")
+        for channel in self._channels.values():
+            channel.fail(stopped)
