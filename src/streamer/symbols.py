@@ -1,0 +1,26 @@
+"""Binance symbol names: one spelling everywhere, checked before anything reaches the exchange.
+
+Users type `ethusdt`, ` EthUsdt ` or `ETHUSDT`; the database, the registry of workers and the
+pub/sub topics must all agree on one name, so every entry point goes through `normalize_symbol`.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SYMBOL = re.compile(r"[A-Z0-9]{2,20}")
+
+
+class InvalidSymbol(ValueError):
+    """A symbol that cannot be a Binance spot symbol; the message is one line fit for a user."""
+
+
+def normalize_symbol(raw: str) -> str:
+    """Trim and uppercase `raw`, then insist on Binance's shape: 2 to 20 letters or digits."""
+    symbol = raw.strip().upper()
+    if not _SYMBOL.fullmatch(symbol):
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        raise InvalidSymbol(
+            f"invalid symbol {shown!r}: a Binance symbol is 2 to 20 letters or digits, e.g. ETHUSDT"
+        )
+    return symbol
