@@ -1,0 +1,1 @@
+"""Alembic migrations of the settings database, shipped inside the package."""
