@@ -1,0 +1,110 @@
+"""What both supervisors share: restart rule, run/stop life cycle, sync, nesting spec."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from streamer.otp import (
+    ChildSpec,
+    ChildState,
+    ChildType,
+    DynamicSupervisor,
+    Restart,
+    Started,
+    Supervisor,
+)
+from streamer.otp.base import should_restart
+from tests.otp.probes import Probe, running
+
+
+@pytest.mark.parametrize(
+    ("restart", "crashed", "expected"),
+    [
+        (Restart.PERMANENT, True, True),
+        (Restart.PERMANENT, False, True),
+        (Restart.TRANSIENT, True, True),
+        (Restart.TRANSIENT, False, False),
+        (Restart.TEMPORARY, True, False),
+        (Restart.TEMPORARY, False, False),
+    ],
+)
+def test_restart_rule_follows_otp(restart: Restart, crashed: bool, expected: bool) -> None:
+    """Permanent always, transient after a crash only, temporary never."""
+    reason = RuntimeError("boom") if crashed else None
+    assert should_restart(restart, reason) is expected
+
+
+async def test_running_twice_at_once_is_refused() -> None:
+    """A supervisor is one process: a second concurrent run() is an error."""
+    sup = DynamicSupervisor()
+    task = await running(sup)
+    with pytest.raises(RuntimeError, match="already running"):
+        await sup.run()
+    await sup.stop()
+    await task
+
+
+async def test_stop_of_a_supervisor_that_never_ran_returns() -> None:
+    """stop() on a supervisor that is not running returns at once and leaves it stopped."""
+    sup = Supervisor([])
+    await sup.stop()
+    assert sup.state is ChildState.STOPPED
+
+
+async def test_stop_during_start_skips_the_remaining_children() -> None:
+    """A stop() arriving while children are starting stops the started ones and starts no more."""
+    probe = Probe()
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def slow(started: Started) -> None:
+        entered.set()
+        await gate.wait()
+        started()
+        await asyncio.Event().wait()
+
+    sup = Supervisor([probe.spec("a"), ChildSpec("slow", slow), probe.spec("c")])
+    task = asyncio.create_task(sup.run())
+    await entered.wait()
+    stopping = asyncio.create_task(sup.stop())
+    await asyncio.sleep(0)
+    gate.set()
+    await stopping
+    await task
+    assert probe.log == ["start:a", "stop:a"]
+    assert sup.state is ChildState.STOPPED
+
+
+async def test_child_spec_nests_the_supervisor_with_unlimited_shutdown() -> None:
+    """child_spec() names the supervisor, marks it a supervisor and never abandons it."""
+    sup = Supervisor([], name="streams")
+    spec = sup.child_spec(restart=Restart.TRANSIENT)
+    assert spec.id == "streams"
+    assert spec.type is ChildType.SUPERVISOR
+    assert spec.shutdown is None
+    assert spec.restart is Restart.TRANSIENT
+    assert sup.child_spec("other").id == "other"
+
+
+async def test_sync_returns_after_the_pending_restart_is_done() -> None:
+    """sync() returns only once a crash already reported has led to the restart."""
+    probe = Probe()
+    sup = DynamicSupervisor()
+    task = await running(sup)
+    child = await sup.start_child(probe.spec("a"))
+    crashed = child.task
+    assert crashed is not None
+    probe.crash("a", RuntimeError("boom"))
+    await asyncio.wait({crashed})
+    assert probe.starts("a") == 1
+    await sup.sync()
+    assert probe.starts("a") == 2
+    await sup.stop()
+    await task
+
+
+async def test_sync_of_a_stopped_supervisor_returns() -> None:
+    """sync() on a supervisor that is not running does not wait."""
+    await DynamicSupervisor().sync()

@@ -1,0 +1,104 @@
+"""Registry: unique names that always point at a live child."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from streamer.otp import AlreadyStarted, ChildSpec, DynamicSupervisor, Registry, Restart, Started
+from tests.otp.probes import Probe, running, settle
+
+
+async def test_lookup_finds_the_live_child_by_name() -> None:
+    """A named child is found by its name while it runs, and names() lists it."""
+    registry = Registry()
+    probe = Probe()
+    sup = DynamicSupervisor()
+    task = await running(sup)
+    child = await sup.start_child(probe.spec("a", name=(registry, "ETHUSDT")))
+    assert registry.lookup("ETHUSDT") is child
+    assert registry.lookup("BTCUSDT") is None
+    assert registry.names() == ["ETHUSDT"]
+    await sup.stop()
+    await task
+
+
+@pytest.mark.parametrize("ending", ["crash", "exit", "terminate"])
+async def test_name_vanishes_when_the_child_ends(ending: str) -> None:
+    """A name is released when its child ends, however it ends."""
+    registry = Registry()
+    probe = Probe()
+    sup = DynamicSupervisor()
+    task = await running(sup)
+    spec = probe.spec("a", restart=Restart.TEMPORARY, name=(registry, "ETHUSDT"))
+    child = await sup.start_child(spec)
+    if ending == "crash":
+        probe.crash("a", RuntimeError("boom"))
+    elif ending == "exit":
+        probe.exit("a")
+    else:
+        await sup.terminate_child(child)
+    await settle(sup, child)
+    assert registry.lookup("ETHUSDT") is None
+    assert registry.names() == []
+    await sup.stop()
+    await task
+
+
+async def test_restarted_child_holds_its_name_again() -> None:
+    """After a crash and restart, the name points at the same handle, running again."""
+    registry = Registry()
+    probe = Probe()
+    sup = DynamicSupervisor()
+    task = await running(sup)
+    child = await sup.start_child(probe.spec("a", name=(registry, "ETHUSDT")))
+    probe.crash("a", RuntimeError("boom"))
+    await settle(sup, child)
+    assert registry.lookup("ETHUSDT") is child
+    assert child.restarts == 1
+    await sup.stop()
+    await task
+    assert registry.names() == []
+
+
+async def test_name_of_an_abandoned_child_is_released() -> None:
+    """A child abandoned after its shutdown timeout no longer holds its name."""
+    registry = Registry()
+    release = asyncio.Event()
+
+    async def stubborn(started: Started) -> None:
+        started()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await release.wait()
+
+    sup = DynamicSupervisor()
+    task = await running(sup)
+    spec = ChildSpec("stubborn", stubborn, shutdown=0.01, name=(registry, "X"))
+    child = await sup.start_child(spec)
+    stuck = child.task
+    assert stuck is not None
+    await sup.terminate_child(child)
+    assert registry.lookup("X") is None
+    release.set()
+    await asyncio.wait({stuck})
+    await sup.stop()
+    await task
+
+
+async def test_two_supervisors_cannot_share_a_name() -> None:
+    """A name is unique across every supervisor using the registry."""
+    registry = Registry()
+    probe = Probe()
+    first, second = DynamicSupervisor(name="one"), DynamicSupervisor(name="two")
+    tasks = [await running(first), await running(second)]
+    holder = await first.start_child(probe.spec("a", name=(registry, "ETHUSDT")))
+    with pytest.raises(AlreadyStarted) as caught:
+        await second.start_child(probe.spec("b", name=(registry, "ETHUSDT")))
+    assert caught.value.child is holder
+    assert caught.value.name == "ETHUSDT"
+    await first.stop()
+    await second.stop()
+    await asyncio.gather(*tasks)
