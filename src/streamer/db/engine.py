@@ -133,7 +133,7 @@ def describe_failure(url: URL, exc: BaseException) -> DatabaseError | None:
             return DatabaseUnavailable(f"lost the connection to PostgreSQL at {where}: {message}")
         if is_sqlite(url) and "unable to open database file" in message:
             return DatabaseUnavailable(f"cannot open {where}: {message}")
-        return DatabaseError(f"database error at {where}: {message}")
+        return DatabaseUnavailable(f"database error at {where}: {message}")
     if isinstance(exc, TimeoutError):
         return DatabaseUnavailable(
             f"cannot reach PostgreSQL at {where}: no answer within {CONNECT_TIMEOUT:g} s"

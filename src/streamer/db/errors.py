@@ -7,12 +7,12 @@ class DatabaseError(Exception):
     """Base of every settings-database failure; `str()` is a complete one-line explanation."""
 
 
-class InvalidDatabaseUrl(DatabaseError, ValueError):
-    """The URL names no database this project can use."""
-
-
 class DatabaseUnavailable(DatabaseError):
     """The database cannot be reached or refuses us (down, wrong host or port, wrong login)."""
+
+
+class InvalidDatabaseUrl(DatabaseUnavailable, ValueError):
+    """The URL names no database this project can use (so none is available)."""
 
 
 class SchemaOutOfDate(DatabaseError):
