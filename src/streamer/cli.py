@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from streamer import __version__
+from streamer.db.cli import db_app, seed_command
 
 app = typer.Typer(
     name="streamer",
@@ -30,6 +31,8 @@ def _root(
 
 
 # Sub-commands are registered below, one line each.
+app.add_typer(db_app, name="db")
+app.command("seed")(seed_command)
 
 
 def main() -> None:
