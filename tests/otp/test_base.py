@@ -108,3 +108,53 @@ async def test_sync_returns_after_the_pending_restart_is_done() -> None:
 async def test_sync_of_a_stopped_supervisor_returns() -> None:
     """sync() on a supervisor that is not running does not wait."""
     await DynamicSupervisor().sync()
+
+
+async def test_stop_interrupts_a_restart_stuck_in_its_handshake() -> None:
+    """stop() returns even while a restarted child never signals it has started."""
+    starts = 0
+    second_start = asyncio.Event()
+
+    async def hangs_on_restart(started: Started) -> None:
+        nonlocal starts
+        starts += 1
+        if starts == 1:
+            started()
+            raise RuntimeError("crash")
+        second_start.set()
+        await asyncio.Event().wait()
+
+    sup = DynamicSupervisor()
+    task = await running(sup)
+    child = await sup.start_child(ChildSpec("hangs", hangs_on_restart))
+    await second_start.wait()
+    await sup.stop()
+    await task
+    assert child.task is None
+    assert sup.state is ChildState.STOPPED
+
+
+async def test_cancellation_while_stopping_still_stops_every_child() -> None:
+    """A second cancellation during the stop does not cut it short: all children still stop."""
+    probe = Probe()
+    cleaning = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_to_stop(started: Started) -> None:
+        started()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaning.set()
+            await release.wait()
+
+    sup = Supervisor([probe.spec("a"), ChildSpec("slow", slow_to_stop)])
+    task = await running(sup)
+    task.cancel()
+    await cleaning.wait()
+    task.cancel()
+    await asyncio.sleep(0)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert probe.log == ["start:a", "stop:a"]

@@ -13,7 +13,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 from streamer.otp.child import Child, ChildExit, ChildState
 from streamer.otp.errors import SupervisorFailed
@@ -21,8 +21,6 @@ from streamer.otp.intensity import RestartIntensity
 from streamer.otp.spec import ChildSpec, ChildType, Restart, Started
 
 log = logging.getLogger("streamer.otp")
-
-_STOP: Final = object()
 
 
 def should_restart(restart: Restart, reason: BaseException | None) -> bool:
@@ -45,14 +43,14 @@ class BaseSupervisor(ABC):
         name: str,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        RestartIntensity(max_restarts, max_seconds, clock)  # validates the limits up front
         self.name = name
         self.max_restarts = max_restarts
         self.max_seconds = max_seconds
         self._clock = clock
         self._intensity = RestartIntensity(max_restarts, max_seconds, clock)
         self._state = ChildState.STOPPED
-        self._events: asyncio.Queue[ChildExit | object] = asyncio.Queue()
+        self._events: asyncio.Queue[ChildExit | asyncio.Future[None]] = asyncio.Queue()
+        self._task: asyncio.Task[Any] | None = None
         self._stop_requested = False
         self._finished = asyncio.Event()
 
@@ -80,6 +78,10 @@ class BaseSupervisor(ABC):
         """
         if self._state is not ChildState.STOPPED:
             raise RuntimeError(f"supervisor {self.name!r} is already running")
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError(f"supervisor {self.name!r} must run inside an asyncio task")
+        self._task = task
         self._intensity = RestartIntensity(self.max_restarts, self.max_seconds, self._clock)
         self._events = asyncio.Queue()
         self._stop_requested = False
@@ -87,16 +89,19 @@ class BaseSupervisor(ABC):
         self._state = ChildState.STARTING
         try:
             await self._start_children()
-            if self._stop_requested:
-                return
             self._state = ChildState.RUNNING
             log.info("%s: started", self.name)
             if started is not None:
                 started()
             await self._supervise()
+        except asyncio.CancelledError:
+            # stop() asks by cancelling, so that it also interrupts a start or restart that is
+            # waiting for a child's handshake; only that one cancellation is absorbed.
+            if not self._stop_requested or task.uncancel() > 0:
+                raise
         finally:
             self._state = ChildState.STOPPING
-            await self._stop_children()
+            await self._stop_children_to_the_end()
             self._state = ChildState.STOPPED
             self._release_waiters()
             self._finished.set()
@@ -106,8 +111,10 @@ class BaseSupervisor(ABC):
         """Stop every child (see the subclass for the order) and make `run()` return."""
         if self._state is ChildState.STOPPED:
             return
-        self._stop_requested = True
-        self._events.put_nowait(_STOP)
+        if not self._stop_requested and self._state is not ChildState.STOPPING:
+            self._stop_requested = True
+            if self._task is not None:
+                self._task.cancel()
         await self._finished.wait()
 
     async def sync(self) -> None:
@@ -126,6 +133,24 @@ class BaseSupervisor(ABC):
         """The children's handles, in start order."""
         return list(self._children())
 
+    async def _stop_children_to_the_end(self) -> None:
+        """Stop all children even if this task is cancelled meanwhile, then honour the cancel.
+
+        A supervisor must never leave children behind: a cancellation arriving while it is
+        already stopping them (its parent shutting it down during an escalation, say) waits
+        for the stop to complete instead of cutting it short.
+        """
+        stopping = asyncio.create_task(self._stop_children(), name=f"{self.name}/stopping")
+        interrupted = False
+        while not stopping.done():
+            try:
+                await asyncio.shield(stopping)
+            except asyncio.CancelledError:
+                interrupted = True
+        stopping.result()
+        if interrupted:
+            raise asyncio.CancelledError
+
     def _release_waiters(self) -> None:
         while not self._events.empty():
             event = self._events.get_nowait()
@@ -136,7 +161,7 @@ class BaseSupervisor(ABC):
         self._events.put_nowait(exit)
 
     async def _supervise(self) -> None:
-        while not self._stop_requested:
+        while True:
             event = await self._events.get()
             if isinstance(event, ChildExit):
                 await self._handle_exit(event)

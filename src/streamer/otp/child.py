@@ -122,7 +122,7 @@ class Child:
         self.started_at = None
 
         def started() -> None:
-            if self._run is run and not run.handshake.done():
+            if self._run is run and not run.handshake.done() and not run.shutdown_requested:
                 self.state = ChildState.RUNNING
                 self.started_at = datetime.now(UTC)
                 run.handshake.set_result(None)

@@ -64,8 +64,6 @@ class Supervisor(BaseSupervisor):
     async def _start_children(self) -> None:
         self._list = []
         for spec in self.specs:
-            if self._stop_requested:
-                return
             child = Child(spec, self.name)
             self._list.append(child)
             try:
