@@ -156,7 +156,9 @@ async def test_sibling_crash_restarts_or_drops_the_stopped_child(
     await task
 
 
-async def test_exceeding_intensity_stops_all_children_and_fails() -> None:
+async def test_exceeding_intensity_stops_all_children_and_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """More than max_restarts crashes in the window stop every child in reverse, then escalate."""
     probe = Probe()
     sup = Supervisor(
@@ -172,6 +174,11 @@ async def test_exceeding_intensity_stops_all_children_and_fails() -> None:
     assert str(caught.value.reason) == "crash 3"
     assert probe.log[-3:] == ["stop:b", "stop:c", "stop:a"]
     assert all(c.state is ChildState.STOPPED for c in sup.which_children())
+    messages = [r.getMessage() for r in caplog.records]
+    escalations = [m for m in messages if "more than 2 restarts" in m]
+    assert len(escalations) == 1
+    assert "child b" in escalations[0]
+    assert "crash 3" in escalations[0]
 
 
 async def test_crashes_spread_beyond_the_window_do_not_escalate() -> None:

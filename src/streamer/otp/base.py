@@ -129,6 +129,10 @@ class BaseSupervisor(ABC):
         self._events.put_nowait(marker)
         await marker
 
+    def recent_restarts(self) -> int:
+        """Restarts still inside the intensity window: how close this supervisor is to failing."""
+        return self._intensity.recent()
+
     def which_children(self) -> list[Child]:
         """The children's handles, in start order."""
         return list(self._children())
@@ -177,10 +181,13 @@ class BaseSupervisor(ABC):
             return
         if not self._intensity.add_restart():
             log.error(
-                "%s: more than %d restarts within %ss; stopping all children and failing",
+                "%s: more than %d restarts within %ss (last: child %s, %r); "
+                "stopping all children and failing",
                 self.name,
                 self.max_restarts,
                 self.max_seconds,
+                child.id,
+                exit.reason,
             )
             raise SupervisorFailed(self.name, child.id, exit.reason) from exit.reason
         await self._restart(child)

@@ -85,6 +85,7 @@ class DynamicSupervisor(BaseSupervisor):
             "state": str(self._state),
             "max_restarts": self.max_restarts,
             "max_seconds": self.max_seconds,
+            "recent_restarts": self.recent_restarts(),
             "max_children": self.max_children,
             "children": [child.describe() for child in list(self._dict)],
         }

@@ -48,6 +48,7 @@ class Supervisor(BaseSupervisor):
             "state": str(self._state),
             "max_restarts": self.max_restarts,
             "max_seconds": self.max_seconds,
+            "recent_restarts": self.recent_restarts(),
             "children": [child.describe() for child in self._list],
         }
 
