@@ -3,4 +3,5 @@
 pytest_plugins: list[str] = [
     # one entry per fixture module, e.g. "tests.fixtures.database"
     "tests.fixtures.database",
+    "tests.fixtures.mock_exchange",
 ]

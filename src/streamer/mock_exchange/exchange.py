@@ -1,0 +1,74 @@
+"""The mock's exchange: its symbols, and one market per symbol created on first use.
+
+A symbol with recorded trades replays them; any other symbol of the exchangeInfo gets a seeded
+random walk, so every listed symbol can stream. Tapes load lazily (a file takes ~0.1 s) so that a
+mock serving 1,695 symbols starts at once and holds only what its clients ask for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from streamer.mock_exchange.config import MockConfig
+from streamer.mock_exchange.data import load_tape, scan_trade_files
+from streamer.mock_exchange.encoding import EncodedCache
+from streamer.mock_exchange.exchange_info import load_exchange_info
+from streamer.mock_exchange.market import Market
+from streamer.mock_exchange.sources import ReplaySource, TradeSource, WalkSource
+
+
+class Exchange:
+    """Symbols, exchangeInfo and markets; no I/O beyond reading the data files."""
+
+    def __init__(
+        self,
+        config: MockConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.wall_clock = wall_clock
+        data_dir = config.resolved_data_dir()
+        self.data_dir = data_dir
+        self.files = scan_trade_files(data_dir)
+        self.info = load_exchange_info(config.exchange_info, data_dir)
+        self.listed: dict[str, dict[str, Any]] = {s["symbol"]: s for s in self.info["symbols"]}
+        self.started = clock()
+        self._start_us = int(wall_clock() * 1000) * 1000
+        self._cache = EncodedCache()
+        self._markets: dict[str, Market] = {}
+
+    def knows(self, symbol: str) -> bool:
+        return symbol in self.listed or symbol in self.files
+
+    def market(self, symbol: str) -> Market | None:
+        """The market of an upper-case symbol, created on first use; None for unknown symbols."""
+        market = self._markets.get(symbol)
+        if market is None and self.knows(symbol):
+            market = Market(
+                self._source(symbol),
+                speed=self.config.speed,
+                started=self.started,
+                clock=self.clock,
+                cache=self._cache,
+            )
+            self._markets[symbol] = market
+        return market
+
+    def _source(self, symbol: str) -> TradeSource:
+        paths = self.files.get(symbol)
+        if paths:
+            return ReplaySource(load_tape(symbol, paths))
+        return WalkSource(
+            symbol,
+            seed=self.config.seed,
+            rate=self.config.synthetic_rate,
+            start_us=self._start_us,
+        )
+
+    def now_ms(self) -> int:
+        return int(self.wall_clock() * 1000)

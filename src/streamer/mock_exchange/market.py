@@ -1,0 +1,136 @@
+"""One symbol's market: which trades have happened by now, and the stream faults on top of them.
+
+The market is shared by every connection and by the history endpoint, which is what makes the
+mock behave like one exchange: a client that reconnects sees later ids, never the same trades
+again, and the history endpoint serves exactly the trades the stream carried (or skipped).
+Paced markets follow a clock (recorded time / speed); a market without a speed publishes a trade
+as soon as the fastest subscriber asks for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamer.mock_exchange.encoding import Encoded, EncodedCache, encode_trades, rest_trades
+from streamer.mock_exchange.sources import Trades, TradeSource
+
+
+@dataclass
+class StreamFaults:
+    """Index ranges the stream leaves out (history keeps them) or sends twice."""
+
+    skipped: list[range] = field(default_factory=list)
+    doubled: list[range] = field(default_factory=list)
+
+    def touches(self, lo: int, hi: int) -> bool:
+        return any(r.start < hi and lo < r.stop for r in (*self.skipped, *self.doubled))
+
+    def copies(self, index: int) -> int:
+        if any(index in r for r in self.skipped):
+            return 0
+        return 2 if any(index in r for r in self.doubled) else 1
+
+
+class Market:
+    """The published trades of one symbol, by index; `head` is the next index to publish."""
+
+    def __init__(
+        self,
+        source: TradeSource,
+        *,
+        speed: float | None,
+        started: float,
+        clock: Callable[[], float],
+        cache: EncodedCache,
+    ) -> None:
+        self.symbol = source.symbol
+        self.source = source
+        self.speed = speed
+        self.started = started
+        self.faults = StreamFaults()
+        self._clock = clock
+        self._cache = cache
+        self._published = 0
+        self._chunks: dict[int, Trades] = {}
+
+    @property
+    def paced(self) -> bool:
+        return self.speed is not None
+
+    def head(self) -> int:
+        """How many trades have happened: paced by the clock, or as far as a reader has gone."""
+        if self.speed is None:
+            return self._published
+        return self.source.count_due((self._clock() - self.started) * self.speed)
+
+    def publish(self, upto: int) -> None:
+        """An unpaced market has now happened up to `upto` (a reader asked for those trades)."""
+        self._published = max(self._published, upto)
+
+    def due_at(self, index: int) -> float:
+        """The clock time at which trade `index` happens (paced markets only)."""
+        assert self.speed is not None
+        return self.started + self.source.due(index) / self.speed
+
+    def id_of(self, index: int) -> int:
+        return self.source.first_id + index
+
+    def index_of(self, trade_id: int) -> int:
+        return trade_id - self.source.first_id
+
+    def trades(self, index: int) -> Trades:
+        """The chunk holding trade `index` (a few recent chunks are kept)."""
+        number = self.source.chunk_of(index)
+        chunk = self._chunks.get(number)
+        if chunk is None:
+            chunk = self.source.chunk(number)
+            if len(self._chunks) >= 4:
+                self._chunks.pop(next(iter(self._chunks)))
+            self._chunks[number] = chunk
+        return chunk
+
+    def encoded(self, index: int, stream: str | None, *, micro: bool) -> Encoded:
+        """The encoded chunk holding trade `index`, shared by every connection that wants it."""
+        number = self.source.chunk_of(index)
+        key = (self.symbol, number, stream, micro)
+        item = self._cache.get(key)
+        if item is None:
+            item = encode_trades(self.trades(index), self.symbol, stream, micro=micro)
+            self._cache.put(key, item)
+        return item
+
+    def frames(self, lo: int, hi: int, stream: str | None, *, micro: bool) -> tuple[bytes, int]:
+        """Frames for trades from `lo` up to at most `hi` within one chunk, and where they stop."""
+        encoded = self.encoded(lo, stream, micro=micro)
+        hi = min(hi, encoded.end)
+        if not self.faults.touches(lo, hi):
+            return encoded.span(lo, hi), hi
+        parts = [encoded.one(i) * self.faults.copies(i) for i in range(lo, hi)]
+        return b"".join(parts), hi
+
+    def history(self, first: int, limit: int, *, micro: bool) -> list[dict[str, Any]]:
+        """Up to `limit` published trades from index `first` in REST shape."""
+        rows: list[dict[str, Any]] = []
+        index, end = max(0, first), min(self.head(), max(0, first) + limit)
+        while index < end:
+            chunk = self.trades(index)
+            stop = min(end, chunk.end)
+            rows.extend(rest_trades(chunk, index, stop, micro=micro))
+            index = stop
+        return rows
+
+    def skip(self, count: int) -> range:
+        """The next `count` trades will be missing from every stream (the history keeps them)."""
+        head = self.head()
+        span = range(head, head + count)
+        self.faults.skipped.append(span)
+        return span
+
+    def duplicate(self, count: int) -> range:
+        """The next `count` trades will be sent twice on every stream."""
+        head = self.head()
+        span = range(head, head + count)
+        self.faults.doubled.append(span)
+        return span

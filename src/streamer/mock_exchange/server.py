@@ -1,0 +1,214 @@
+"""The mock exchange server: REST, websocket streams and the admin endpoint on one port.
+
+Built on the websockets library's asyncio server: its `process_request` hook answers plain HTTP
+(REST and admin, and may wait, which the slow-REST fault needs) and refuses upgrades the way
+Binance does; everything else is a websocket connection fed by `MockConnection`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import time
+from collections import defaultdict, deque
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from streamer.mock_exchange.config import MockConfig
+from streamer.mock_exchange.connection import MockConnection
+from streamer.mock_exchange.encoding import encode_json
+from streamer.mock_exchange.exchange import Exchange
+from streamer.mock_exchange.faults import FaultError, Faults
+from streamer.mock_exchange.protocol import UrlError, handle, parse_url
+from streamer.mock_exchange.rest import RestApi
+
+log = logging.getLogger(__name__)
+ADMIN = "/_mock/"
+_WRITE_LIMIT = 2**20
+
+
+def _response(status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> Response:
+    fields = Headers(headers or [("Content-Type", "application/json;charset=UTF-8")])
+    fields["Content-Length"] = str(len(body))
+    fields["Connection"] = "close"
+    return Response(status, http.HTTPStatus(status).phrase, fields, body)
+
+
+class MockExchange:
+    """A local Binance spot market-data server; use as `async with MockExchange(config) as mock`."""
+
+    def __init__(self, config: MockConfig | None = None) -> None:
+        self.config = config or MockConfig()
+        self.exchange = Exchange(self.config)
+        self.rest = RestApi(self.exchange)
+        self.connections: dict[int, MockConnection] = {}
+        self.faults = Faults(self.exchange, lambda: list(self.connections.values()), self._listen)
+        self.port = self.config.port
+        self._server: Server | None = None
+        self._attempts: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._stopped = asyncio.Event()
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.config.host}:{self.port}"
+
+    async def __aenter__(self) -> MockExchange:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        await self._listen(True)
+
+    async def stop(self) -> None:
+        """Close every connection (1001 going away) and stop listening."""
+        for connection in list(self.connections.values()):
+            connection.cancel_tasks()
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+            self._server = None
+        for connection in list(self.connections.values()):
+            connection.transport.abort()
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def _listen(self, on: bool) -> None:
+        """Start or stop accepting TCP connections on the same port; open ones are kept."""
+        if on and self._server is None:
+            self._server = await serve(
+                self._handler,
+                self.config.host,
+                self.port,
+                process_request=self._process_request,
+                create_connection=MockConnection,
+                compression=None,
+                ping_interval=None,
+                close_timeout=2,
+                max_size=2**20,
+                write_limit=_WRITE_LIMIT,
+                logger=logging.getLogger("streamer.mock_exchange.websockets"),
+            )
+            self.port = self._server.sockets[0].getsockname()[1]
+        elif not on and self._server is not None:
+            server, self._server = self._server, None
+            for sock in server.sockets:
+                sock.close()
+            server.server.close()
+
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        parts = urlsplit(request.path)
+        if parts.path.startswith(ADMIN):
+            return await self._admin(
+                request.headers, parts.path[len(ADMIN) :], parse_qs(parts.query)
+            )
+        refusal = self.faults.refusal
+        if refusal is not None:
+            body = encode_json({"code": -1003, "msg": "Way too many requests; mock refusal."})
+            return _response(
+                refusal.status,
+                body,
+                [
+                    ("Content-Type", "application/json;charset=UTF-8"),
+                    ("Retry-After", str(refusal.retry_after)),
+                ],
+            )
+        if parts.path.startswith("/api/"):
+            if self.faults.rest_delay:
+                await asyncio.sleep(self.faults.rest_delay)
+            headers = {name.lower(): value for name, value in request.headers.raw_items()}
+            reply = self.rest.handle(parts.path, parse_qs(parts.query), headers)
+            return _response(reply.status, reply.body, list(reply.headers))
+        assert isinstance(connection, MockConnection)
+        limits = self.config.limits
+        retry = self._attempt(connection.remote_address[0] if connection.remote_address else "")
+        if retry is not None:
+            body = encode_json({"code": -1003, "msg": "Too many connection attempts."})
+            return _response(
+                429, body, [("Content-Type", "application/json"), ("Retry-After", str(retry))]
+            )
+        try:
+            connection.session = parse_url(request.path, limits.max_streams)
+        except UrlError as exc:
+            return _response(exc.status, encode_json({"code": -1100, "msg": str(exc)}))
+        connection.limits = limits
+        connection.exchange = self.exchange
+        return None
+
+    def _attempt(self, client: str) -> int | None:
+        """Counts a connection attempt; the seconds to wait when over the per-window limit."""
+        limits = self.config.limits
+        if limits.max_connection_attempts is None:
+            return None
+        now = time.monotonic()
+        attempts = self._attempts[client]
+        while attempts and attempts[0] <= now - limits.attempts_window:
+            attempts.popleft()
+        if len(attempts) >= limits.max_connection_attempts:
+            return max(1, round(attempts[0] + limits.attempts_window - now))
+        attempts.append(now)
+        return None
+
+    async def _admin(self, headers: Headers, name: str, query: dict[str, list[str]]) -> Response:
+        params = {key: values[-1] for key, values in query.items()}
+        if name == "connections":
+            return _response(200, encode_json([c.describe() for c in self.connections.values()]))
+        if name == "faults":
+            return _response(200, encode_json(self.faults.state()))
+        if name.startswith("faults/"):
+            try:
+                result = await self.faults.apply(name[len("faults/") :], params)
+            except FaultError as exc:
+                return _response(400, encode_json({"error": str(exc)}))
+            return _response(200, encode_json({"ok": True, "result": result}))
+        return _response(404, encode_json({"error": f"unknown admin path {ADMIN}{name}"}))
+
+    async def _handler(self, connection: ServerConnection) -> None:
+        assert isinstance(connection, MockConnection)
+        self.connections[connection.number] = connection
+        connection.follow(list(connection.session.streams))
+        feed = asyncio.create_task(connection.feed())
+        keepalive = asyncio.create_task(connection.keepalive())
+        expire = asyncio.create_task(connection.expire())
+        try:
+            async for message in connection:
+                text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+                reply = handle(connection.session, text)
+                connection.unfollow(reply.removed)
+                connection.follow(reply.added)
+                await connection.send(reply.payload.decode())
+        except Exception as exc:  # a broken connection ends only itself
+            log.debug("connection %s ended: %r", connection.id, exc)
+        finally:
+            for task in (feed, keepalive, expire):
+                task.cancel()
+            connection.cancel_tasks()
+            self.connections.pop(connection.number, None)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "rest_url": self.rest_url,
+            "ws_url": self.ws_url,
+            "connections": len(self.connections),
+        }
