@@ -6,8 +6,17 @@ import asyncio
 
 import pytest
 
-from streamer.otp import AlreadyStarted, ChildSpec, DynamicSupervisor, Registry, Restart, Started
-from tests.otp.probes import Probe, running, settle
+from streamer.otp import (
+    AlreadyStarted,
+    ChildSpec,
+    ChildState,
+    DynamicSupervisor,
+    Registry,
+    Restart,
+    Started,
+    SupervisorFailed,
+)
+from tests.otp.probes import Probe, ended, running, settle
 
 
 async def test_lookup_finds_the_live_child_by_name() -> None:
@@ -102,3 +111,80 @@ async def test_two_supervisors_cannot_share_a_name() -> None:
     await first.stop()
     await second.stop()
     await asyncio.gather(*tasks)
+
+
+async def hold_up(supervisor: DynamicSupervisor) -> asyncio.Event:
+    """Keep the supervisor busy restarting another child until the returned gate is set."""
+    gate = asyncio.Event()
+    restarting = asyncio.Event()
+    starts = 0
+
+    async def slow_restart(started: Started) -> None:
+        nonlocal starts
+        starts += 1
+        if starts == 1:
+            started()
+            raise RuntimeError("first crash")
+        restarting.set()
+        await gate.wait()
+        started()
+        await asyncio.Event().wait()
+
+    await supervisor.start_child(ChildSpec("slow", slow_restart))
+    await restarting.wait()
+    return gate
+
+
+async def test_crashed_child_keeps_its_name_until_restarted() -> None:
+    """Between a crash and its restart, the name still finds the child, so no lookup misses it."""
+    registry = Registry()
+    probe = Probe()
+    sup = DynamicSupervisor()
+    task = await running(sup)
+    child = await sup.start_child(probe.spec("a", name=(registry, "ETHUSDT")))
+    gate = await hold_up(sup)
+    probe.crash("a", RuntimeError("boom"))
+    await ended(child)
+    states = [child.state]
+    assert registry.lookup("ETHUSDT") is child
+    gate.set()
+    await sup.sync()
+    states.append(child.state)
+    assert registry.lookup("ETHUSDT") is child
+    assert states == [ChildState.STOPPED, ChildState.RUNNING]
+    await sup.stop()
+    await task
+
+
+async def test_terminating_a_crashed_child_before_its_restart_frees_the_name() -> None:
+    """A child terminated while awaiting its restart is not restarted and gives its name up."""
+    registry = Registry()
+    probe = Probe()
+    sup = DynamicSupervisor()
+    task = await running(sup)
+    child = await sup.start_child(probe.spec("a", name=(registry, "ETHUSDT")))
+    gate = await hold_up(sup)
+    probe.crash("a", RuntimeError("boom"))
+    await ended(child)
+    await sup.terminate_child(child)
+    assert registry.names() == []
+    gate.set()
+    await sup.sync()
+    assert probe.starts("a") == 1
+    assert registry.names() == []
+    await sup.stop()
+    await task
+
+
+async def test_escalation_frees_every_name() -> None:
+    """A supervisor that fails leaves no name behind, the crashed child's included."""
+    registry = Registry()
+    probe = Probe()
+    sup = DynamicSupervisor(max_restarts=0)
+    task = await running(sup)
+    await sup.start_child(probe.spec("a", name=(registry, "A")))
+    await sup.start_child(probe.spec("b", name=(registry, "B")))
+    probe.crash("a", RuntimeError("boom"))
+    with pytest.raises(SupervisorFailed):
+        await task
+    assert registry.names() == []

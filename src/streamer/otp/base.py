@@ -177,6 +177,7 @@ class BaseSupervisor(ABC):
         if not child.is_current(exit.run) or not self._holds(child):
             return
         if not should_restart(child.spec.restart, exit.reason):
+            child._release_name()
             self._ended_for_good(child)
             return
         if not self._intensity.add_restart():

@@ -164,6 +164,11 @@ class Child:
             self.state = ChildState.STOPPED
 
     def _release_name(self) -> None:
+        """Give the registered name up: the supervisor is done with this child.
+
+        A run that ends by itself keeps the name until its supervisor has decided: through a
+        restart the name never lapses, so a lookup cannot miss a child about to come back.
+        """
         if self.spec.name is not None:
             self.spec.name[0]._unregister(self.spec.name[1], self)
 
@@ -178,8 +183,9 @@ class Child:
             return
         if self._run is not run:
             return
-        self._release_name()
         self.state = ChildState.STOPPED
+        if run.shutdown_requested or not run.handshake.done():
+            self._release_name()
         if run.shutdown_requested:
             if reason is not None and not isinstance(reason, asyncio.CancelledError):
                 log.error(

@@ -66,6 +66,7 @@ class DynamicSupervisor(BaseSupervisor):
         del self._dict[child]
         log.debug("%s: terminating child %s", self.name, child.id)
         await child._shutdown()
+        child._release_name()
 
     def count_children(self) -> dict[str, int]:
         """OTP's count_children: specs, active (running), supervisors, workers."""
@@ -112,4 +113,6 @@ class DynamicSupervisor(BaseSupervisor):
         if children:
             log.debug("%s: shutting down %d children", self.name, len(children))
             await asyncio.gather(*(child._shutdown() for child in children))
+        for child in children:
+            child._release_name()
         self._dict.clear()

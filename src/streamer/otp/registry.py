@@ -11,10 +11,12 @@ if TYPE_CHECKING:
 
 
 class Registry:
-    """Maps each name to the one live child holding it.
+    """Maps each name to the one supervised child holding it.
 
-    Supervisors claim a child's name before starting it and release it the moment it ends,
-    however it ends, so a name never points at a dead child.
+    Supervisors claim a child's name before starting it and release it once they are done
+    with the child, however it ended: shut down, terminated, failed to start, or exited and
+    not to be restarted. A child between a crash and its restart keeps its name, so a lookup
+    never misses a child that is coming back, and nobody else can take the name meanwhile.
     """
 
     __slots__ = ("_children", "label")
@@ -24,7 +26,7 @@ class Registry:
         self._children: dict[str, Child] = {}
 
     def lookup(self, name: str) -> Child | None:
-        """The live child registered under `name`, if any."""
+        """The child registered under `name`, if any (it may be about to be restarted)."""
         return self._children.get(name)
 
     def names(self) -> list[str]:

@@ -102,3 +102,4 @@ class Supervisor(BaseSupervisor):
             if child.task is not None:
                 log.debug("%s: shutting down child %s", self.name, child.id)
                 await child._shutdown()
+            child._release_name()
