@@ -18,7 +18,8 @@ async def run_application(root: Supervisor) -> int:
     """Run `root` until SIGINT/SIGTERM or its failure; the result is the process exit code.
 
     A signal stops the tree gracefully (children in reverse order) and gives 0; the root
-    failing to start or escalating gives 1, after one log line saying why.
+    failing to start or escalating gives 1, after one log line saying why. Signal handlers
+    can only be installed from the main thread, which is where a program's loop runs.
     """
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -51,9 +52,9 @@ async def run_application(root: Supervisor) -> int:
             return 1
         return 0
     finally:
-        waiting.cancel()
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
+        waiting.cancel()
         if not running.done():
             running.cancel()
-            await asyncio.wait({running})
+        await asyncio.wait({running, waiting})
