@@ -86,6 +86,7 @@ async def fill_gap(channel: SymbolChannel, history: TradeHistory | None, max_tra
                     channel.report_lost(next_id, trade.id - 1)
                 channel.publish_backfilled(to_event(symbol, trade))
                 next_id = trade.id + 1
+            channel.flush()
     except Exception as exc:
         log.warning(
             "%s: trades %d..%d could not be back-filled (%s); reported as lost",

@@ -1,25 +1,24 @@
 """One symbol's place in the stream: ordering, de-duplication, gap detection, publishing, stats.
 
 `on_trade` runs synchronously inside the websocket read callback for every trade, so it does the
-least it can: compare the id with the last one, publish, count. Anything out of the ordinary
-(a jump in ids) switches the channel into holding live trades and wakes the symbol's worker,
-which fetches the missing trades over REST and then releases the held ones in order. Duplicates
-(the overlap of two connections during a rotation, a replay after a resubscribe) are dropped by
-id, so subscribers see each trade id once and in increasing order.
+least it can: compare the id with the last one and append the trade to an outgoing list. The
+read callback flushes every touched channel once per socket read, so subscribers get a burst per
+read (one queue extend, one wake-up) instead of one hand-over per trade. Anything out of the
+ordinary (a jump in ids) switches the channel into holding live trades and wakes the symbol's
+worker, which fetches the missing trades over REST and then releases the held ones in order.
+Duplicates (the overlap of two connections during a rotation, a replay after a resubscribe) are
+dropped by id, so subscribers see each trade id once and in increasing order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from streamer.binance.events import Event, GapNotice, TradeEvent
-from streamer.pubsub import topic
-
-Publish = Callable[[str, Event], object]
+from streamer.binance.events import GapNotice, TradeEvent
+from streamer.pubsub import Route
 
 
 def _trade_id(event: TradeEvent) -> int:
@@ -39,9 +38,13 @@ class SymbolChannel:
     """The live state of one streamed symbol; written by the read callback, read by the worker."""
 
     __slots__ = (
+        "_dirty",
         "_error",
+        "_expect",
         "_held",
-        "_publish",
+        "_last_id",
+        "_out",
+        "_route",
         "_waiter",
         "active_at",
         "checked_trades",
@@ -50,23 +53,29 @@ class SymbolChannel:
         "gaps_filled",
         "gaps_lost",
         "last",
-        "last_id",
         "malformed",
         "rate",
         "since",
         "state",
         "symbol",
-        "topic",
         "trades",
         "trades_backfilled",
         "trades_lost",
     )
 
-    def __init__(self, symbol: str, publish: Publish, last_id: int | None = None) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        route: Route,
+        dirty: list[SymbolChannel],
+        last_id: int | None = None,
+    ) -> None:
         self.symbol = symbol
-        self.topic = topic(symbol)
-        self._publish = publish
-        self.last_id = last_id
+        self._route = route
+        self._dirty = dirty
+        self._out: list[TradeEvent] = []
+        self._last_id = last_id
+        self._expect = last_id + 1 if last_id is not None else None
         self.last: TradeEvent | None = None
         self.trades = 0
         self.duplicates = 0
@@ -85,23 +94,40 @@ class SymbolChannel:
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
 
+    @property
+    def last_id(self) -> int | None:
+        """The id of the last trade taken (published, or announced lost)."""
+        expect = self._expect
+        return expect - 1 if expect is not None else self._last_id
+
     def on_trade(self, event: TradeEvent) -> None:
-        """A live trade arrived: publish it in order, drop it as a duplicate, or hold it."""
+        """A live trade arrived: take it if it is the next id, else see what it is."""
+        trade_id = event.trade_id
+        if trade_id == self._expect:
+            self._expect = trade_id + 1
+            out = self._out
+            if not out:
+                self._dirty.append(self)
+            out.append(event)
+            return
+        self._unexpected(event)
+
+    def _unexpected(self, event: TradeEvent) -> None:
         held = self._held
         if held is not None:
             held.append(event)
             return
         trade_id = event.trade_id
         last_id = self.last_id
-        if last_id is None or trade_id == last_id + 1:
-            self.last_id = trade_id
-            self.last = event
-            self.trades += 1
-            self._publish(self.topic, event)
+        if last_id is None:
+            self._expect = trade_id
+            self.on_trade(event)
             return
         if trade_id <= last_id:
             self.duplicates += 1
             return
+        self._last_id = last_id
+        self._expect = None
         self.gap = (last_id + 1, trade_id - 1)
         self._held = [event]
         self._wake()
@@ -122,14 +148,26 @@ class SymbolChannel:
         if self.last_id is None or first <= self.last_id + 1:
             self.gap = None
             self._release()
+            self.flush()
             return False
         self.gap = (self.last_id + 1, first - 1)
         return True
 
     def _release(self) -> None:
         held, self._held = self._held, None
+        last_id = self._last_id
+        self._expect = last_id + 1 if last_id is not None else None
         for event in held or ():
             self.on_trade(event)
+
+    def flush(self) -> None:
+        """Publish what `on_trade` collected since the last flush, as one batch."""
+        out = self._out
+        if out:
+            self._out = []
+            self.last = out[-1]
+            self.trades += len(out)
+            self._route.publish_batch(out)
 
     def set_state(self, state: State) -> None:
         if state is not self.state:
@@ -165,19 +203,18 @@ class SymbolChannel:
 
     def publish_backfilled(self, event: TradeEvent) -> None:
         """Publish one trade fetched for the current gap (ids must come in order)."""
-        if self.last_id is not None and event.trade_id <= self.last_id:
+        if self._last_id is not None and event.trade_id <= self._last_id:
             return
-        self.last_id = event.trade_id
-        self.last = event
-        self.trades += 1
+        self._last_id = event.trade_id
         self.trades_backfilled += 1
-        self._publish(self.topic, event)
+        self._out.append(event)
 
     def report_lost(self, first: int, last: int) -> None:
         """Trades first..last cannot be had: tell subscribers and move on past them."""
-        self._publish(self.topic, GapNotice(self.symbol, first, last))
+        self.flush()
+        self._route.publish(GapNotice(self.symbol, first, last))
         self.trades_lost += last - first + 1
-        self.last_id = last
+        self._last_id = last
 
     def gap_done(self, filled: bool) -> None:
         """The gap was dealt with; release the held live trades through the normal path."""
@@ -187,6 +224,7 @@ class SymbolChannel:
             self.gaps_lost += 1
         self.gap = None
         self._release()
+        self.flush()
 
     def stats(self) -> dict[str, Any]:
         """Plain data for status views and metrics."""

@@ -14,6 +14,9 @@ class StreamerConfig:
     `streams_per_connection` 1 reproduces one connection per symbol; the default keeps ~1,700
     symbols on 9 connections, far under the 1,024-stream cap and the 300-connects/5-min limit.
     `dead_after` must exceed the server's 20 s ping period; `rotate_after` stays under its 24 h cut.
+    `receive_buffer` caps the socket's kernel buffer and so the trades handled per read: a
+    backlog is then worked off in bursts that stay in the CPU cache and reach subscribers
+    sooner, instead of megabyte reads whose first trade waits for thousands of others.
     """
 
     ws_url: str = BINANCE_WS_URL
@@ -35,6 +38,7 @@ class StreamerConfig:
     reorder_window: float = 0.25
     max_backfill: int = 100_000
     time_unit: str | None = None
+    receive_buffer: int = 256 * 1024
 
     def __post_init__(self) -> None:
         if not 1 <= self.streams_per_connection <= 1024:

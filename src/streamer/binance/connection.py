@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -44,14 +45,24 @@ from streamer.binance.protocol import (
     Pong,
     SlidingWindow,
     cooldown_for,
+    symbol_of,
 )
 
 log = logging.getLogger(__name__)
 
-_TEXT = WSMsgType.TEXT
 _PING = WSMsgType.PING
 _CLOSE = WSMsgType.CLOSE
 _DecodeError = msgspec.DecodeError
+
+
+def flush(dirty: list[SymbolChannel]) -> None:
+    """Publish every channel's collected trades and empty the list of touched channels."""
+    for channel in dirty:
+        try:
+            channel.flush()
+        except Exception as exc:
+            channel.fail(exc)
+    dirty.clear()
 
 
 class ConnectGate:
@@ -89,32 +100,39 @@ class _Listener(WSListener):
     def __init__(self, connection: StreamConnection) -> None:
         self.connection = connection
         self.routes = connection.routes
-        self.frames = 0
+        self.dirty = connection.dirty
+        self.reads = 0
         self.retired = False
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        self.frames += 1
-        msg_type = frame.msg_type
-        if msg_type is _TEXT:
-            payload = frame.get_payload_as_memoryview()
-            try:
-                envelope = decode_envelope(payload)
-            except _DecodeError:
-                self.connection.on_control(bytes(payload), self)
-                return
-            channel = self.routes.get(envelope.stream)
+        # Decoding comes before looking at the frame type: almost every frame is a trade, and a
+        # ping, pong or close payload never decodes as a trade envelope, so those only pay for a
+        # failed decode while every trade saves the cost of building the type enum.
+        try:
+            trade = decode_envelope(frame.get_payload_as_bytes()).data
+        except _DecodeError:
+            self._not_a_trade(transport, frame)
+        else:
+            channel = self.routes.get(trade.symbol)
             if channel is not None:
                 try:
-                    channel.on_trade(envelope.data)
+                    channel.on_trade(trade)
                 except Exception as exc:
                     channel.fail(exc)
-        elif msg_type is _PING:
+        if frame.last_in_buffer:
+            self.reads += 1
+            if self.dirty:
+                flush(self.dirty)
+
+    def _not_a_trade(self, transport: WSTransport, frame: WSFrame) -> None:
+        msg_type = frame.msg_type
+        if msg_type is _PING:
             if not self.retired:
                 self.connection.on_ping(frame.get_payload_as_bytes())
         elif msg_type is _CLOSE:
             transport.send_close(WSCloseCode.OK)
             transport.disconnect()
-        else:
+        elif msg_type is not WSMsgType.PONG:
             self.connection.on_control(frame.get_payload_as_bytes(), self)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
@@ -134,12 +152,14 @@ class StreamConnection:
         name: str,
         config: StreamerConfig,
         routes: dict[str, SymbolChannel],
+        dirty: list[SymbolChannel],
         gate: ConnectGate,
         clock: Callable[[], float],
     ) -> None:
         self.name = name
         self.config = config
         self.routes = routes
+        self.dirty = dirty
         self.gate = gate
         self.clock = clock
         self.state = ConnectionState(
@@ -210,13 +230,13 @@ class StreamConnection:
                 return
             outcome = self.state.on_reply(message.id, message.error)
             for stream in outcome.confirmed:
-                confirmed = self.routes.get(stream)
+                confirmed = self.routes.get(symbol_of(stream))
                 if confirmed is not None:
                     confirmed.set_state(State.STREAMING)
             if outcome.error is not None:
                 log.warning("%s: request %s refused: %s", self.name, message.id, outcome.error)
             for stream in outcome.refused:
-                channel = self.routes.get(stream)
+                channel = self.routes.get(symbol_of(stream))
                 if channel is not None:
                     channel.fail(LookupError(f"the exchange refused {stream}: {outcome.error}"))
         elif isinstance(message, ServerShutdown):
@@ -227,7 +247,7 @@ class StreamConnection:
             log.debug("%s: ignoring %s event on %s", self.name, message.event_type, message.stream)
         elif isinstance(message, Malformed):
             self.malformed += 1
-            channel = self.routes.get(message.stream) if message.stream else None
+            channel = self.routes.get(symbol_of(message.stream)) if message.stream else None
             if channel is not None:
                 channel.malformed += 1
             self._malformed_log.warning(
@@ -239,7 +259,7 @@ class StreamConnection:
     def _set_channels(self, state: State) -> None:
         routes = self.routes
         for stream in self.state.wanted:
-            channel = routes.get(stream)
+            channel = routes.get(symbol_of(stream))
             if channel is not None:
                 channel.set_state(state)
 
@@ -255,6 +275,9 @@ class StreamConnection:
             logger_name="streamer",
         )
         assert isinstance(listener, _Listener)
+        sock = transport.underlying_transport.get_extra_info("socket")
+        if sock is not None and self.config.receive_buffer:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.config.receive_buffer)
         self.connects += 1
         return transport, listener, streams
 
@@ -316,7 +339,7 @@ class StreamConnection:
         """Drive one socket until it dies; returns how long it lived."""
         self._became_live(transport, streams)
         opened = self.clock()
-        seen, quiet_since = listener.frames, opened
+        seen, quiet_since = listener.reads, opened
         try:
             while True:
                 if transport.is_disconnected:
@@ -326,8 +349,8 @@ class StreamConnection:
                     transport.disconnect()
                     return self.clock() - opened
                 now = self.clock()
-                if listener.frames != seen:
-                    seen, quiet_since = listener.frames, now
+                if listener.reads != seen:
+                    seen, quiet_since = listener.reads, now
                 elif now - quiet_since > self.config.dead_after:
                     log.warning("%s: silent for %.0fs; reconnecting", self.name, now - quiet_since)
                     transport.disconnect(graceful=False)
@@ -337,7 +360,7 @@ class StreamConnection:
                     if rotated is not None:
                         transport, listener = rotated
                         opened = self.clock()
-                        seen, quiet_since = listener.frames, opened
+                        seen, quiet_since = listener.reads, opened
                         continue
                 wait = self._send(transport)
                 timeout = self.config.check_interval if wait is None else min(wait, 1.0)
@@ -359,7 +382,7 @@ class StreamConnection:
             if isinstance(message, Pong):
                 transport.send_pong(message.payload)
             else:
-                transport.send(_TEXT, message.encode())
+                transport.send(WSMsgType.TEXT, message.encode())
         return wait
 
     async def _rotate(

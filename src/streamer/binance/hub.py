@@ -22,7 +22,7 @@ from streamer.binance.config import StreamerConfig
 from streamer.binance.connection import ConnectGate, StreamConnection
 from streamer.binance.protocol import stream_name
 from streamer.otp import ChildSpec, Registry, Started
-from streamer.pubsub import PubSub
+from streamer.pubsub import PubSub, topic
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class StreamHub:
         self.clock = clock
         self.gate = ConnectGate(config, clock)
         self.routes: dict[str, SymbolChannel] = {}
+        self.dirty: list[SymbolChannel] = []
         self._channels: dict[str, SymbolChannel] = {}
         self._connection_of: dict[str, StreamConnection] = {}
         self._connections: list[StreamConnection] = []
@@ -75,15 +76,16 @@ class StreamHub:
         """Start streaming `symbol` (uppercase) and return its channel; raises AlreadyAttached."""
         if symbol in self._channels:
             raise AlreadyAttached(f"{symbol} is already streaming")
-        channel = SymbolChannel(symbol, self.pubsub.publish, self._resume.pop(symbol, None))
+        channel = SymbolChannel(
+            symbol, self.pubsub.route(topic(symbol)), self.dirty, self._resume.pop(symbol, None)
+        )
         channel.active_at = self.clock()
-        stream = stream_name(symbol)
-        self.routes[stream] = channel
+        self.routes[symbol] = channel
         self._channels[symbol] = channel
         self._stopped.pop(symbol, None)
         connection = self._connection_with_room()
         self._connection_of[symbol] = connection
-        connection.add([stream])
+        connection.add([stream_name(symbol)])
         return channel
 
     def detach(self, symbol: str, *, resume: bool = False) -> None:
@@ -91,11 +93,10 @@ class StreamHub:
         channel = self._channels.pop(symbol, None)
         if channel is None:
             return
-        stream = stream_name(symbol)
-        self.routes.pop(stream, None)
+        self.routes.pop(symbol, None)
         connection = self._connection_of.pop(symbol, None)
         if connection is not None:
-            connection.remove([stream])
+            connection.remove([stream_name(symbol)])
         if resume and channel.last_id is not None:
             self._resume[symbol] = channel.last_id
         channel.set_state(State.STOPPED)
@@ -118,7 +119,7 @@ class StreamHub:
                 return connection
         self._serial += 1
         connection = StreamConnection(
-            f"conn-{self._serial}", self.config, self.routes, self.gate, self.clock
+            f"conn-{self._serial}", self.config, self.routes, self.dirty, self.gate, self.clock
         )
         self._connections.append(connection)
         self._spawn(connection)
