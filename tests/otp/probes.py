@@ -9,6 +9,16 @@ from streamer.otp import Child, ChildSpec, Registry, Restart, Started
 from streamer.otp.base import BaseSupervisor
 
 
+class FakeClock:
+    """A monotonic clock that moves only when a test sets `now`."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Probe:
     """Makes child specs whose bodies log `start:<id>` and `stop:<id>` and wait to be ended."""
 

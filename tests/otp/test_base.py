@@ -16,7 +16,7 @@ from streamer.otp import (
     Supervisor,
 )
 from streamer.otp.base import should_restart
-from tests.otp.probes import Probe, running, settle
+from tests.otp.probes import FakeClock, Probe, running, settle
 
 
 @pytest.mark.parametrize(
@@ -162,16 +162,16 @@ async def test_cancellation_while_stopping_still_stops_every_child() -> None:
 
 async def test_recent_restarts_counts_only_restarts_inside_the_window() -> None:
     """recent_restarts() and describe() show the restarts that still count toward failing."""
-    now = [0.0]
+    clock = FakeClock()
     probe = Probe()
-    sup = Supervisor([probe.spec("a")], max_restarts=5, max_seconds=10.0, clock=lambda: now[0])
+    sup = Supervisor([probe.spec("a")], max_restarts=5, max_seconds=10.0, clock=clock)
     task = await running(sup)
     for _ in range(2):
         child = sup.which_children()[0]
         probe.crash("a", RuntimeError("boom"))
         await settle(sup, child)
     assert sup.recent_restarts() == 2
-    now[0] = 11.0
+    clock.now = 11.0
     assert sup.describe()["recent_restarts"] == 0
     await sup.stop()
     await task

@@ -20,15 +20,7 @@ from streamer.otp import (
     StartError,
     SupervisorFailed,
 )
-from tests.otp.probes import Probe, running, settle
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.otp.probes import FakeClock, Probe, running, settle
 
 
 async def test_start_child_returns_a_running_child() -> None:

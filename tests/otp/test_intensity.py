@@ -7,14 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamer.otp import RestartIntensity
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.otp.probes import FakeClock
 
 
 def test_allows_max_restarts_then_refuses_the_next() -> None:

@@ -20,15 +20,7 @@ from streamer.otp import (
     Supervisor,
     SupervisorFailed,
 )
-from tests.otp.probes import Probe, running, settle
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.otp.probes import FakeClock, Probe, running, settle
 
 
 async def test_starts_in_order_and_stops_in_reverse_order() -> None:
