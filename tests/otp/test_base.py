@@ -175,3 +175,10 @@ async def test_recent_restarts_counts_only_restarts_inside_the_window() -> None:
     assert sup.describe()["recent_restarts"] == 0
     await sup.stop()
     await task
+
+
+def test_repr_names_the_kind_the_name_and_the_state() -> None:
+    """A supervisor's repr says what it is, which one, and whether it runs, for logs and REPLs."""
+    assert repr(DynamicSupervisor(name="streams")) == (
+        "<DynamicSupervisor 'streams' stopped children=0>"
+    )

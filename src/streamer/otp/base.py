@@ -228,3 +228,7 @@ class BaseSupervisor(ABC):
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """The subtree as plain data (str, int, float, None, lists, dicts)."""
+
+    def __repr__(self) -> str:
+        kind = type(self).__name__
+        return f"<{kind} {self.name!r} {self._state} children={len(self._children())}>"
