@@ -15,6 +15,7 @@ from typing import Protocol
 
 from streamer.binance.channel import SymbolChannel
 from streamer.binance.events import TradeEvent
+from streamer.binance.rest import RestError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def to_event(symbol: str, trade: HistoricalTradeLike) -> TradeEvent:
     )
 
 
-async def fill_gap(channel: SymbolChannel, history: TradeHistory | None, max_trades: int) -> None:
+async def fill_gap(channel: SymbolChannel, history: TradeHistory, max_trades: int) -> None:
     """Publish the trades of `channel.gap` in order, or announce what could not be had.
 
     A gap larger than `max_trades` (a long outage) is filled only for its newest `max_trades`
@@ -74,8 +75,6 @@ async def fill_gap(channel: SymbolChannel, history: TradeHistory | None, max_tra
         first = last - max_trades + 1
     next_id = first
     try:
-        if history is None:
-            raise LookupError("no trade history configured")
         while next_id <= last:
             page = await history.historical_trades(symbol, next_id, min(PAGE, last - next_id + 1))
             trades = [t for t in page if next_id <= t.id <= last]
@@ -87,7 +86,7 @@ async def fill_gap(channel: SymbolChannel, history: TradeHistory | None, max_tra
                 channel.publish_backfilled(to_event(symbol, trade))
                 next_id = trade.id + 1
             channel.flush()
-    except Exception as exc:
+    except (RestError, LookupError, OSError, TimeoutError) as exc:
         log.warning(
             "%s: trades %d..%d could not be back-filled (%s); reported as lost",
             symbol,

@@ -21,6 +21,7 @@ from streamer.binance.channel import State, SymbolChannel
 from streamer.binance.config import StreamerConfig
 from streamer.binance.connection import ConnectGate, StreamConnection
 from streamer.binance.protocol import stream_name
+from streamer.binance.rest import BinanceRest
 from streamer.otp import ChildSpec, Registry, Started
 from streamer.pubsub import PubSub, topic
 
@@ -40,7 +41,8 @@ class StreamHub:
 
     Workers call `attach`/`detach`; status views call `stats`/`all_stats`; a supervisor runs
     `child_spec()` (or `run`), whose body keeps the stats fresh and closes every connection
-    when it stops. `registry` names the symbol workers (see `streamer.binance.worker`).
+    (and the REST client it made for back-fills) when it stops. `registry` names the symbol
+    workers (see `streamer.binance.worker`).
     """
 
     def __init__(
@@ -54,7 +56,8 @@ class StreamHub:
     ) -> None:
         self.config = config
         self.pubsub = pubsub
-        self.history = history
+        self._history = history
+        self._own_history: BinanceRest | None = None
         self.registry = registry if registry is not None else Registry("streams")
         self.clock = clock
         self.gate = ConnectGate(config, clock)
@@ -102,6 +105,15 @@ class StreamHub:
         channel.set_state(State.STOPPED)
         channel.rate = 0.0
         self._stopped[symbol] = channel.stats()
+
+    @property
+    def history(self) -> TradeHistory:
+        """Where gaps are filled from: the given one, else a REST client on `config.rest_url`."""
+        if self._history is not None:
+            return self._history
+        if self._own_history is None:
+            self._own_history = BinanceRest(self.config.rest_url)
+        return self._own_history
 
     def channel(self, symbol: str) -> SymbolChannel | None:
         return self._channels.get(symbol)
@@ -231,3 +243,6 @@ class StreamHub:
         stopped = HubStopped("the stream hub stopped")
         for channel in self._channels.values():
             channel.fail(stopped)
+        if self._own_history is not None:
+            own, self._own_history = self._own_history, None
+            await own.aclose()

@@ -1,0 +1,115 @@
+"""Tests for streamer.binance.backfill with a scripted trade history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from streamer.binance.backfill import fill_gap
+from streamer.binance.channel import SymbolChannel
+from streamer.binance.events import Event, GapNotice, TradeEvent
+from streamer.binance.rest import RestError
+from streamer.pubsub import PubSub, Subscription, topic
+
+
+@dataclass(frozen=True)
+class Historical:
+    id: int
+    price: Decimal = Decimal("2.5")
+    qty: Decimal = Decimal("3")
+    time: int = 99
+    is_buyer_maker: bool = True
+
+
+class History:
+    """Serves ids from `available`, at most `page` per call, or fails when told to."""
+
+    def __init__(self, available: set[int], page: int = 1000, fail: bool = False) -> None:
+        self.available = available
+        self.page = page
+        self.fail = fail
+        self.calls: list[tuple[int, int]] = []
+
+    async def historical_trades(
+        self, symbol: str, from_id: int, limit: int = 1000
+    ) -> list[Historical]:
+        self.calls.append((from_id, limit))
+        if self.fail:
+            raise RestError("exchange unreachable")
+        found = sorted(i for i in self.available if i >= from_id)
+        return [Historical(i) for i in found[: min(limit, self.page)]]
+
+
+def live(trade_id: int) -> TradeEvent:
+    return TradeEvent("trade", 1, "ETHUSDT", trade_id, Decimal("1"), Decimal("1"), 1, False)
+
+
+def channel_with_gap(first_live: int, gap_start: int) -> tuple[SymbolChannel, Subscription]:
+    pubsub = PubSub()
+    sub = pubsub.subscribe(topic("ETHUSDT"))
+    channel = SymbolChannel("ETHUSDT", pubsub.route(topic("ETHUSDT")), [])
+    channel.on_trade(live(gap_start - 1))
+    channel.on_trade(live(first_live))
+    assert channel.settle()
+    channel.flush()
+    sub.get_nowait_batch()
+    return channel, sub
+
+
+def summary(events: list[Event]) -> list[object]:
+    return [
+        (e.trade_id, e.backfilled)
+        if isinstance(e, TradeEvent)
+        else ("gap", e.first_missing_id, e.last_missing_id)
+        for e in events
+    ]
+
+
+async def test_gap_is_filled_in_pages_and_marked_backfilled() -> None:
+    """A 2,500-trade gap is fetched page by page and published in order before the live trade."""
+    channel, sub = channel_with_gap(first_live=2601, gap_start=101)
+    history = History(set(range(101, 2601)), page=1000)
+    await fill_gap(channel, history, max_trades=100_000)
+    events = sub.get_nowait_batch()
+    assert [e.trade_id for e in events if isinstance(e, TradeEvent)] == list(range(101, 2602))
+    assert all(e.backfilled for e in events[:-1] if isinstance(e, TradeEvent))
+    assert [c[0] for c in history.calls] == [101, 1101, 2101]
+    assert channel.gaps_filled == 1
+    first = events[0]
+    assert isinstance(first, TradeEvent)
+    assert (first.price, first.quantity, first.buyer_market_maker) == (
+        Decimal("2.5"),
+        Decimal("3"),
+        True,
+    )
+
+
+async def test_failed_fetch_announces_the_gap() -> None:
+    """When the history cannot be reached the whole gap is announced lost, then live resumes."""
+    channel, sub = channel_with_gap(first_live=10, gap_start=5)
+    await fill_gap(channel, History(set(), fail=True), max_trades=100)
+    assert summary(sub.get_nowait_batch()) == [("gap", 5, 9), (10, False)]
+    assert channel.gaps_lost == 1
+
+
+async def test_ids_missing_from_history_are_announced_between_filled_ones() -> None:
+    """Ids the history itself lacks become a gap notice in their place; the rest is filled."""
+    channel, sub = channel_with_gap(first_live=10, gap_start=5)
+    await fill_gap(channel, History({5, 8, 9}), max_trades=100)
+    assert summary(sub.get_nowait_batch()) == [
+        (5, True),
+        ("gap", 6, 7),
+        (8, True),
+        (9, True),
+        (10, False),
+    ]
+
+
+async def test_oversized_gap_only_fills_its_newest_part() -> None:
+    """A gap beyond max_trades announces its older part lost and fills the newest max_trades."""
+    channel, sub = channel_with_gap(first_live=101, gap_start=1)
+    await fill_gap(channel, History(set(range(1, 101))), max_trades=10)
+    events = sub.get_nowait_batch()
+    assert isinstance(events[0], GapNotice)
+    assert (events[0].first_missing_id, events[0].last_missing_id) == (1, 90)
+    assert [e.trade_id for e in events[1:] if isinstance(e, TradeEvent)] == list(range(91, 102))
