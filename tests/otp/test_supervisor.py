@@ -7,6 +7,8 @@ import json
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamer.otp import (
     ChildSpec,
@@ -382,3 +384,82 @@ async def test_temporary_autostart_leaves_streams_dead_after_dynamic_crash(
     assert [c.id for c in tree.sup.which_children()] == ["streams"]
     await tree.sup.stop()
     await task
+
+
+class StrategyModel:
+    """OTP's restart rules on plain lists: which children run, exist, and how often they started."""
+
+    def __init__(self, restarts: list[Restart], strategy: Strategy) -> None:
+        self.restarts = restarts
+        self.strategy = strategy
+        self.present = list(range(len(restarts)))
+        self.running = set(self.present)
+        self.starts = [1] * len(restarts)
+
+    def end(self, index: int, crashed: bool) -> None:
+        self.running.discard(index)
+        restart = self.restarts[index]
+        if not should_restart_model(restart, crashed):
+            if restart is Restart.TEMPORARY:
+                self.present.remove(index)
+            return
+        position = self.present.index(index)
+        if self.strategy is Strategy.ONE_FOR_ONE:
+            group = [index]
+        elif self.strategy is Strategy.ONE_FOR_ALL:
+            group = list(self.present)
+        else:
+            group = self.present[position:]
+        for sibling in reversed(group):
+            self.running.discard(sibling)
+            if sibling != index and self.restarts[sibling] is Restart.TEMPORARY:
+                self.present.remove(sibling)
+        for member in group:
+            if member in self.present:
+                self.running.add(member)
+                self.starts[member] += 1
+
+
+def should_restart_model(restart: Restart, crashed: bool) -> bool:
+    return restart is Restart.PERMANENT or (restart is Restart.TRANSIENT and crashed)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    strategy=st.sampled_from(list(Strategy)),
+    restarts=st.lists(st.sampled_from(list(Restart)), min_size=1, max_size=5),
+    events=st.lists(st.tuples(st.integers(0, 4), st.booleans()), max_size=12),
+)
+def test_any_sequence_of_exits_matches_the_otp_model(
+    strategy: Strategy, restarts: list[Restart], events: list[tuple[int, bool]]
+) -> None:
+    """For any children and any crashes and normal exits, starts and survivors match OTP's rules."""
+
+    async def scenario() -> None:
+        model = StrategyModel(restarts, strategy)
+        probe = Probe()
+        ids = [f"c{i}" for i in range(len(restarts))]
+        sup = Supervisor(
+            [probe.spec(id, restart=r) for id, r in zip(ids, restarts, strict=True)],
+            strategy=strategy,
+            max_restarts=1000,
+        )
+        task = await running(sup)
+        for index, crashed in events:
+            if index not in model.running:
+                continue
+            child = next(c for c in sup.which_children() if c.id == ids[index])
+            if crashed:
+                probe.crash(ids[index], RuntimeError("boom"))
+            else:
+                probe.exit(ids[index])
+            await settle(sup, child)
+            model.end(index, crashed)
+            assert [probe.starts(id) for id in ids] == model.starts
+            assert [c.id for c in sup.which_children()] == [ids[i] for i in model.present]
+            running_ids = {c.id for c in sup.which_children() if c.state is ChildState.RUNNING}
+            assert running_ids == {ids[i] for i in model.running}
+        await sup.stop()
+        await task
+
+    asyncio.run(scenario())
