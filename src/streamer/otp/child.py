@@ -56,7 +56,11 @@ ExitHandler = Callable[[ChildExit], None]
 
 
 class Child:
-    """Live handle of a supervised child; it survives the child's restarts."""
+    """Live handle of a supervised child; it survives the child's restarts.
+
+    `id` and `name` come from its spec, `supervisor` is its supervisor's name, `state` and
+    `started_at` describe the current run, `restarts` counts the runs after the first.
+    """
 
     __slots__ = ("_run", "id", "name", "restarts", "spec", "started_at", "state", "supervisor")
 
