@@ -5,7 +5,16 @@ from __future__ import annotations
 import typer
 
 from streamer import __version__
+from streamer.commands import (
+    demo_command,
+    run_command,
+    start_command,
+    status_command,
+    stop_command,
+    tail_command,
+)
 from streamer.db.cli import db_app, seed_command
+from streamer.mock_exchange.cli import mock_exchange_command
 
 app = typer.Typer(
     name="streamer",
@@ -33,6 +42,13 @@ def _root(
 # Sub-commands are registered below, one line each.
 app.add_typer(db_app, name="db")
 app.command("seed")(seed_command)
+app.command("mock-exchange")(mock_exchange_command)
+app.command("run")(run_command)
+app.command("start")(start_command)
+app.command("stop")(stop_command)
+app.command("status")(status_command)
+app.command("tail")(tail_command)
+app.command("demo")(demo_command)
 
 
 def main() -> None:

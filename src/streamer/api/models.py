@@ -1,0 +1,61 @@
+"""The API's wire shapes: what the status view, the CLI and any client read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from streamer.db import Status
+
+
+class LiveState(StrEnum):
+    STREAMING = "streaming"
+    CONNECTING = "connecting"
+    BACKOFF = "backoff"
+    STOPPED = "stopped"
+
+
+class SymbolState(BaseModel):
+    """A symbol's persisted status beside what its worker is doing right now."""
+
+    symbol: str
+    status: Status = Field(description="persisted: whether the symbol streams after a restart")
+    state: LiveState = Field(description="live: what its worker is doing now")
+    since: datetime | None = Field(None, description="when the worker entered this state")
+    restarts: int = Field(0, description="restarts of the worker since the service started")
+    trades: int = Field(0, description="trades delivered since the worker started")
+    rate: float = Field(0.0, description="trades per second, recent average")
+    last_trade_id: int | None = None
+    last_trade_time: datetime | None = None
+    gaps_filled: int = 0
+    gaps_lost: int = 0
+
+
+class StartResponse(BaseModel):
+    symbol: str
+    already_running: bool
+
+
+class StopResponse(BaseModel):
+    symbol: str
+    was_running: bool
+
+
+class Health(BaseModel):
+    live: bool
+    ready: bool
+    database: bool
+    streaming: int = Field(description="symbols with a running worker")
+
+
+class Tree(BaseModel):
+    """The supervision tree as plain data, the way an observer shows processes."""
+
+    tree: dict[str, Any]
+
+
+class Problem(BaseModel):
+    detail: str

@@ -1,0 +1,57 @@
+"""Who may change the running set: safe by default on loopback, a token everywhere else.
+
+On 127.0.0.1 any local program may call the API, but a web page in the user's browser must not:
+a mutating request that carries a foreign `Origin` header is refused, which closes the classic
+cross-site request to localhost. Off loopback the service refuses to start without a token, and
+every mutating call must present it as a bearer token.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from urllib.parse import urlsplit
+
+from fastapi import HTTPException, Request, status
+
+
+class TokenRequired(RuntimeError):
+    """Raised at start when the API would listen beyond loopback without a token."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    if token is None and not is_loopback(host):
+        raise TokenRequired(
+            f"refusing to serve the API on {host} without a token: set STREAMER_TOKEN "
+            "(or --token), or bind to 127.0.0.1"
+        )
+
+
+class MutationGuard:
+    """A FastAPI dependency on every endpoint that changes state."""
+
+    def __init__(self, token: str | None) -> None:
+        self._token = token
+
+    async def __call__(self, request: Request) -> None:
+        origin = request.headers.get("origin")
+        if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin requests may not mutate")
+        if self._token is None:
+            return
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(presented, self._token):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "a bearer token is required: Authorization: Bearer <STREAMER_TOKEN>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )

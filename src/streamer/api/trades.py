@@ -1,0 +1,80 @@
+"""`GET /ws/trades?symbols=A,B`: live events as JSON text frames, for any other process.
+
+Each client reads its own bounded subscription, so a slow client only ever delays itself: when
+it falls behind, its oldest events are dropped and it is told how many with a `dropped` message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+from fastapi import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from streamer.binance.events import as_dict
+from streamer.pubsub import Overflow, Subscription, topic
+from streamer.symbols import InvalidSymbol, normalize_symbol
+
+if TYPE_CHECKING:
+    from streamer.app import Service
+
+CLIENT_QUEUE = 10_000
+POLICY_VIOLATION = 1008
+
+_encode = msgspec.json.Encoder().encode
+
+
+def parse_symbols(raw: str | None) -> list[str] | None:
+    """`"ethusdt, BTCUSDT"` -> `["ETHUSDT", "BTCUSDT"]`; nothing or empty means every symbol."""
+    if raw is None or not raw.strip():
+        return None
+    return [normalize_symbol(part) for part in raw.split(",") if part.strip()]
+
+
+async def _forward(socket: WebSocket, sub: Subscription) -> None:
+    reported = 0
+    while batch := await sub.get_batch(1000):
+        if sub.dropped != reported:
+            await socket.send_text(
+                _encode({"kind": "dropped", "count": sub.dropped - reported}).decode()
+            )
+            reported = sub.dropped
+        for event in batch:
+            await socket.send_text(_encode(as_dict(event)).decode())
+
+
+async def _until_disconnect(socket: WebSocket) -> None:
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await socket.receive_text()
+
+
+def trades_socket(service: Service) -> Callable[[WebSocket], Awaitable[None]]:
+    async def endpoint(socket: WebSocket) -> None:
+        try:
+            symbols = parse_symbols(socket.query_params.get("symbols"))
+        except InvalidSymbol as error:
+            await socket.close(code=POLICY_VIOLATION, reason=str(error))
+            return
+        await socket.accept()
+        topics = None if symbols is None else [topic(s) for s in symbols]
+        with service.pubsub.subscribe(
+            topics, maxlen=CLIENT_QUEUE, overflow=Overflow.DROP_OLDEST
+        ) as sub:
+            forward = asyncio.ensure_future(_forward(socket, sub))
+            listen = asyncio.ensure_future(_until_disconnect(socket))
+            try:
+                done, _ = await asyncio.wait({forward, listen}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (forward, listen):
+                    task.cancel()
+                await asyncio.gather(forward, listen, return_exceptions=True)
+        if listen not in done and socket.application_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError, OSError):
+                await socket.close()
+
+    return endpoint

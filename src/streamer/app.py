@@ -1,0 +1,186 @@
+"""The application's supervision tree, and the service object the API and CLI work through.
+
+    streamer (one_for_one)
+    ├── database        waits for the database, migrates it, owns the engine
+    ├── stream_hub      the shared exchange connections and per-symbol live stats
+    ├── streaming (rest_for_one)
+    │   ├── streamers   dynamic supervisor: one worker per symbol, named by its symbol
+    │   └── autostart   transient: runs again whenever `streamers` is restarted
+    └── http            the API, the status page and the websocket fan-out
+
+`rest_for_one` restarts autostart after any restart of `streamers`, and autostart is transient
+rather than temporary, so an empty dynamic supervisor is always refilled from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from streamer.api.app import create_app
+from streamer.api.models import Health, LiveState, SymbolState
+from streamer.api.security import check_bind
+from streamer.api.server import server_spec
+from streamer.binance.config import StreamerConfig
+from streamer.binance.worker import StreamHub, stream_spec
+from streamer.config import Settings
+from streamer.db import (
+    DatabaseUnavailable,
+    Setting,
+    SettingsRepository,
+    Status,
+    create_engine,
+    upgrade,
+)
+from streamer.otp import (
+    ChildSpec,
+    ChildState,
+    DynamicSupervisor,
+    Registry,
+    Started,
+    Strategy,
+    Supervisor,
+    run_application,
+)
+from streamer.pubsub import PubSub
+from streamer.streaming import Streaming, WorkerSpec
+from streamer.symbols import normalize_symbol
+
+log = logging.getLogger(__name__)
+
+DATABASE_RETRY_CAP = 30.0
+
+
+class Service:
+    """Everything one running service holds; the root supervisor runs it."""
+
+    def __init__(
+        self,
+        config: Settings,
+        *,
+        streamer_config: StreamerConfig | None = None,
+        worker_spec: WorkerSpec | None = None,
+        http: bool = True,
+        on_listening: Callable[[str, int], None] | None = None,
+        database_retry: float = 1.0,
+    ) -> None:
+        self.config = config
+        self.token = config.token.get_secret_value() if config.token else None
+        check_bind(config.host, self.token)
+        self.database_url = config.resolved_database_url()
+        self.engine = create_engine(self.database_url)
+        self.repository = SettingsRepository(self.engine)
+        self.database_ready = False
+        self.database_retry = database_retry
+        self.pubsub = PubSub()
+        self.registry = Registry("streams")
+        self.hub = StreamHub(
+            streamer_config or StreamerConfig.from_settings(config),
+            self.pubsub,
+            registry=self.registry,
+        )
+        self.streamers = DynamicSupervisor(name="streamers")
+        self.streaming = Streaming(
+            repository=self.repository,
+            supervisor=self.streamers,
+            registry=self.registry,
+            worker_spec=worker_spec or (lambda symbol: stream_spec(symbol, self.hub)),
+        )
+        self.streaming_supervisor = Supervisor(
+            [self.streamers.child_spec("streamers"), self.streaming.autostart_spec()],
+            strategy=Strategy.REST_FOR_ONE,
+            name="streaming",
+        )
+        children = [
+            self._database_spec(),
+            self.hub.child_spec(),
+            self.streaming_supervisor.child_spec("streaming"),
+        ]
+        if http:
+            children.append(
+                server_spec(
+                    lambda ready: create_app(self, ready),
+                    config.host,
+                    config.port,
+                    on_listening=on_listening,
+                )
+            )
+        self.root = Supervisor(children, strategy=Strategy.ONE_FOR_ONE, name="streamer")
+
+    def _database_spec(self) -> ChildSpec:
+        async def database(started: Started) -> None:
+            delay = self.database_retry
+            while True:
+                try:
+                    await upgrade(self.database_url)
+                    break
+                except DatabaseUnavailable as error:
+                    log.warning("Waiting for the database: %s; retrying in %.0f s", error, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, DATABASE_RETRY_CAP)
+            self.database_ready = True
+            started()
+            try:
+                await asyncio.Future()
+            finally:
+                self.database_ready = False
+                await self.engine.dispose()
+
+        return ChildSpec(id="database", start=database)
+
+    # --- live state --------------------------------------------------------------------------
+
+    def _state(self, setting: Setting) -> SymbolState:
+        child = self.registry.lookup(setting.symbol)
+        stats = self.hub.stats(setting.symbol) if child is not None else None
+        if child is None or stats is None:
+            return SymbolState(
+                symbol=setting.symbol, status=setting.status, state=LiveState.STOPPED
+            )
+        last_time = stats["last_trade_time"]
+        return SymbolState(
+            symbol=setting.symbol,
+            status=setting.status,
+            state=LiveState(stats["state"]),
+            since=_from_epoch(stats["since"]),
+            restarts=child.restarts,
+            trades=stats["trades"],
+            rate=stats["rate"],
+            last_trade_id=stats["last_trade_id"],
+            last_trade_time=None if last_time is None else _from_exchange_time(last_time),
+            gaps_filled=stats["gaps_filled"],
+            gaps_lost=stats["gaps_lost"],
+        )
+
+    async def symbol_states(
+        self, *, status: Status | None = None, prefix: str | None = None
+    ) -> list[SymbolState]:
+        settings = await self.repository.list(status=status, prefix=prefix)
+        return [self._state(setting) for setting in settings]
+
+    async def symbol_state(self, symbol: str) -> SymbolState:
+        return self._state(await self.repository.get(normalize_symbol(symbol)))
+
+    def health(self) -> Health:
+        streaming = self.streaming_supervisor.state is ChildState.RUNNING
+        return Health(
+            live=True,
+            ready=self.database_ready and streaming,
+            database=self.database_ready,
+            streaming=len(self.registry),
+        )
+
+    async def run(self) -> int:
+        """Run the tree until SIGINT/SIGTERM (exit code 0) or until its root fails (1)."""
+        return await run_application(self.root)
+
+
+def _from_epoch(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def _from_exchange_time(value: int) -> datetime:
+    """Exchange times are in ms, or in µs on connections that asked for microseconds."""
+    return datetime.fromtimestamp(value / (1_000_000 if value > 10**14 else 1_000), UTC)

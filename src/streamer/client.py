@@ -1,0 +1,74 @@
+"""A client of the running service's HTTP API, for the CLI and for scripts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class ServiceNotRunning(ConnectionError):
+    """Nothing answers at the service's address."""
+
+
+class ApiError(RuntimeError):
+    """The service answered with an error; the message is the service's own explanation."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+
+
+class ServiceClient:
+    """Calls the API at `base_url`, with the bearer token when one is configured."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 10.0) -> None:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.base_url = base_url
+        self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+
+    def __enter__(self) -> ServiceClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **params: Any) -> Any:
+        try:
+            response = self._http.request(method, path, params=params or None)
+        except httpx.ConnectError as error:
+            raise ServiceNotRunning(f"no service answers at {self.base_url}") from error
+        if response.status_code >= 400 and path != "/api/health":
+            try:
+                detail = response.json()["detail"]
+            except (ValueError, KeyError, TypeError):
+                detail = response.text or response.reason_phrase
+            raise ApiError(response.status_code, str(detail))
+        return response.json()
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/api/health")
+        return result
+
+    def is_running(self) -> bool:
+        try:
+            self.health()
+        except ServiceNotRunning:
+            return False
+        return True
+
+    def setting(self, symbol: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/api/settings/{symbol}")
+        return result
+
+    def settings(self, *, active: bool = False) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/api/settings", active=active)
+        return result
+
+    def start(self, symbol: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/api/settings/{symbol}/start")
+        return result
+
+    def stop(self, symbol: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/api/settings/{symbol}/stop")
+        return result

@@ -1,0 +1,289 @@
+"""The service's sub-commands: `run`, `start`, `stop`, `status`, `tail` and `demo`.
+
+`start`, `stop` and `status` go through the running service's API when one answers at the
+configured address, and otherwise work on the database directly, for the next `run`. They say
+which of the two they did, so nobody wonders why a symbol is not streaming yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from streamer.api.security import TokenRequired
+from streamer.app import Service
+from streamer.client import ApiError, ServiceClient, ServiceNotRunning
+from streamer.config import Settings
+from streamer.db import (
+    DatabaseUnavailable,
+    InvalidDatabaseUrl,
+    SchemaOutOfDate,
+    SettingsRepository,
+    Status,
+    UnknownSymbol,
+    create_engine,
+)
+from streamer.demo import DEMO_SYMBOLS, run_demo
+from streamer.logs import configure_logging
+from streamer.symbols import InvalidSymbol, normalize_symbol
+from streamer.tail import TailError, follow, print_event
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url", help="Database URL [env: STREAMER_DATABASE_URL]", show_default=False
+    ),
+]
+Host = Annotated[
+    str | None, typer.Option("--host", help="API address [env: STREAMER_HOST]", show_default=False)
+]
+Port = Annotated[
+    int | None, typer.Option("--port", help="API port [env: STREAMER_PORT]", show_default=False)
+]
+Token = Annotated[
+    str | None,
+    typer.Option("--token", help="API bearer token [env: STREAMER_TOKEN]", show_default=False),
+]
+Symbols = Annotated[list[str], typer.Argument(help="Symbols, e.g. ETHUSDT btcusdt")]
+
+err = Console(stderr=True)
+
+
+def settings_from(**overrides: Any) -> Settings:
+    """Settings from the environment, with every flag that was given taking precedence."""
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def api_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def client_for(settings: Settings) -> ServiceClient:
+    token = settings.token.get_secret_value() if settings.token else None
+    return ServiceClient(api_url(settings), token)
+
+
+def normalized(symbols: list[str]) -> list[str]:
+    """Every symbol normalised, or one error naming the first bad one before anything changes."""
+    try:
+        return list(dict.fromkeys(normalize_symbol(symbol) for symbol in symbols))
+    except InvalidSymbol as error:
+        raise fail(str(error), 2) from None
+
+
+async def _set_offline(database_url: str, symbols: list[str], status: Status) -> None:
+    engine = create_engine(database_url)
+    try:
+        repository = SettingsRepository(engine)
+        await repository.check_schema()
+        for symbol in symbols:
+            await repository.get(symbol)
+        for symbol in symbols:
+            await repository.set_status(symbol, status)
+    finally:
+        await engine.dispose()
+
+
+def _change(symbols: list[str], status: Status, settings: Settings) -> None:
+    wanted = normalized(symbols)
+    verb = "start" if status is Status.ON else "stop"
+    try:
+        with client_for(settings) as client:
+            for symbol in wanted:
+                client.setting(symbol)
+            for symbol in wanted:
+                result = getattr(client, verb)(symbol)
+                if status is Status.ON:
+                    note = "already streaming" if result["already_running"] else "started"
+                else:
+                    note = "stopped" if result["was_running"] else "was not running"
+                typer.echo(f"{symbol}: {note}")
+            return
+    except ServiceNotRunning:
+        pass
+    except ApiError as error:
+        raise fail(str(error)) from None
+    try:
+        asyncio.run(_set_offline(settings.resolved_database_url(), wanted, status))
+    except (UnknownSymbol, DatabaseUnavailable, SchemaOutOfDate) as error:
+        raise fail(str(error)) from None
+    when = "streams" if status is Status.ON else "stays stopped"
+    typer.echo(
+        f"no service answers at {api_url(settings)}: saved {', '.join(wanted)} as {status}; "
+        f"it {when} from the next `streamer run`"
+    )
+
+
+def start_command(
+    symbols: Symbols,
+    database_url: DatabaseUrl = None,
+    host: Host = None,
+    port: Port = None,
+    token: Token = None,
+) -> None:
+    """Start streaming symbols now, and on every start of the service."""
+    settings = settings_from(database_url=database_url, host=host, port=port, token=token)
+    _change(symbols, Status.ON, settings)
+
+
+def stop_command(
+    symbols: Symbols,
+    database_url: DatabaseUrl = None,
+    host: Host = None,
+    port: Port = None,
+    token: Token = None,
+) -> None:
+    """Stop streaming symbols, now and on later starts of the service."""
+    settings = settings_from(database_url=database_url, host=host, port=port, token=token)
+    _change(symbols, Status.OFF, settings)
+
+
+async def _offline_states(database_url: str, include_off: bool) -> list[dict[str, Any]]:
+    engine = create_engine(database_url)
+    try:
+        repository = SettingsRepository(engine)
+        await repository.check_schema()
+        rows = await repository.list(status=None if include_off else Status.ON)
+    finally:
+        await engine.dispose()
+    return [
+        {"symbol": row.symbol, "status": str(row.status), "state": "stopped", "restarts": 0}
+        for row in rows
+    ]
+
+
+def status_command(
+    all_symbols: Annotated[
+        bool, typer.Option("--all", help="Include symbols that are off and not running.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    database_url: DatabaseUrl = None,
+    host: Host = None,
+    port: Port = None,
+) -> None:
+    """Which symbols stream: persisted status, live state, rate and restarts."""
+    settings = settings_from(database_url=database_url, host=host, port=port)
+    source: str
+    try:
+        with client_for(settings) as client:
+            states = client.settings(active=not all_symbols)
+            source = f"service at {api_url(settings)}"
+    except ServiceNotRunning:
+        try:
+            states = asyncio.run(_offline_states(settings.resolved_database_url(), all_symbols))
+        except (DatabaseUnavailable, SchemaOutOfDate) as error:
+            raise fail(str(error)) from None
+        source = "database (no service is running)"
+    except ApiError as error:
+        raise fail(str(error)) from None
+    if as_json:
+        typer.echo(json.dumps(states, indent=2))
+        return
+    table = Table(title=f"streamer status, from the {source}", title_justify="left")
+    for column in ("symbol", "status", "state", "since", "trades/s", "restarts", "gaps"):
+        table.add_column(column, justify="left" if column in ("symbol", "state") else "right")
+    for state in states:
+        table.add_row(
+            state["symbol"],
+            state["status"],
+            state["state"],
+            (state.get("since") or "")[11:19],
+            f"{state.get('rate', 0.0):.1f}",
+            str(state.get("restarts", 0)),
+            f"{state.get('gaps_filled', 0)} filled, {state.get('gaps_lost', 0)} lost",
+        )
+    Console().print(table)
+
+
+WsUrl = Annotated[
+    str | None,
+    typer.Option("--ws-url", help="Binance websocket base URL [env: STREAMER_WS_URL]"),
+]
+RestUrl = Annotated[
+    str | None,
+    typer.Option("--rest-url", help="Binance REST base URL [env: STREAMER_REST_URL]"),
+]
+
+
+def run_command(
+    database_url: DatabaseUrl = None,
+    ws_url: WsUrl = None,
+    rest_url: RestUrl = None,
+    host: Host = None,
+    port: Port = None,
+    token: Token = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option("--log-level", help="DEBUG, INFO, WARNING [env: STREAMER_LOG_LEVEL]"),
+    ] = None,
+) -> None:
+    """Run the service: migrate the database, autostart the enabled symbols, serve the API."""
+    settings = settings_from(
+        database_url=database_url,
+        ws_url=ws_url,
+        rest_url=rest_url,
+        host=host,
+        port=port,
+        token=token,
+        log_level=log_level,
+    )
+    configure_logging(settings.log_level)
+    try:
+        service = Service(settings)
+    except (TokenRequired, InvalidDatabaseUrl) as error:
+        raise fail(str(error), 2) from None
+    raise typer.Exit(asyncio.run(service.run()))
+
+
+def tail_command(
+    symbols: Annotated[
+        list[str] | None, typer.Argument(help="Symbols to follow; none follows every symbol.")
+    ] = None,
+    host: Host = None,
+    port: Port = None,
+) -> None:
+    """Print live trades from the running service, one line each, until Ctrl-C."""
+    settings = settings_from(host=host, port=port)
+    wanted = normalized(symbols or [])
+    url = api_url(settings).replace("http://", "ws://", 1) + "/ws/trades"
+    if wanted:
+        url += "?symbols=" + ",".join(wanted)
+    try:
+        asyncio.run(follow(url, print_event))
+    except KeyboardInterrupt:
+        pass
+    except TailError as error:
+        raise fail(str(error)) from None
+
+
+def demo_command(
+    symbols: Annotated[
+        list[str] | None,
+        typer.Argument(help=f"Symbols to stream [default: {' '.join(DEMO_SYMBOLS)}]"),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option("--speed", help="Replay speed: 1 is the recorded pace.")
+    ] = 20.0,
+    port: Annotated[int, typer.Option("--port", help="API port; 0 picks a free one.")] = 0,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this many seconds.")
+    ] = None,
+) -> None:
+    """Run the whole product against a local mock exchange, on a throw-away database."""
+    configure_logging("WARNING")
+    wanted = normalized(symbols or list(DEMO_SYMBOLS))
+    console = Console()
+    raise typer.Exit(
+        asyncio.run(run_demo(wanted, speed=speed, port=port, duration=duration, console=console))
+    )

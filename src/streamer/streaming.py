@@ -1,0 +1,182 @@
+"""Start, stop and autostart streaming: the service's one place that changes the running set.
+
+The database is the source of truth and is always written first. If that write fails the
+operation fails and the running set is left exactly as it was; if it succeeds, the running set is
+brought in line with it. A crash between the two leaves the database ahead of the running set,
+and the next autostart (on restart of the dynamic supervisor, or of the service) closes the gap.
+Operations on one symbol are serialised, so a concurrent start and stop cannot interleave their
+database write and their supervisor call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from streamer.db import DatabaseUnavailable, SettingsRepository, Status
+from streamer.otp import (
+    AlreadyStarted,
+    Child,
+    ChildSpec,
+    DynamicSupervisor,
+    Registry,
+    Restart,
+    Started,
+    StartError,
+)
+from streamer.symbols import normalize_symbol
+
+log = logging.getLogger(__name__)
+
+WorkerSpec = Callable[[str], ChildSpec]
+"""Builds the supervised worker of one symbol; its spec must be named `(registry, SYMBOL)`."""
+
+
+@dataclass(frozen=True)
+class StartResult:
+    symbol: str
+    already_running: bool
+
+
+@dataclass(frozen=True)
+class StopResult:
+    symbol: str
+    was_running: bool
+
+
+@dataclass(frozen=True)
+class AutostartReport:
+    started: list[str] = field(default_factory=list)
+    already_running: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class Streaming:
+    """Start/stop/autostart over a dynamic supervisor of workers found through a registry."""
+
+    def __init__(
+        self,
+        *,
+        repository: SettingsRepository,
+        supervisor: DynamicSupervisor,
+        registry: Registry,
+        worker_spec: WorkerSpec,
+        autostart_concurrency: int = 64,
+        database_retry_seconds: float = 2.0,
+    ) -> None:
+        self._repository = repository
+        self._supervisor = supervisor
+        self._registry = registry
+        self._worker_spec = worker_spec
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._autostart_concurrency = autostart_concurrency
+        self._database_retry_seconds = database_retry_seconds
+
+    def worker(self, symbol: str) -> Child | None:
+        """The running worker of a symbol, found by its registered name."""
+        return self._registry.lookup(normalize_symbol(symbol))
+
+    async def start_streaming(self, raw_symbol: str) -> StartResult:
+        """Persist `on`, then make sure a worker runs; unknown symbols change nothing.
+
+        A worker that fails to start puts the status back as it was, so the failed call leaves
+        no trace in either place.
+        """
+        symbol = normalize_symbol(raw_symbol)
+        async with self._lock(symbol):
+            before = await self._repository.get(symbol)
+            await self._repository.set_status(symbol, Status.ON)
+            try:
+                already_running = await self._ensure_running(symbol)
+            except StartError:
+                await self._repository.set_status(symbol, before.status)
+                raise
+            if already_running:
+                log.warning("Streaming on %s already started", symbol)
+            else:
+                log.info("Started streaming on %s", symbol)
+            return StartResult(symbol, already_running)
+
+    async def stop_streaming(self, raw_symbol: str) -> StopResult:
+        """Persist `off`, then terminate the worker if one runs."""
+        symbol = normalize_symbol(raw_symbol)
+        async with self._lock(symbol):
+            await self._repository.get(symbol)
+            await self._repository.set_status(symbol, Status.OFF)
+            child = self._registry.lookup(symbol)
+            if child is None:
+                log.warning("Streaming on %s already stopped", symbol)
+                return StopResult(symbol, was_running=False)
+            log.info("Stopping streaming on %s", symbol)
+            await self._supervisor.terminate_child(child)
+            return StopResult(symbol, was_running=True)
+
+    async def autostart_streaming(self) -> AutostartReport:
+        """Start every symbol whose status is `on`; one that fails to start does not stop the rest.
+
+        Starts run concurrently (bounded) because each worker's start only queues its
+        subscription: the connections batch them within the exchange's message limits.
+        """
+        symbols = await self._repository.enabled_symbols()
+        report = AutostartReport()
+        gate = asyncio.Semaphore(self._autostart_concurrency)
+
+        async def start_one(symbol: str) -> None:
+            async with gate, self._lock(symbol):
+                try:
+                    if await self._ensure_running(symbol):
+                        report.already_running.append(symbol)
+                    else:
+                        report.started.append(symbol)
+                except StartError as error:
+                    report.failed[symbol] = str(error)
+                    log.error("Autostart of %s failed: %s", symbol, error)
+
+        await asyncio.gather(*(start_one(symbol) for symbol in symbols))
+        log.info(
+            "Autostart: %d started, %d already running, %d failed",
+            len(report.started),
+            len(report.already_running),
+            len(report.failed),
+        )
+        return report
+
+    def autostart_spec(self, restart: Restart = Restart.TRANSIENT) -> ChildSpec:
+        """The autostart child: transient, so it runs again whenever its supervisor restarts it.
+
+        A database that is down is waited for here rather than crashed on: crashing would burn
+        the supervisor's restart intensity and turn an outage into an escalation.
+        """
+
+        async def autostart(started: Started) -> None:
+            started()
+            while True:
+                try:
+                    await self.autostart_streaming()
+                except DatabaseUnavailable as error:
+                    log.warning(
+                        "Autostart waits for the database (%s); retrying in %.0f s",
+                        error,
+                        self._database_retry_seconds,
+                    )
+                    await asyncio.sleep(self._database_retry_seconds)
+                else:
+                    return
+
+        return ChildSpec(id="autostart", start=autostart, restart=restart)
+
+    async def _ensure_running(self, symbol: str) -> bool:
+        """Start the symbol's worker unless its name is taken; True when one was already running."""
+        try:
+            await self._supervisor.start_child(self._worker_spec(symbol))
+        except AlreadyStarted:
+            return True
+        return False
+
+    def _lock(self, symbol: str) -> asyncio.Lock:
+        lock = self._locks.get(symbol)
+        if lock is None:
+            lock = self._locks[symbol] = asyncio.Lock()
+        return lock
