@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import accumulate, chain, repeat
-from operator import add, floordiv
-from typing import TYPE_CHECKING, Any
+from operator import add
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -68,6 +69,10 @@ class Encoded:
     def end(self) -> int:
         return self.start + len(self.ends)
 
+    @property
+    def size(self) -> int:
+        return len(self.blob)
+
     def span(self, lo: int, hi: int) -> bytes:
         """The frames of trades [lo, hi) (global indices inside this chunk), cut on boundaries."""
         first = lo - self.start
@@ -89,57 +94,104 @@ def trade_mid(price: bytes, qty: bytes) -> bytes:
     return b',"p":"%s","q":"%s","T":' % (price, qty)
 
 
-def encode_trades(trades: Trades, symbol: str, stream: str | None, *, micro: bool) -> Encoded:
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A chunk's frames with `%d` where E, t and T go, and where each frame ends.
+
+    It depends only on the trades' static parts and on the decimal widths of the numbers, so one
+    template serves every loop of a recording: a loop costs one `%` over three ints per trade.
+    """
+
+    text: bytes
+    ends: list[int]
+
+    @property
+    def size(self) -> int:
+        return len(self.text)
+
+
+def encode_trades(
+    trades: Trades,
+    symbol: str,
+    stream: str | None,
+    *,
+    micro: bool,
+    templates: LruCache[Template] | None = None,
+) -> Encoded:
     """Trade frames for `symbol`; wrapped as `{"stream":..,"data":..}` when `stream` is given."""
+    times = trades.times(micro)
+    ids = range(trades.first_id, trades.first_id + len(trades))
+    values = tuple(chain.from_iterable(zip(times.event, ids, times.trade, strict=True)))
+    time_width = len(str(times.low))
+    id_width = len(str(ids[0]))
+    if time_width != len(str(times.high)) or id_width != len(str(ids[-1])):
+        return _encode_mixed_widths(trades, symbol, stream, values)
+    key = (symbol, trades.part, stream, time_width, id_width)
+    template = templates.get(key) if templates is not None and trades.part is not None else None
+    if template is None:
+        template = _template(trades, symbol, stream, 2 * time_width + id_width)
+        if templates is not None and trades.part is not None:
+            templates.put(key, template)
+    return Encoded(trades.start, template.text % values, template.ends)
+
+
+def _pieces(trades: Trades, symbol: str, stream: str | None) -> tuple[bytes, list[bytes]]:
+    """The payload start (with two `%d`) and each trade's ending after its trade time."""
     wrap = b'{"stream":"%s","data":' % stream.encode() if stream is not None else b""
     close = b"}}" if stream is not None else b"}"
     tails = {True: b',"m":true,"M":true' + close, False: b',"m":false,"M":true' + close}
-    head = wrap + _PREFIX.replace(b"%s", symbol.encode())
-    count = len(trades)
-    if micro:
-        event_times, trade_times = trades.event_time_us, trades.trade_time_us
-    else:
-        event_times = list(map(floordiv, trades.event_time_us, repeat(1000, count)))
-        trade_times = list(map(floordiv, trades.trade_time_us, repeat(1000, count)))
-    ids = range(trades.first_id, trades.first_id + count)
-    ends_with = [tails[m] for m in trades.maker]
-    fixed = len(head) - 4 + _digits(event_times) + _digits(ids) + _digits(trade_times)
-    lengths = list(map(add, map(len, trades.mids), map(len, ends_with)))
-    if fixed < 0:
-        numbers = zip(event_times, ids, trade_times, strict=True)
-        lengths = [n + len(b"%d%d%d" % t) for n, t in zip(lengths, numbers, strict=True)]
-        fixed = len(head) - 4
-    lengths = list(map(add, lengths, repeat(fixed, count)))
+    start = (wrap + b'{"e":"trade","E":').replace(b"%", b"%%")
+    middle = (b',"s":"' + symbol.encode() + b'","t":').replace(b"%", b"%%")
+    return start + b"%d" + middle + b"%d", [tails[m] for m in trades.maker]
+
+
+def _headers(lengths: list[int]) -> list[bytes]:
     if max(lengths) < len(_HEADERS):
-        headers = list(map(_HEADERS.__getitem__, lengths))
-    else:
-        headers = [frame_header(n) for n in lengths]
-    template = (b"%s" + head + b"%s%d%s") * count
-    columns = (headers, event_times, ids, trades.mids, trade_times, ends_with)
-    blob = template % tuple(chain.from_iterable(zip(*columns, strict=True)))
+        return list(map(_HEADERS.__getitem__, lengths))
+    return [frame_header(n) for n in lengths]
+
+
+def _template(trades: Trades, symbol: str, stream: str | None, digits: int) -> Template:
+    head, endings = _pieces(trades, symbol, stream)
+    count = len(trades)
+    fixed = len(head) - 4 + digits
+    lengths = list(map(add, map(add, map(len, trades.mids), map(len, endings)), repeat(fixed)))
+    headers = _headers(lengths)
+    columns = (headers, repeat(head, count), trades.mids, repeat(b"%d", count), endings)
+    text = b"".join(chain.from_iterable(zip(*columns, strict=False)))
     ends = list(accumulate(map(add, lengths, map(len, headers))))
-    return Encoded(trades.start, blob, ends)
+    return Template(text, ends)
 
 
-def _digits(numbers: list[int] | range) -> int:
-    """The decimal width shared by all numbers (monotone runs: first and last tell), else -inf."""
-    lo, hi = len(str(min(numbers))), len(str(max(numbers)))
-    return lo if lo == hi else -(10**9)
+def _encode_mixed_widths(
+    trades: Trades, symbol: str, stream: str | None, values: tuple[int, ...]
+) -> Encoded:
+    """The slow path for the rare chunk whose numbers change width (e.g. ids 9999 to 10000)."""
+    head, endings = _pieces(trades, symbol, stream)
+    numbers = zip(*[iter(values)] * 3, strict=True)
+    frames = [
+        frame(head % (event, trade_id) + mid + b"%d" % trade_time + ending)
+        for (event, trade_id, trade_time), mid, ending in zip(
+            numbers, trades.mids, endings, strict=True
+        )
+    ]
+    return Encoded(trades.start, b"".join(frames), list(accumulate(map(len, frames))))
 
 
 def rest_trades(trades: Trades, lo: int, hi: int, *, micro: bool) -> list[dict[str, Any]]:
     """Trades [lo, hi) in the shape of GET /api/v3/trades and /api/v3/historicalTrades."""
     rows = []
+    trade_times = trades.times(micro).trade
     for k in range(lo - trades.start, hi - trades.start):
         price, qty = trades.price[k], trades.qty[k]
-        time = trades.trade_time_us[k]
+        time = trade_times[k]
         rows.append(
             {
                 "id": trades.first_id + k,
                 "price": price.decode(),
                 "qty": qty.decode(),
                 "quoteQty": _quote(price, qty),
-                "time": time if micro else time // 1000,
+                "time": time,
                 "isBuyerMaker": trades.maker[k],
                 "isBestMatch": True,
             }
@@ -152,23 +204,34 @@ def _quote(price: bytes, qty: bytes) -> str:
     return f"{value.quantize(Decimal('0.00000001')):f}"
 
 
-class EncodedCache:
-    """Encoded chunks shared by every connection, least recently used dropped past `max_bytes`."""
+class Sized(Protocol):
+    @property
+    def size(self) -> int: ...
 
-    def __init__(self, max_bytes: int = 256 * 1024 * 1024) -> None:
+
+V = TypeVar("V", bound=Sized)
+
+
+class LruCache(Generic[V]):
+    """Items shared by every connection; the least recently used go past `max_bytes`."""
+
+    def __init__(self, max_bytes: int) -> None:
         self._max_bytes = max_bytes
         self._bytes = 0
-        self._items: OrderedDict[tuple[str, int, str | None, bool], Encoded] = OrderedDict()
+        self._items: OrderedDict[Hashable, V] = OrderedDict()
 
-    def get(self, key: tuple[str, int, str | None, bool]) -> Encoded | None:
+    def get(self, key: Hashable) -> V | None:
         item = self._items.get(key)
         if item is not None:
             self._items.move_to_end(key)
         return item
 
-    def put(self, key: tuple[str, int, str | None, bool], item: Encoded) -> None:
+    def put(self, key: Hashable, item: V) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._bytes -= old.size
         self._items[key] = item
-        self._bytes += len(item.blob)
+        self._bytes += item.size
         while self._bytes > self._max_bytes and len(self._items) > 1:
             _, dropped = self._items.popitem(last=False)
-            self._bytes -= len(dropped.blob)
+            self._bytes -= dropped.size

@@ -13,10 +13,13 @@ from typing import Any
 
 from streamer.mock_exchange.config import MockConfig
 from streamer.mock_exchange.data import load_tape, scan_trade_files
-from streamer.mock_exchange.encoding import EncodedCache
+from streamer.mock_exchange.encoding import Encoded, LruCache, Template
 from streamer.mock_exchange.exchange_info import load_exchange_info
 from streamer.mock_exchange.market import Market
 from streamer.mock_exchange.sources import ReplaySource, TradeSource, WalkSource
+
+ENCODED_BYTES = 128 * 1024 * 1024
+TEMPLATE_BYTES = 128 * 1024 * 1024
 
 
 class Exchange:
@@ -39,7 +42,8 @@ class Exchange:
         self.listed: dict[str, dict[str, Any]] = {s["symbol"]: s for s in self.info["symbols"]}
         self.started = clock()
         self._start_us = int(wall_clock() * 1000) * 1000
-        self._cache = EncodedCache()
+        self._cache: LruCache[Encoded] = LruCache(ENCODED_BYTES)
+        self._templates: LruCache[Template] = LruCache(TEMPLATE_BYTES)
         self._markets: dict[str, Market] = {}
 
     def knows(self, symbol: str) -> bool:
@@ -55,6 +59,7 @@ class Exchange:
                 started=self.started,
                 clock=self.clock,
                 cache=self._cache,
+                templates=self._templates,
             )
             self._markets[symbol] = market
         return market

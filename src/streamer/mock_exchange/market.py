@@ -13,7 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamer.mock_exchange.encoding import Encoded, EncodedCache, encode_trades, rest_trades
+from streamer.mock_exchange.encoding import (
+    Encoded,
+    LruCache,
+    Template,
+    encode_trades,
+    rest_trades,
+)
 from streamer.mock_exchange.sources import Trades, TradeSource
 
 
@@ -43,7 +49,8 @@ class Market:
         speed: float | None,
         started: float,
         clock: Callable[[], float],
-        cache: EncodedCache,
+        cache: LruCache[Encoded],
+        templates: LruCache[Template],
     ) -> None:
         self.symbol = source.symbol
         self.source = source
@@ -52,6 +59,7 @@ class Market:
         self.faults = StreamFaults()
         self._clock = clock
         self._cache = cache
+        self._templates = templates
         self._published = 0
         self._chunks: dict[int, Trades] = {}
 
@@ -97,7 +105,9 @@ class Market:
         key = (self.symbol, number, stream, micro)
         item = self._cache.get(key)
         if item is None:
-            item = encode_trades(self.trades(index), self.symbol, stream, micro=micro)
+            item = encode_trades(
+                self.trades(index), self.symbol, stream, micro=micro, templates=self._templates
+            )
             self._cache.put(key, item)
         return item
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import random
+from array import array
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import repeat
 from operator import add
@@ -22,17 +24,55 @@ CHUNK = 4096
 
 
 @dataclass(frozen=True, slots=True)
-class Trades:
-    """Consecutive trades from index `start`, column by column, times in microseconds."""
+class Times:
+    """A chunk's event and trade times in one unit (ms or µs), with their overall bounds."""
 
-    start: int
-    first_id: int
-    trade_time_us: list[int]
-    event_time_us: list[int]
-    price: list[bytes]
-    qty: list[bytes]
-    maker: list[bool]
-    mids: list[bytes]
+    event: list[int]
+    trade: list[int]
+    low: int
+    high: int
+
+
+class Trades:
+    """Consecutive trades from index `start`, column by column; times are made per unit on demand.
+
+    `mids` is the payload text between a trade's id and its trade time. `part` names the trades'
+    place in a recording (the same on every loop), so that their frame template can be reused.
+    """
+
+    __slots__ = (
+        "_make_times",
+        "_times",
+        "first_id",
+        "maker",
+        "mids",
+        "part",
+        "price",
+        "qty",
+        "start",
+    )
+
+    def __init__(
+        self,
+        *,
+        start: int,
+        first_id: int,
+        price: list[bytes],
+        qty: list[bytes],
+        maker: list[bool],
+        mids: list[bytes],
+        make_times: Callable[[bool], Times],
+        part: int | None = None,
+    ) -> None:
+        self.start = start
+        self.part = part
+        self.first_id = first_id
+        self.price = price
+        self.qty = qty
+        self.maker = maker
+        self.mids = mids
+        self._make_times = make_times
+        self._times: dict[bool, Times] = {}
 
     def __len__(self) -> int:
         return len(self.price)
@@ -40,6 +80,12 @@ class Trades:
     @property
     def end(self) -> int:
         return self.start + len(self.price)
+
+    def times(self, micro: bool) -> Times:
+        found = self._times.get(micro)
+        if found is None:
+            found = self._times[micro] = self._make_times(micro)
+        return found
 
 
 class TradeSource(Protocol):
@@ -68,9 +114,18 @@ class ReplaySource:
         times = tape.trade_time_us
         duration = times[-1] - times[0]
         step = max(1000, duration // (self._n - 1)) if self._n > 1 else 1000
-        self.period_us = duration + step
+        self.period_us = -(-(duration + step) // 1000) * 1000
         self._per_pass = math.ceil(self._n / CHUNK)
         self._mids = list(map(trade_mid, tape.price, tape.qty))
+        self._columns = {
+            True: (tape.event_time_us, tape.trade_time_us),
+            False: (
+                array("q", (t // 1000 for t in tape.event_time_us)),
+                array("q", (t // 1000 for t in tape.trade_time_us)),
+            ),
+        }
+        every = (*tape.event_time_us, *tape.trade_time_us)
+        self._bounds = (min(every), max(every))
 
     def chunk_of(self, index: int) -> int:
         loop, offset = divmod(index, self._n)
@@ -81,22 +136,32 @@ class ReplaySource:
         lo = part * CHUNK
         hi = min(self._n, lo + CHUNK)
         tape = self._tape
-        shift = loop * self.period_us
-        trade_times = tape.trade_time_us[lo:hi].tolist()
-        event_times = tape.event_time_us[lo:hi].tolist()
-        if shift:
-            trade_times = list(map(add, trade_times, repeat(shift, hi - lo)))
-            event_times = list(map(add, event_times, repeat(shift, hi - lo)))
         start = loop * self._n + lo
         return Trades(
             start=start,
             first_id=self.first_id + start,
-            trade_time_us=trade_times,
-            event_time_us=event_times,
             price=tape.price[lo:hi],
             qty=tape.qty[lo:hi],
             maker=tape.maker[lo:hi],
             mids=self._mids[lo:hi],
+            make_times=lambda micro: self._times(micro, loop, lo, hi),
+            part=part,
+        )
+
+    def _times(self, micro: bool, loop: int, lo: int, hi: int) -> Times:
+        shift = loop * self.period_us
+        low, high = self._bounds[0] + shift, self._bounds[1] + shift
+        if not micro:
+            shift, low, high = shift // 1000, low // 1000, high // 1000
+        events, trades = self._columns[micro]
+        if not shift:
+            return Times(events[lo:hi].tolist(), trades[lo:hi].tolist(), low, high)
+        count = hi - lo
+        return Times(
+            list(map(add, events[lo:hi], repeat(shift, count))),
+            list(map(add, trades[lo:hi], repeat(shift, count))),
+            low,
+            high,
         )
 
     def due(self, index: int) -> float:
@@ -140,12 +205,11 @@ class WalkSource:
         return Trades(
             start=start,
             first_id=self.first_id + start,
-            trade_time_us=times,
-            event_time_us=times,
             price=price,
             qty=qty,
             maker=[rng.random() < 0.5 for _ in range(CHUNK)],
             mids=list(map(trade_mid, price, qty)),
+            make_times=lambda micro: _walk_times(times, micro),
         )
 
     def _walk(self, number: int) -> list[float]:
@@ -162,3 +226,8 @@ class WalkSource:
 
     def count_due(self, seconds: float) -> int:
         return math.floor(seconds * self._rate + 1e-9) + 1
+
+
+def _walk_times(times_us: list[int], micro: bool) -> Times:
+    times = times_us if micro else [t // 1000 for t in times_us]
+    return Times(times, times, times[0], times[-1])
