@@ -1,0 +1,43 @@
+"""The mock's exchange: which symbols exist and where their trades come from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamer.mock_exchange.config import MockConfig
+from streamer.mock_exchange.exchange import Exchange
+from streamer.mock_exchange.sources import ReplaySource, WalkSource
+
+
+def test_recorded_symbol_replays_its_data(tiny_data: Path) -> None:
+    """A symbol with trade files gets a market replaying them."""
+    exchange = Exchange(MockConfig(data_dir=tiny_data))
+    market = exchange.market("BNBBTC")
+    assert market is not None
+    assert isinstance(market.source, ReplaySource)
+
+
+def test_listed_symbol_without_data_gets_a_walk(tiny_data: Path) -> None:
+    """A symbol of the exchangeInfo without files gets synthetic trades."""
+    exchange = Exchange(MockConfig(data_dir=tiny_data))
+    market = exchange.market("LTCBTC")
+    assert market is not None
+    assert isinstance(market.source, WalkSource)
+
+
+def test_unknown_symbol_has_no_market(tiny_data: Path) -> None:
+    """A symbol neither listed nor recorded has no market."""
+    assert Exchange(MockConfig(data_dir=tiny_data)).market("DOGEBTC") is None
+
+
+def test_markets_are_created_once(tiny_data: Path) -> None:
+    """Every caller gets the same market for a symbol, so they all see one exchange."""
+    exchange = Exchange(MockConfig(data_dir=tiny_data))
+    assert exchange.market("BNBBTC") is exchange.market("BNBBTC")
+
+
+def test_without_data_the_builtin_symbols_stream(tmp_path: Path) -> None:
+    """With an empty data folder the built-in exchangeInfo's symbols still have markets."""
+    exchange = Exchange(MockConfig(data_dir=tmp_path))
+    assert exchange.files == {}
+    assert exchange.market("BTCUSDT") is not None
