@@ -34,7 +34,10 @@ async def follow(url: str, on_message: Callable[[dict[str, Any]], None]) -> None
         transport, _ = await ws_connect(lambda: listener, url)
     except (TimeoutError, OSError, WSError) as error:
         raise TailError(f"cannot follow {url}: {error}") from None
-    await transport.wait_disconnected()
+    try:
+        await transport.wait_disconnected()
+    finally:
+        transport.disconnect()
     if listener.close_reason:
         raise TailError(listener.close_reason)
 

@@ -55,12 +55,13 @@ async def _until_disconnect(socket: WebSocket) -> None:
 
 def trades_socket(service: Service) -> Callable[[WebSocket], Awaitable[None]]:
     async def endpoint(socket: WebSocket) -> None:
+        await socket.accept()
         try:
             symbols = parse_symbols(socket.query_params.get("symbols"))
         except InvalidSymbol as error:
+            # Accepted first: a refused handshake could not carry the reason to the client.
             await socket.close(code=POLICY_VIOLATION, reason=str(error))
             return
-        await socket.accept()
         topics = None if symbols is None else [topic(s) for s in symbols]
         with service.pubsub.subscribe(
             topics, maxlen=CLIENT_QUEUE, overflow=Overflow.DROP_OLDEST

@@ -1,0 +1,169 @@
+"""The HTTP API of a running service: settings with live state, start/stop, health, metrics."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamer.db import Status
+from tests.api.conftest import TOKEN, Running
+from tests.polling import eventually
+
+
+async def test_settings_list_every_symbol_with_its_live_state(running: Running) -> None:
+    """`GET /api/settings` returns every setting, stopped and off on a fresh database."""
+    response = await running.http.get("/api/settings")
+
+    assert response.status_code == 200
+    states = {item["symbol"]: (item["status"], item["state"]) for item in response.json()}
+    assert states == dict.fromkeys(("ADAUSDT", "BTCUSDT", "ETHUSDT", "NEOUSDT"), ("off", "stopped"))
+
+
+async def test_start_makes_the_symbol_stream_and_persists_on(running: Running) -> None:
+    """`POST /api/settings/ethusdt/start` starts a worker that receives trades, and saves `on`."""
+    response = await running.http.post("/api/settings/ethusdt/start")
+
+    assert response.status_code == 200
+    assert response.json() == {"symbol": "ETHUSDT", "already_running": False}
+    assert (await running.service.repository.get("ETHUSDT")).status is Status.ON
+
+    await eventually(lambda: (running.service.hub.stats("ETHUSDT") or {}).get("trades", 0) > 0)
+    state = (await running.http.get("/api/settings/ETHUSDT")).json()
+    assert state["state"] == "streaming"
+    assert state["trades"] > 0
+    assert state["last_trade_id"] is not None
+
+
+async def test_starting_twice_reports_the_running_worker(running: Running) -> None:
+    """A second start answers `already_running` and keeps one worker."""
+    await running.http.post("/api/settings/ETHUSDT/start")
+
+    response = await running.http.post("/api/settings/ETHUSDT/start")
+
+    assert response.json() == {"symbol": "ETHUSDT", "already_running": True}
+    assert running.service.registry.names() == ["ETHUSDT"]
+
+
+async def test_stop_terminates_the_worker_and_persists_off(running: Running) -> None:
+    """`POST .../stop` on a streaming symbol stops its worker and saves `off`."""
+    await running.http.post("/api/settings/ETHUSDT/start")
+
+    response = await running.http.post("/api/settings/ETHUSDT/stop")
+
+    assert response.json() == {"symbol": "ETHUSDT", "was_running": True}
+    assert running.service.registry.names() == []
+    assert (await running.service.repository.get("ETHUSDT")).status is Status.OFF
+
+
+async def test_active_filter_shows_only_symbols_on_or_running(running: Running) -> None:
+    """`?active=true` lists what is on or running, which is what `streamer status` shows."""
+    await running.http.post("/api/settings/NEOUSDT/start")
+
+    response = await running.http.get("/api/settings", params={"active": "true"})
+
+    assert [item["symbol"] for item in response.json()] == ["NEOUSDT"]
+
+
+async def test_unknown_symbol_is_404_with_a_clear_reason(running: Running) -> None:
+    """Starting a symbol missing from the settings answers 404 naming it, and changes nothing."""
+    response = await running.http.post("/api/settings/XRPUSDT/start")
+
+    assert response.status_code == 404
+    assert "XRPUSDT" in response.json()["detail"]
+    assert running.service.registry.names() == []
+
+
+async def test_malformed_symbol_is_422_with_a_clear_reason(running: Running) -> None:
+    """A symbol that cannot be a Binance symbol answers 422 with the rule it broke."""
+    response = await running.http.post("/api/settings/ETH-USDT/start")
+
+    assert response.status_code == 422
+    assert "ETH-USDT" in response.json()["detail"]
+
+
+async def test_a_cross_origin_page_cannot_change_the_running_set(running: Running) -> None:
+    """A browser request from another origin is refused, so a web page cannot start streams."""
+    response = await running.http.post(
+        "/api/settings/ETHUSDT/start", headers={"origin": "https://evil.example"}
+    )
+
+    assert response.status_code == 403
+    assert running.service.registry.names() == []
+
+
+async def test_health_reports_live_and_ready(running: Running) -> None:
+    """`GET /api/health` answers 200 with live and ready once the tree is up."""
+    response = await running.http.get("/api/health")
+
+    assert response.status_code == 200
+    assert response.json() == {"live": True, "ready": True, "database": True, "streaming": 0}
+
+
+async def test_tree_shows_the_supervision_tree(running: Running) -> None:
+    """`GET /api/tree` shows the root, the streaming supervisor and its two children."""
+    await running.http.post("/api/settings/ETHUSDT/start")
+
+    tree = (await running.http.get("/api/tree")).json()["tree"]
+
+    assert tree["name"] == "streamer"
+    ids = [child["id"] for child in tree["children"]]
+    assert ids == ["database", "stream_hub", "streaming", "http"]
+    streaming = tree["children"][2]["supervisor"]
+    assert streaming["strategy"] == "rest_for_one"
+    assert [child["id"] for child in streaming["children"]] == ["streamers", "autostart"]
+    workers = streaming["children"][0]["supervisor"]["children"]
+    assert [worker["name"] for worker in workers] == ["ETHUSDT"]
+
+
+async def test_metrics_expose_per_symbol_counters(running: Running) -> None:
+    """`GET /metrics` is Prometheus text with per-symbol trade counters."""
+    await running.http.post("/api/settings/ETHUSDT/start")
+    await eventually(lambda: (running.service.hub.stats("ETHUSDT") or {}).get("trades", 0) > 0)
+
+    response = await running.http.get("/metrics")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert 'streamer_trades_total{symbol="ETHUSDT"}' in response.text
+    assert "streamer_symbols_running 1.0" in response.text
+
+
+async def test_openapi_schema_is_published(running: Running) -> None:
+    """The OpenAPI schema lists the control endpoints."""
+    schema = (await running.http.get("/openapi.json")).json()
+
+    assert {"/api/settings", "/api/settings/{symbol}/start", "/api/health"} <= set(schema["paths"])
+
+
+async def test_the_status_page_is_served(running: Running) -> None:
+    """`GET /` serves the live status page."""
+    response = await running.http.get("/")
+
+    assert response.status_code == 200
+    assert "<title>streamer</title>" in response.text
+
+
+class TestWithToken:
+    @pytest.fixture
+    def service_token(self) -> str | None:
+        return TOKEN
+
+    async def test_mutations_without_the_token_are_refused(self, running: Running) -> None:
+        """With a token configured, a start without `Authorization: Bearer` answers 401."""
+        response = await running.http.post("/api/settings/ETHUSDT/start")
+
+        assert response.status_code == 401
+        assert running.service.registry.names() == []
+
+    async def test_mutations_with_the_token_are_accepted(self, running: Running) -> None:
+        """With the right bearer token, a start goes through."""
+        response = await running.http.post(
+            "/api/settings/ETHUSDT/start", headers={"authorization": f"Bearer {TOKEN}"}
+        )
+
+        assert response.status_code == 200
+
+    async def test_reads_need_no_token(self, running: Running) -> None:
+        """Reading the settings stays open: only mutations are guarded."""
+        response = await running.http.get("/api/settings")
+
+        assert response.status_code == 200
