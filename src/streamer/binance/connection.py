@@ -78,8 +78,10 @@ class ConnectGate:
         self._cool_until = 0.0
         self._lock = asyncio.Lock()
         self.attempts = 0
+        self.cooldowns = 0
 
     def cool_down(self, seconds: float) -> None:
+        self.cooldowns += 1
         self._cool_until = max(self._cool_until, self._clock() + seconds)
 
     async def enter(self) -> None:

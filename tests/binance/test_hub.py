@@ -1,0 +1,106 @@
+"""Tests for streamer.binance.hub against the mock exchange."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from streamer.binance.events import TradeEvent
+from streamer.binance.hub import AlreadyAttached, HubStopped, StreamHub
+from streamer.mock_exchange import MockExchange
+from streamer.pubsub import PubSub, topic
+from tests.binance.conftest import eventually
+
+SYMBOLS = ["ADAUSDT", "BTCPAX", "BTCTUSD", "BTCUSDC", "FETUSDT", "MATICUSDT", "PAXUSDT"]
+
+
+async def test_symbols_are_packed_onto_connections_up_to_the_cap(
+    make_hub: Callable[..., StreamHub], running: Callable[[StreamHub], StreamHub]
+) -> None:
+    """Seven symbols with three streams per connection use three connections, all streaming."""
+    hub = running(make_hub(streams_per_connection=3))
+    for symbol in SYMBOLS:
+        hub.attach(symbol)
+    await eventually(lambda: all(s["state"] == "streaming" for s in hub.all_stats().values()))
+    assert sorted(c["streams"] for c in hub.connections()) == [1, 3, 3]
+
+
+async def test_trades_flow_to_subscribers_with_live_stats(hub: StreamHub, pubsub: PubSub) -> None:
+    """Trades of an attached symbol reach its topic in id order and show in its stats."""
+    sub = pubsub.subscribe(topic("ADAUSDT"))
+    hub.attach("ADAUSDT")
+    received: list[TradeEvent] = []
+
+    async def collect() -> None:
+        while len(received) < 50:
+            received.extend(e for e in await sub.get_batch() if isinstance(e, TradeEvent))
+
+    await asyncio.wait_for(collect(), 20)
+    got = [e.trade_id for e in received]
+    assert got == list(range(got[0], got[0] + len(got)))
+    await eventually(lambda: (hub.stats("ADAUSDT") or {}).get("rate", 0) > 0)
+    stats = hub.stats("ADAUSDT")
+    assert stats is not None
+    assert stats["state"] == "streaming"
+    assert stats["last_trade_id"] >= got[-1]
+
+
+async def test_a_symbol_is_attached_once(hub: StreamHub) -> None:
+    """Attaching a symbol that is already streaming is refused."""
+    hub.attach("ADAUSDT")
+    with pytest.raises(AlreadyAttached):
+        hub.attach("ADAUSDT")
+
+
+async def test_detach_unsubscribes_and_leaves_stopped_stats(
+    hub: StreamHub, mock_exchange: MockExchange
+) -> None:
+    """Detaching sends UNSUBSCRIBE on the live connection and keeps the stats as stopped."""
+    hub.attach("ADAUSDT")
+    hub.attach("BTCPAX")
+    await eventually(lambda: len(mock_exchange.connections) == 1)
+    (server_side,) = mock_exchange.connections.values()
+    await eventually(lambda: (hub.stats("BTCPAX") or {}).get("state") == "streaming")
+    hub.detach("BTCPAX")
+    await eventually(lambda: list(server_side.session.streams) == ["adausdt@trade"])
+    stats = hub.stats("BTCPAX")
+    assert stats is not None
+    assert stats["state"] == "stopped"
+
+
+async def test_dropped_connection_reconnects_only_its_own_symbols(
+    make_hub: Callable[..., StreamHub],
+    running: Callable[[StreamHub], StreamHub],
+    mock_exchange: MockExchange,
+) -> None:
+    """Cutting one connection reconnects that connection alone, with its own streams."""
+    hub = running(make_hub(streams_per_connection=2))
+    for symbol in SYMBOLS[:4]:
+        hub.attach(symbol)
+    await eventually(lambda: all(c["status"] == "connected" for c in hub.connections()))
+    victim = next(
+        c for c in mock_exchange.connections.values() if "adausdt@trade" in c.session.streams
+    )
+    mock_exchange.faults.drop(victim.number)
+    await eventually(lambda: sum(c["connects"] for c in hub.connections()) == 3)
+    await eventually(lambda: all(c["status"] == "connected" for c in hub.connections()))
+    by_name = {c["name"]: c["connects"] for c in hub.connections()}
+    assert by_name[(hub.stats("ADAUSDT") or {})["connection"]] == 2
+    assert by_name[(hub.stats("BTCUSDC") or {})["connection"]] == 1
+
+
+async def test_stopping_the_hub_fails_attached_channels(
+    make_hub: Callable[..., StreamHub],
+) -> None:
+    """When the hub stops, every attached symbol's worker is told so (HubStopped)."""
+    hub = make_hub()
+    task = asyncio.create_task(hub.run())
+    channel = hub.attach("ADAUSDT")
+    await asyncio.sleep(0.1)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    with pytest.raises(HubStopped):
+        await channel.wait()
+    assert hub.connections() == []
