@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 
 import pytest
 from typer.testing import CliRunner
@@ -17,15 +16,9 @@ from typer.testing import CliRunner
 from streamer.cli import app
 from streamer.db import SettingsRepository, Status, create_engine, upgrade
 from streamer.db.seed import seed
+from tests.ports import closed_port
 
 SYMBOLS = ["ETHUSDT", "NEOUSDT", "BTCUSDT"]
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 where nothing listens."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

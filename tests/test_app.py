@@ -1,0 +1,43 @@
+"""The application tree as a whole: what it refuses, and how it waits for a database."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from streamer.api.security import TokenRequired
+from streamer.app import Service
+from streamer.config import Settings
+from streamer.otp import ChildState
+from tests.polling import eventually
+from tests.ports import closed_port
+
+
+def test_a_service_beyond_loopback_needs_a_token() -> None:
+    """Building a service bound to 0.0.0.0 without a token fails with the fix in the message."""
+    with pytest.raises(TokenRequired, match="STREAMER_TOKEN"):
+        Service(Settings(host="0.0.0.0", database_url="sqlite:///:memory:"))
+
+
+async def test_a_database_down_at_start_is_waited_for_without_crash_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With no database the service logs why, retries, stays unready, and still stops cleanly."""
+    url = f"postgresql://postgres@127.0.0.1:{closed_port()}/streamer"
+    service = Service(Settings(database_url=url, port=0), http=False, database_retry=0.05)
+
+    with caplog.at_level(logging.WARNING, logger="streamer.app"):
+        task = asyncio.create_task(service.run())
+        await eventually(lambda: caplog.text.count("Waiting for the database") >= 3)
+
+        assert not service.health().ready
+        assert not service.health().database
+        database = service.root.which_children()[0]
+        assert database.state is ChildState.STARTING
+        assert database.restarts == 0
+
+        await service.root.stop()
+        assert await task == 0
+    assert "127.0.0.1" in caplog.text
