@@ -7,12 +7,15 @@ microsecond times. The exchangeInfo lists them and LTCBTC, which has no data (a 
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from picows import WSFrame, WSListener, WSMsgType, WSTransport
 
 BNB_IDS = [100, 101, 102, 103, 106, 107, 108, 109]
 BASE_MS = 1_559_520_000_000
@@ -80,3 +83,36 @@ def tiny_data(tmp_path: Path) -> Path:
     }
     (info / "exchangeInfo.json").write_text(json.dumps(document))
     return tmp_path
+
+
+async def until(condition: Callable[[], bool], *, attempts: int = 500) -> None:
+    """Wait (at most ~5 s) for a condition the server reaches by itself, e.g. a registration."""
+    for _ in range(attempts):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+class Probe(WSListener):
+    """A picows client that queues every frame it gets and answers pings only when told to."""
+
+    def __init__(self, *, pong: bool = False) -> None:
+        self.pong = pong
+        self.frames: asyncio.Queue[tuple[WSMsgType, bytes]] = asyncio.Queue()
+        self.closed = asyncio.Event()
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is WSMsgType.PING and self.pong:
+            transport.send_pong(frame.get_payload_as_bytes())
+        self.frames.put_nowait((frame.msg_type, frame.get_payload_as_bytes()))
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.closed.set()
+
+    async def next(self, kind: WSMsgType) -> bytes:
+        """The payload of the next frame of `kind`, skipping others."""
+        while True:
+            msg_type, payload = await asyncio.wait_for(self.frames.get(), 10)
+            if msg_type is kind:
+                return payload

@@ -1,22 +1,206 @@
-"""The server: REST, websocket streams and the admin endpoint share one port."""
+"""The server: REST, websocket streams and the admin endpoint on one port, and its refusals."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from streamer.mock_exchange import MockExchange
+from streamer.mock_exchange import Limits, MockConfig, MockExchange
+from tests.mock_exchange.conftest import until
+
+QUIET = Limits(ping_interval=None, lifetime=None, max_messages_per_s=None)
+
+
+@asynccontextmanager
+async def running(tiny_data: Path, **options: Any) -> AsyncIterator[MockExchange]:
+    options.setdefault("limits", QUIET)
+    async with MockExchange(MockConfig(data_dir=tiny_data, speed=None, **options)) as mock:
+        yield mock
 
 
 async def test_rest_and_websocket_share_one_port(mock_exchange: MockExchange) -> None:
     """A REST call and a websocket stream are both served on the mock's single port."""
+    assert mock_exchange.rest_url.removeprefix("http") == mock_exchange.ws_url.removeprefix("ws")
     async with httpx.AsyncClient(base_url=mock_exchange.rest_url) as client:
         response = await client.get("/api/v3/ping")
     assert response.status_code == 200
     assert response.json() == {}
-    async with connect(f"{mock_exchange.ws_url}/ws/btcusdt@trade") as ws:
+    async with connect(f"{mock_exchange.ws_url}/ws/btcusdt@trade", max_queue=None) as ws:
         event = json.loads(await ws.recv())
     assert event["e"] == "trade"
     assert event["s"] == "BTCUSDT"
+
+
+async def test_rest_errors_over_http(tiny_data: Path) -> None:
+    """A REST error reaches the client as HTTP 400 with Binance's JSON body."""
+    async with running(tiny_data) as mock, httpx.AsyncClient(base_url=mock.rest_url) as client:
+        response = await client.get("/api/v3/exchangeInfo", params={"symbol": "NOPEBTC"})
+    assert response.status_code == 400
+    assert response.json() == {"code": -1121, "msg": "Invalid symbol."}
+
+
+async def test_time_unit_header_over_http(tiny_data: Path) -> None:
+    """The X-MBX-TIME-UNIT request header reaches the REST handler."""
+    async with running(tiny_data) as mock, httpx.AsyncClient(base_url=mock.rest_url) as client:
+        response = await client.get("/api/v3/time", headers={"X-MBX-TIME-UNIT": "MICROSECOND"})
+    assert response.json()["serverTime"] > 10**15
+
+
+@pytest.mark.parametrize(("path", "status"), [("/ws/a@trade?timeUnit=SECOND", 400), ("/x", 404)])
+async def test_bad_websocket_urls_are_refused(tiny_data: Path, path: str, status: int) -> None:
+    """An upgrade to a bad URL is answered with an HTTP error instead of a websocket."""
+    async with running(tiny_data) as mock:
+        with pytest.raises(InvalidStatus) as caught:
+            async with connect(f"{mock.ws_url}{path}"):
+                pass
+    assert caught.value.response.status_code == status
+
+
+async def test_too_many_streams_in_the_url(tiny_data: Path) -> None:
+    """A combined URL naming more streams than the limit is refused with 400."""
+    limits = Limits(max_streams=1, ping_interval=None, lifetime=None, max_messages_per_s=None)
+    async with running(tiny_data, limits=limits) as mock:
+        with pytest.raises(InvalidStatus) as caught:
+            async with connect(f"{mock.ws_url}/stream?streams=a@trade/b@trade"):
+                pass
+    assert caught.value.response.status_code == 400
+
+
+async def test_connection_attempts_per_window(tiny_data: Path) -> None:
+    """Past the connection attempts allowed per window, an upgrade gets 429 and Retry-After."""
+    limits = Limits(
+        max_connection_attempts=2,
+        attempts_window=300,
+        ping_interval=None,
+        lifetime=None,
+        max_messages_per_s=None,
+    )
+    async with running(tiny_data, limits=limits) as mock:
+        for _ in range(2):
+            async with connect(f"{mock.ws_url}/ws"):
+                pass
+        with pytest.raises(InvalidStatus) as caught:
+            async with connect(f"{mock.ws_url}/ws"):
+                pass
+    response = caught.value.response
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize("status", [429, 418])
+async def test_refusal_with_retry_after(tiny_data: Path, status: int) -> None:
+    """While refusing, REST and upgrades get the status and Retry-After; accept() ends it."""
+    async with running(tiny_data) as mock, httpx.AsyncClient(base_url=mock.rest_url) as client:
+        mock.faults.refuse(status, retry_after=7)
+        refused = await client.get("/api/v3/ping")
+        with pytest.raises(InvalidStatus) as caught:
+            async with connect(f"{mock.ws_url}/ws"):
+                pass
+        await mock.faults.accept()
+        accepted = await client.get("/api/v3/ping")
+    assert refused.status_code == status
+    assert refused.headers["Retry-After"] == "7"
+    assert caught.value.response.status_code == status
+    assert accepted.status_code == 200
+
+
+async def test_tcp_refusal_keeps_open_connections(tiny_data: Path) -> None:
+    """refuse_tcp() refuses new connections, keeps the open ones; accept() listens again."""
+    async with running(tiny_data) as mock, connect(f"{mock.ws_url}/ws") as open_ws:
+        await mock.faults.refuse_tcp()
+        with pytest.raises(ConnectionRefusedError):
+            async with connect(f"{mock.ws_url}/ws"):
+                pass
+        await open_ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
+        assert json.loads(await open_ws.recv()) == {"result": [], "id": 1}
+        await mock.faults.accept()
+        async with httpx.AsyncClient(base_url=mock.rest_url) as client:
+            assert (await client.get("/api/v3/ping")).status_code == 200
+
+
+async def test_slow_rest(tiny_data: Path) -> None:
+    """With slow REST on, a client with a shorter timeout than the delay times out."""
+    async with running(tiny_data) as mock, httpx.AsyncClient(base_url=mock.rest_url) as client:
+        mock.faults.slow_rest(30.0)
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get("/api/v3/ping", timeout=0.05)
+        mock.faults.slow_rest(0.0)
+        assert (await client.get("/api/v3/ping")).status_code == 200
+
+
+async def test_admin_lists_connections(tiny_data: Path) -> None:
+    """GET /_mock/connections describes each open websocket connection."""
+    async with running(tiny_data) as mock, connect(f"{mock.ws_url}/stream?streams=a@trade"):
+        await until(lambda: len(mock.connections) == 1)
+        async with httpx.AsyncClient(base_url=mock.rest_url) as client:
+            listed = (await client.get("/_mock/connections")).json()
+    assert len(listed) == 1
+    assert listed[0]["streams"] == ["a@trade"]
+    assert listed[0]["combined"] is True
+
+
+async def test_admin_applies_faults(tiny_data: Path) -> None:
+    """POST /_mock/faults/<name> runs a fault with its query as parameters."""
+    async with running(tiny_data) as mock, httpx.AsyncClient(base_url=mock.rest_url) as client:
+        skip = await client.post("/_mock/faults/skip_ids", params={"symbol": "BNBBTC", "count": 2})
+        refuse = await client.post("/_mock/faults/refuse", params={"status": 418})
+        state = (await client.get("/_mock/faults")).json()
+        refused = await client.get("/api/v3/ping")
+        await client.post("/_mock/faults/accept")
+        slow = await client.post("/_mock/faults/slow_rest", params={"seconds": "0"})
+    assert skip.json() == {"ok": True, "result": [100, 101]}
+    assert refuse.status_code == 200
+    assert state["refusal"] == {"status": 418, "retry_after": 1}
+    assert refused.status_code == 418
+    assert slow.status_code == 200
+
+
+async def test_admin_drops_connections(tiny_data: Path) -> None:
+    """POST /_mock/faults/drop cuts every websocket connection."""
+    async with running(tiny_data) as mock, connect(f"{mock.ws_url}/ws") as ws:
+        await until(lambda: len(mock.connections) == 1)
+        async with httpx.AsyncClient(base_url=mock.rest_url) as client:
+            answer = await client.post("/_mock/faults/drop")
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    assert answer.json() == {"ok": True, "result": 1}
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/_mock/faults/explode", 400),
+        ("/_mock/faults/drop?connection=999", 400),
+        ("/_mock/faults/skip_ids", 400),
+        ("/_mock/faults/skip_ids?symbol=NOPE", 400),
+        ("/_mock/faults/refuse?status=500", 400),
+        ("/_mock/faults/slow_rest?seconds=soon", 400),
+        ("/_mock/nothing", 404),
+    ],
+)
+async def test_admin_errors(tiny_data: Path, path: str, status: int) -> None:
+    """An unknown fault, connection or symbol, or a bad value, is a one-line JSON error."""
+    async with running(tiny_data) as mock, httpx.AsyncClient(base_url=mock.rest_url) as client:
+        response = await client.post(path)
+    assert response.status_code == status
+    assert response.json()["error"]
+
+
+async def test_stop_closes_connections_going_away(tiny_data: Path) -> None:
+    """Stopping the mock closes open websockets with 1001."""
+    mock = MockExchange(MockConfig(data_dir=tiny_data, limits=QUIET))
+    await mock.start()
+    async with connect(f"{mock.ws_url}/ws") as ws:
+        await until(lambda: len(mock.connections) == 1)
+        await mock.stop()
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    assert ws.close_code == 1001

@@ -8,6 +8,7 @@ Binance does; everything else is a websocket connection fed by `MockConnection`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import logging
 import time
@@ -51,7 +52,9 @@ class MockExchange:
         self.faults = Faults(self.exchange, lambda: list(self.connections.values()), self._listen)
         self.port = self.config.port
         self._server: Server | None = None
+        self._retired: list[Server] = []
         self._attempts: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
 
     @property
@@ -79,12 +82,15 @@ class MockExchange:
 
     async def stop(self) -> None:
         """Close every connection (1001 going away) and stop listening."""
+        self._stopping.set()
         for connection in list(self.connections.values()):
             connection.cancel_tasks()
-        if self._server is not None:
-            self._server.close(close_connections=True)
-            await self._server.wait_closed()
-            self._server = None
+        servers = [*self._retired, *([self._server] if self._server is not None else [])]
+        self._server, self._retired = None, []
+        for server in servers:
+            server.close(close_connections=True)
+        for server in servers:
+            await server.wait_closed()
         for connection in list(self.connections.values()):
             connection.transport.abort()
         self._stopped.set()
@@ -110,10 +116,9 @@ class MockExchange:
             )
             self.port = self._server.sockets[0].getsockname()[1]
         elif not on and self._server is not None:
-            server, self._server = self._server, None
-            for sock in server.sockets:
-                sock.close()
-            server.server.close()
+            self._retired.append(self._server)
+            self._server.server.close()
+            self._server = None
 
     async def _process_request(
         self, connection: ServerConnection, request: Request
@@ -136,7 +141,8 @@ class MockExchange:
             )
         if parts.path.startswith("/api/"):
             if self.faults.rest_delay:
-                await asyncio.sleep(self.faults.rest_delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.faults.rest_delay)
             headers = {name.lower(): value for name, value in request.headers.raw_items()}
             reply = self.rest.handle(parts.path, parse_qs(parts.query), headers)
             return _response(reply.status, reply.body, list(reply.headers))
