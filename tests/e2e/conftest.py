@@ -1,0 +1,48 @@
+"""Fixtures of the end-to-end tests: real processes that are always killed when a test ends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streamer.demo import prepare_database
+from tests.e2e.processes import MockProcess, Spawner, run_cli
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Spawner]:
+    """Processes of one test."""
+    spawner = Spawner(tmp_path)
+    try:
+        yield spawner
+    finally:
+        spawner.close()
+
+
+@pytest.fixture(scope="module")
+def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockProcess]:
+    """One mock exchange process shared by a module's tests (none of them switches a fault on)."""
+    spawner = Spawner(tmp_path_factory.mktemp("exchange"))
+    try:
+        yield spawner.mock()
+    finally:
+        spawner.close()
+
+
+@pytest.fixture
+def seeded_url(database_url: str, exchange: MockProcess) -> str:
+    """A fresh database (each backend) seeded by `streamer seed` from the mock: every symbol off."""
+    seeded = run_cli("seed", "--database-url", database_url, "--exchange-url", exchange.rest_url)
+    assert seeded.code == 0, seeded.stderr
+    return database_url
+
+
+@pytest.fixture
+def seeded_sqlite(tmp_path: Path, exchange: MockProcess) -> str:
+    """A fresh SQLite file seeded from the mock in this process (one command less to wait for)."""
+    url = f"sqlite:///{tmp_path / 'streamer.db'}"
+    asyncio.run(prepare_database(url, exchange.rest_url, []))
+    return url
