@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from streamer.mock_exchange.config import MockConfig
@@ -41,3 +42,17 @@ def test_without_data_the_builtin_symbols_stream(tmp_path: Path) -> None:
     exchange = Exchange(MockConfig(data_dir=tmp_path))
     assert exchange.files == {}
     assert exchange.market("BTCUSDT") is not None
+
+
+async def test_load_reads_a_recording_once(tiny_data: Path) -> None:
+    """Concurrent loads of one recorded symbol share one read and one market."""
+    exchange = Exchange(MockConfig(data_dir=tiny_data))
+    first, second = await asyncio.gather(exchange.load("BNBBTC"), exchange.load("BNBBTC"))
+    assert first is not None
+    assert first is second
+    assert first is exchange.market("BNBBTC")
+
+
+async def test_load_of_unknown_symbol(tiny_data: Path) -> None:
+    """Loading a symbol that does not exist gives no market."""
+    assert await Exchange(MockConfig(data_dir=tiny_data)).load("NOPEBTC") is None

@@ -118,13 +118,13 @@ class MockConnection(ServerConnection):
 
     # -- subscriptions ------------------------------------------------------------------------
 
-    def follow(self, names: tuple[str, ...] | list[str]) -> None:
+    async def follow(self, names: tuple[str, ...] | list[str]) -> None:
         """Start feeding newly subscribed streams from the trade that happens next."""
         assert self.exchange is not None
         for name in names:
             symbol = stream_symbol(name)
-            market = self.exchange.market(symbol) if symbol else None
-            if market is not None:
+            market = await self.exchange.load(symbol) if symbol else None
+            if market is not None and name in self.session.streams:
                 self.cursors[name] = Cursor(market, market.head())
         self.wake.set()
 

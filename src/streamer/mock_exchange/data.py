@@ -15,12 +15,14 @@ import re
 import zipfile
 from array import array
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from pathlib import Path
 
 TRADE_FILE_SUFFIXES = (".csv.gz", ".csv", ".zip")
 _MICROS_THRESHOLD = 10**14  # a 13-digit ms time is below it, a 16-digit µs time above
 _DECIMAL = re.compile(rb"[0-9]+(\.[0-9]+)?")
+_DECIMALS = re.compile(rb"[0-9]+(?:\.[0-9]+)?(?:\n[0-9]+(?:\.[0-9]+)?)*")
 
 
 class DataError(ValueError):
@@ -71,46 +73,122 @@ def scan_trade_files(data_dir: Path | None) -> dict[str, list[Path]]:
     return found
 
 
+@dataclass
+class Columns:
+    """Trades of one or more files, column by column, in file order (times in microseconds)."""
+
+    ids: list[int] = field(default_factory=list)
+    price: list[bytes] = field(default_factory=list)
+    qty: list[bytes] = field(default_factory=list)
+    trade_time_us: list[int] = field(default_factory=list)
+    event_time_us: list[int] = field(default_factory=list)
+    maker: list[bool] = field(default_factory=list)
+
+    def extend(self, other: Columns) -> None:
+        for name in ("ids", "price", "qty", "trade_time_us", "event_time_us", "maker"):
+            getattr(self, name).extend(getattr(other, name))
+
+    def take(self, order: list[int]) -> Columns:
+        """The rows at the given positions, in that order."""
+        return Columns(
+            ids=[self.ids[i] for i in order],
+            price=[self.price[i] for i in order],
+            qty=[self.qty[i] for i in order],
+            trade_time_us=[self.trade_time_us[i] for i in order],
+            event_time_us=[self.event_time_us[i] for i in order],
+            maker=[self.maker[i] for i in order],
+        )
+
+
 def load_tape(symbol: str, paths: Iterable[Path]) -> Tape:
     """Read every file of one symbol, keep the first row of each id, fill the holes."""
-    rows: dict[int, Row] = {}
+    paths = list(paths)
+    columns = Columns()
     for path in paths:
-        for row in read_rows(path):
-            rows.setdefault(row.trade_id, row)
-    if not rows:
+        columns.extend(read_columns(path))
+    if not columns.ids:
         raise DataError(f"no trades for {symbol} in {', '.join(str(p) for p in paths)}")
-    return build_tape(symbol, [rows[trade_id] for trade_id in sorted(rows)])
+    ids = columns.ids
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    if len(set(ids)) != len(ids):
+        order = [k for n, k in enumerate(order) if n == 0 or ids[k] != ids[order[n - 1]]]
+    return build_tape(symbol, columns.take(order))
 
 
-def build_tape(symbol: str, rows: list[Row]) -> Tape:
-    """A gap-free tape from rows sorted by id: holes get synthetic trades."""
-    trade_times: array[int] = array("q")
-    event_times: array[int] = array("q")
-    prices: list[bytes] = []
-    qtys: list[bytes] = []
-    makers: list[bool] = []
+def build_tape(symbol: str, rows: Columns) -> Tape:
+    """A gap-free tape from columns sorted by unique id: holes get synthetic trades."""
+    ids = rows.ids
+    tape = Tape(symbol, ids[0], array("q"), array("q"), [], [], [], 0)
+    holes = [k for k, (a, b) in enumerate(pairwise(ids)) if b - a > 1]
+    start = 0
     filled = 0
-    previous: Row | None = None
-    for row in rows:
-        if previous is not None and row.trade_id > previous.trade_id + 1:
-            missing = row.trade_id - previous.trade_id - 1
-            filled += missing
-            span = max(0, row.trade_time_us - previous.trade_time_us)
-            lag = previous.event_time_us - previous.trade_time_us
-            for k in range(1, missing + 1):
-                at = previous.trade_time_us + span * k // (missing + 1)
-                trade_times.append(at)
-                event_times.append(at + lag)
-                prices.append(previous.price)
-                qtys.append(previous.qty)
-                makers.append(previous.maker)
-        trade_times.append(row.trade_time_us)
-        event_times.append(row.event_time_us)
-        prices.append(row.price)
-        qtys.append(row.qty)
-        makers.append(row.maker)
-        previous = row
-    return Tape(symbol, rows[0].trade_id, trade_times, event_times, prices, qtys, makers, filled)
+    for k in [*holes, len(ids) - 1]:
+        tape.trade_time_us.extend(rows.trade_time_us[start : k + 1])
+        tape.event_time_us.extend(rows.event_time_us[start : k + 1])
+        tape.price.extend(rows.price[start : k + 1])
+        tape.qty.extend(rows.qty[start : k + 1])
+        tape.maker.extend(rows.maker[start : k + 1])
+        start = k + 1
+        if k == len(ids) - 1:
+            break
+        missing = ids[k + 1] - ids[k] - 1
+        filled += missing
+        before, after = rows.trade_time_us[k], rows.trade_time_us[k + 1]
+        span = max(0, after - before)
+        lag = rows.event_time_us[k] - before
+        times = [before + span * n // (missing + 1) for n in range(1, missing + 1)]
+        tape.trade_time_us.extend(times)
+        tape.event_time_us.extend(t + lag for t in times)
+        tape.price.extend([rows.price[k]] * missing)
+        tape.qty.extend([rows.qty[k]] * missing)
+        tape.maker.extend([rows.maker[k]] * missing)
+    return replace(tape, filled=filled)
+
+
+def read_columns(path: Path) -> Columns:
+    """One file's trades, parsed a column at a time; a bad row is reported by `read_rows`."""
+    lines = [line for line in _lines(path) if line.strip()]
+    try:
+        return _parse_columns(lines)
+    except (ValueError, IndexError):
+        for _ in read_rows(path):
+            pass
+        raise DataError(f"{path}: not a trade file") from None
+
+
+def _parse_columns(lines: list[bytes]) -> Columns:
+    if not lines:
+        return Columns()
+    if b";" in lines[0]:
+        rows = [line.split(b";") for line in lines]
+        if any(len(row) != 13 for row in rows):
+            raise ValueError("expected 13 columns")
+        cols = list(zip(*rows, strict=True))
+        columns = Columns(
+            ids=list(map(int, cols[4])),
+            price=list(cols[5]),
+            qty=list(cols[6]),
+            trade_time_us=[t * 1000 for t in map(int, cols[9])],
+            event_time_us=[t * 1000 for t in map(int, cols[2])],
+            maker=[v.strip().lower() in (b"t", b"true") for v in cols[10]],
+        )
+    else:
+        rows = [line.split(b",") for line in lines]
+        if any(len(row) != 7 for row in rows):
+            raise ValueError("expected 7 columns")
+        cols = list(zip(*rows, strict=True))
+        times = [t if t >= _MICROS_THRESHOLD else t * 1000 for t in map(int, cols[4])]
+        columns = Columns(
+            ids=list(map(int, cols[0])),
+            price=list(cols[1]),
+            qty=list(cols[2]),
+            trade_time_us=times,
+            event_time_us=list(times),
+            maker=[v.strip().lower() == b"true" for v in cols[5]],
+        )
+    if not _DECIMALS.fullmatch(b"\n".join(columns.price + columns.qty)):
+        raise ValueError("price and quantity must be plain decimals")
+    return columns
 
 
 def read_rows(path: Path) -> Iterator[Row]:

@@ -7,6 +7,7 @@ mock serving 1,695 symbols starts at once and holds only what its clients ask fo
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +46,7 @@ class Exchange:
         self._cache: LruCache[Encoded] = LruCache(ENCODED_BYTES)
         self._templates: LruCache[Template] = LruCache(TEMPLATE_BYTES)
         self._markets: dict[str, Market] = {}
+        self._loading: dict[str, asyncio.Future[TradeSource]] = {}
 
     def knows(self, symbol: str) -> bool:
         return symbol in self.listed or symbol in self.files
@@ -53,16 +55,32 @@ class Exchange:
         """The market of an upper-case symbol, created on first use; None for unknown symbols."""
         market = self._markets.get(symbol)
         if market is None and self.knows(symbol):
-            market = Market(
-                self._source(symbol),
-                speed=self.config.speed,
-                started=self.started,
-                clock=self.clock,
-                cache=self._cache,
-                templates=self._templates,
-            )
-            self._markets[symbol] = market
+            market = self._markets[symbol] = self._market_of(self._source(symbol))
         return market
+
+    async def load(self, symbol: str) -> Market | None:
+        """Like `market`, but a recording is read in a thread so the server keeps serving."""
+        if symbol in self._markets or symbol not in self.files:
+            return self.market(symbol)
+        loading = self._loading.get(symbol)
+        if loading is None:
+            loading = asyncio.ensure_future(asyncio.to_thread(self._source, symbol))
+            self._loading[symbol] = loading
+        source = await asyncio.shield(loading)
+        self._loading.pop(symbol, None)
+        if symbol not in self._markets:
+            self._markets[symbol] = self._market_of(source)
+        return self._markets[symbol]
+
+    def _market_of(self, source: TradeSource) -> Market:
+        return Market(
+            source,
+            speed=self.config.speed,
+            started=self.started,
+            clock=self.clock,
+            cache=self._cache,
+            templates=self._templates,
+        )
 
     def _source(self, symbol: str) -> TradeSource:
         paths = self.files.get(symbol)

@@ -144,7 +144,11 @@ class MockExchange:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.faults.rest_delay)
             headers = {name.lower(): value for name, value in request.headers.raw_items()}
-            reply = self.rest.handle(parts.path, parse_qs(parts.query), headers)
+            query = parse_qs(parts.query)
+            symbol = query.get("symbol", [""])[-1]
+            if symbol in self.exchange.files:
+                await self.exchange.load(symbol)
+            reply = self.rest.handle(parts.path, query, headers)
             return _response(reply.status, reply.body, list(reply.headers))
         assert isinstance(connection, MockConnection)
         limits = self.config.limits
@@ -193,7 +197,7 @@ class MockExchange:
     async def _handler(self, connection: ServerConnection) -> None:
         assert isinstance(connection, MockConnection)
         self.connections[connection.number] = connection
-        connection.follow(list(connection.session.streams))
+        await connection.follow(list(connection.session.streams))
         feed = asyncio.create_task(connection.feed())
         keepalive = asyncio.create_task(connection.keepalive())
         expire = asyncio.create_task(connection.expire())
@@ -202,7 +206,7 @@ class MockExchange:
                 text = message if isinstance(message, str) else message.decode("utf-8", "replace")
                 reply = handle(connection.session, text)
                 connection.unfollow(reply.removed)
-                connection.follow(reply.added)
+                await connection.follow(reply.added)
                 await connection.send(reply.payload.decode())
         except Exception as exc:  # a broken connection ends only itself
             log.debug("connection %s ended: %r", connection.id, exc)

@@ -1,0 +1,128 @@
+"""An independent Binance client library (python-binance) cannot tell the mock from Binance.
+
+Its AsyncClient and BinanceSocketManager are pointed at the mock's URLs and receive the recorded
+trades of ../shared/data unchanged: every field of every trade, in trade-id order.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import warnings
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamer.mock_exchange import Limits, MockConfig, MockExchange
+from streamer.mock_exchange.config import find_shared_data
+
+with warnings.catch_warnings():
+    # python-binance still imports the deprecated legacy API of the websockets library.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from binance import AsyncClient, BinanceSocketManager  # type: ignore[import-untyped]
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+SYMBOL = "ADAUSDT"
+COUNT = 300
+
+
+def shared_data() -> Path:
+    data = find_shared_data()
+    if data is None or not (data / "trades" / f"{SYMBOL}-2019-06-03.csv.gz").is_file():
+        if os.environ.get("CI"):
+            pytest.fail("../shared/data/trades is required in CI")
+        pytest.skip("../shared/data/trades is absent (recorded trades not available here)")
+    return data
+
+
+def recorded(data: Path, count: int) -> list[dict[str, Any]]:
+    """The first `count` recorded trades in id order, read independently of the mock."""
+    with gzip.open(data / "trades" / f"{SYMBOL}-2019-06-03.csv.gz", "rt") as handle:
+        rows = sorted(
+            csv.reader(io.StringIO(handle.read()), delimiter=";"), key=lambda r: int(r[4])
+        )
+    return [
+        {
+            "e": row[1],
+            "E": int(row[2]),
+            "s": row[3],
+            "t": int(row[4]),
+            "p": row[5],
+            "q": row[6],
+            "T": int(row[9]),
+            "m": row[10] == "t",
+            "M": True,
+        }
+        for row in rows[:count]
+    ]
+
+
+@pytest.fixture
+async def mock() -> AsyncIterator[MockExchange]:
+    limits = Limits(ping_interval=None, lifetime=None)
+    async with MockExchange(MockConfig(data_dir=shared_data(), speed=None, limits=limits)) as m:
+        yield m
+
+
+@pytest.fixture
+async def client(mock: MockExchange) -> AsyncIterator[AsyncClient]:
+    binance = AsyncClient(api_key="conformance", api_secret="conformance")
+    binance.API_URL = f"{mock.rest_url}/api"
+    try:
+        yield binance
+    finally:
+        await binance.close_connection()
+
+
+def sockets(client: AsyncClient, mock: MockExchange) -> BinanceSocketManager:
+    manager = BinanceSocketManager(client)
+    manager.STREAM_URL = f"{mock.ws_url}/"
+    return manager
+
+
+async def test_trade_socket_receives_the_recorded_trades(
+    mock: MockExchange, client: AsyncClient
+) -> None:
+    """python-binance's trade_socket gets the recorded trades, field for field, in id order."""
+    expected = recorded(shared_data(), COUNT)
+    async with sockets(client, mock).trade_socket(SYMBOL) as socket:
+        received = [await socket.recv() for _ in range(COUNT)]
+    assert received == expected
+
+
+async def test_multiplex_socket_receives_combined_frames(
+    mock: MockExchange, client: AsyncClient
+) -> None:
+    """python-binance's multiplex_socket gets {"stream", "data"} frames with recorded trades."""
+    expected = recorded(shared_data(), 50)
+    stream = f"{SYMBOL.lower()}@trade"
+    async with sockets(client, mock).multiplex_socket([stream]) as socket:
+        received = [await socket.recv() for _ in range(50)]
+    assert received == [{"stream": stream, "data": trade} for trade in expected]
+
+
+async def test_rest_client_reads_exchange_info_and_history(
+    mock: MockExchange, client: AsyncClient
+) -> None:
+    """python-binance's REST calls parse the mock's exchangeInfo, history and latest trades."""
+    info = await client.get_exchange_info()
+    assert len(info["symbols"]) == 1695
+    assert await client.get_symbol_info(SYMBOL) is not None
+    async with sockets(client, mock).trade_socket(SYMBOL) as socket:
+        for _ in range(20):
+            await socket.recv()
+    expected = recorded(shared_data(), 20)
+    history = await client.get_historical_trades(symbol=SYMBOL, fromId=expected[0]["t"], limit=20)
+    assert [(t["id"], t["price"], t["qty"], t["time"]) for t in history] == [
+        (e["t"], e["p"], e["q"], e["T"]) for e in expected
+    ]
+    recent = await client.get_recent_trades(symbol=SYMBOL, limit=5)
+    market = mock.exchange.market(SYMBOL)
+    assert market is not None
+    latest = market.id_of(market.head())
+    assert [t["id"] for t in recent] == list(range(latest - 5, latest))
