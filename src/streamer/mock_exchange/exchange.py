@@ -1,15 +1,17 @@
 """The mock's exchange: its symbols, and one market per symbol created on first use.
 
 A symbol with recorded trades replays them; any other symbol of the exchangeInfo gets a seeded
-random walk, so every listed symbol can stream. Tapes load lazily (a file takes ~0.1 s) so that a
-mock serving 1,695 symbols starts at once and holds only what its clients ask for.
+random walk, so every listed symbol can stream. Recordings load lazily, in a thread, and once per
+process, so that a mock serving 1,695 symbols starts at once and holds only what is asked for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from streamer.mock_exchange.config import MockConfig
@@ -18,6 +20,13 @@ from streamer.mock_exchange.encoding import Encoded, LruCache, Template
 from streamer.mock_exchange.exchange_info import load_exchange_info
 from streamer.mock_exchange.market import Market
 from streamer.mock_exchange.sources import ReplaySource, TradeSource, WalkSource
+
+
+@functools.lru_cache(maxsize=64)
+def replay_source(symbol: str, paths: tuple[Path, ...]) -> ReplaySource:
+    """A recording read once per process: sources are immutable, so every mock can share them."""
+    return ReplaySource(load_tape(symbol, paths))
+
 
 ENCODED_BYTES = 128 * 1024 * 1024
 TEMPLATE_BYTES = 128 * 1024 * 1024
@@ -85,7 +94,7 @@ class Exchange:
     def _source(self, symbol: str) -> TradeSource:
         paths = self.files.get(symbol)
         if paths:
-            return ReplaySource(load_tape(symbol, paths))
+            return replay_source(symbol, tuple(paths))
         return WalkSource(
             symbol,
             seed=self.config.seed,

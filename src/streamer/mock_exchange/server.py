@@ -80,6 +80,11 @@ class MockExchange:
     async def start(self) -> None:
         await self._listen(True)
 
+    async def preload(self) -> None:
+        """Read every recording now (in a thread) so that no first subscriber waits for one."""
+        for symbol in self.exchange.files:
+            await self.exchange.load(symbol)
+
     async def stop(self) -> None:
         """Close every connection (1001 going away) and stop listening."""
         self._stopping.set()
