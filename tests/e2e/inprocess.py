@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -27,21 +27,19 @@ T = TypeVar("T")
 
 
 async def eventually(
-    probe: Callable[[], T | Awaitable[T | None] | None],
+    probe: Callable[[], T | None],
     what: str,
     *,
     deadline: float = DEADLINE,
     running: asyncio.Task[int] | None = None,
 ) -> T:
-    """Poll `probe` (plain or async) until it gives a value other than None or False.
+    """Poll `probe` until it gives a value other than None or False.
 
     Fails at once, saying so, when the service's `running` task ends meanwhile.
     """
     end = time.monotonic() + deadline
     while True:
         result = probe()
-        if isinstance(result, Awaitable):
-            result = await result
         if result is not None and result is not False:
             return result
         if running is not None and running.done():
@@ -73,7 +71,7 @@ class Running:
     task: asyncio.Task[int]
     base_url: str
 
-    async def until(self, probe: Callable[[], T | Awaitable[T | None] | None], what: str) -> T:
+    async def until(self, probe: Callable[[], T | None], what: str) -> T:
         return await eventually(probe, what, running=self.task)
 
     def last_trade_id(self, symbol: str) -> int | None:
