@@ -7,6 +7,7 @@ service know how to explain in one line.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -66,6 +67,12 @@ def _sqlite_engine(url: URL, *, begin: str) -> AsyncEngine:
             raise DatabaseUnavailable(
                 f"cannot create the directory of SQLite database {path}: {exc.strerror or exc}"
             ) from None
+        # Open it once here: aiosqlite does not wait for its worker thread when opening fails,
+        # and that thread would then report into a closed event loop after the error.
+        try:
+            sqlite3.connect(path).close()
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(f"cannot open SQLite file {path}: {exc}") from None
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
 
     # Python's sqlite3 opens transactions lazily and never around DDL; taking over BEGIN makes
