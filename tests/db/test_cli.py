@@ -6,6 +6,7 @@ Every bad input must end in one `error:` line, a non-zero exit and an unchanged 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import threading
@@ -14,11 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner, Result
 
 from streamer.cli import app
 from streamer.db import SettingsRepository, Status, create_engine, current, head, upgrade
+from streamer.db.cli import seed_progress
 from tests.fixtures.database import TEST_DATABASE_ENV
 
 RECORDED = (
@@ -309,3 +312,15 @@ def test_outdated_schema_is_reported_by_current(database_url: str) -> None:
     result = invoke("db", "current", "--database-url", database_url)
     assert result.exit_code == 0
     assert "no schema yet; run `streamer db upgrade --database-url" in result.stdout
+
+
+def test_progress_bar_only_on_a_terminal() -> None:
+    """The seed's progress bar draws on a terminal and stays silent in a pipe."""
+    piped, terminal = io.StringIO(), io.StringIO()
+    for console in (Console(file=piped), Console(file=terminal, force_terminal=True)):
+        with seed_progress(console) as progress:
+            task = progress.add_task("seeding", total=10)
+            progress.advance(task, 10)
+            progress.refresh()
+    assert piped.getvalue() == ""
+    assert "10/10" in terminal.getvalue()

@@ -141,6 +141,18 @@ async def test_unknown_newer_revision_asks_to_upgrade_streamer(engine: AsyncEngi
         await SettingsRepository(engine).check_schema()
 
 
+async def test_upgrade_refuses_a_database_from_a_newer_version(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """Upgrading a database at an unknown revision says to upgrade streamer, and changes nothing."""
+    async with engine.begin() as connection:
+        await connection.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff'"))
+    with pytest.raises(SchemaOutOfDate, match="newer version of streamer") as caught:
+        await upgrade(database_url)
+    assert "\n" not in str(caught.value)
+    assert await current(database_url) == "ffff"
+
+
 async def test_upgrade_of_unreachable_server_names_host_and_port() -> None:
     """Nothing listening on the port: DatabaseUnavailable naming host:port, in one line."""
     with pytest.raises(DatabaseUnavailable) as caught:

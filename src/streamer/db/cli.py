@@ -114,7 +114,8 @@ async def _fetch(base_url: str) -> ExchangeInfo:
         return await rest.exchange_info()
 
 
-def _progress(console: Console) -> Progress:
+def seed_progress(console: Console) -> Progress:
+    """A progress bar for the seed that draws only on a terminal, never into a pipe or log."""
     return Progress(
         TextColumn("seeding"),
         BarColumn(),
@@ -129,7 +130,7 @@ async def _seed(url: str, info: ExchangeInfo, source: str) -> str:
     await upgrade(url)
     engine = create_engine(url)
     try:
-        with _progress(Console(stderr=True)) as progress:
+        with seed_progress(Console(stderr=True)) as progress:
             task = progress.add_task("seeding", total=len(info.symbols))
             report = await seed(
                 engine,

@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
@@ -53,6 +54,7 @@ def head() -> str:
 
 
 def known_revisions() -> set[str]:
+    """Every revision shipped here; a database at any other was migrated by a newer version."""
     return {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}
 
 
@@ -121,12 +123,22 @@ async def _migrate(url: URL, step: Callable[[Config], None]) -> None:
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
                     )
                 await connection.run_sync(_run_alembic, step)
+    except CommandError as exc:
+        # Alembic cannot place the database's revision among ours: a newer streamer migrated it.
+        raise SchemaOutOfDate(
+            f"cannot migrate {display_url(url)}: {_one_line(str(exc))}; it was migrated by a "
+            "newer version of streamer, so upgrade streamer instead"
+        ) from None
     finally:
         await engine.dispose()
 
 
 def _run_alembic(connection: Connection, step: Callable[[Config], None]) -> None:
     step(_config(connection))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _maintenance_url(url: URL) -> URL:
