@@ -92,8 +92,10 @@ def test_template_reuse_gives_the_same_frames_as_fresh_encoding(tiny_data: Path)
 
 
 def test_numbers_changing_width_inside_a_chunk() -> None:
-    """A chunk whose ids grow a digit (9999 to 10000) still frames every trade correctly."""
-    chunk = WalkSource("LTCBTC", seed=0, rate=1.0, start_us=0).chunk(2)
+    """A chunk whose ids grow a digit (999 to 1000) still frames every trade correctly."""
+    source = WalkSource("LTCBTC", seed=0, rate=1.0, start_us=0)
+    chunk = source.chunk(source.chunk_of(998))
+    assert chunk.first_id < 1000 < chunk.first_id + len(chunk)
     encoded = encode_trades(chunk, "LTCBTC", None, micro=False)
     decoded = events(encoded)
     assert [e["t"] for e in decoded] == list(range(chunk.first_id, chunk.first_id + len(chunk)))

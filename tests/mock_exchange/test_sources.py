@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from streamer.mock_exchange.data import load_tape, scan_trade_files
-from streamer.mock_exchange.sources import CHUNK, ReplaySource, Trades, WalkSource
+from streamer.mock_exchange.sources import WALK_CHUNK, ReplaySource, Trades, WalkSource
 
 
 def replay(tiny_data: Path) -> ReplaySource:
@@ -67,9 +67,9 @@ def test_walk_ids_and_times_are_consecutive() -> None:
     source = WalkSource("LTCBTC", seed=0, rate=4.0, start_us=1_000_000)
     chunk = source.chunk(0)
     assert all_ids(chunk)[:3] == [1, 2, 3]
-    assert len(chunk) == CHUNK
+    assert len(chunk) == WALK_CHUNK
     assert chunk.times(True).trade[:3] == [1_000_000, 1_250_000, 1_500_000]
-    assert source.chunk(1).first_id == CHUNK + 1
+    assert source.chunk(1).first_id == WALK_CHUNK + 1
     assert source.count_due(1.0) == 5
 
 

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 POLICY_VIOLATION = 1008
 GOING_AWAY = 1001
 _MAX_PACED_SLEEP = 0.5
+_MIN_PACED_SLEEP = 0.005  # paced trades due within 5 ms go out together, whatever the stream count
 
 
 @dataclass
@@ -149,7 +150,7 @@ class MockConnection(ServerConnection):
                 await asyncio.sleep(0)
                 continue
             self.wake.clear()
-            delay = min(_MAX_PACED_SLEEP, max(0.0, next_due - time.monotonic()))
+            delay = min(_MAX_PACED_SLEEP, max(_MIN_PACED_SLEEP, next_due - time.monotonic()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), delay)
 

@@ -89,12 +89,12 @@ class Market:
         return trade_id - self.source.first_id
 
     def trades(self, index: int) -> Trades:
-        """The chunk holding trade `index` (a few recent chunks are kept)."""
+        """The chunk holding trade `index` (the last two used are kept)."""
         number = self.source.chunk_of(index)
         chunk = self._chunks.get(number)
         if chunk is None:
             chunk = self.source.chunk(number)
-            if len(self._chunks) >= 4:
+            if len(self._chunks) >= 2:
                 self._chunks.pop(next(iter(self._chunks)))
             self._chunks[number] = chunk
         return chunk

@@ -20,7 +20,8 @@ from typing import Protocol
 from streamer.mock_exchange.data import Tape
 from streamer.mock_exchange.encoding import trade_mid
 
-CHUNK = 4096
+CHUNK = 4096  # trades per chunk of a recording: large, so a loop is few big writes
+WALK_CHUNK = 64  # trades per chunk of a walk: small, as 1,695 walks may be open at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,23 +192,23 @@ class WalkSource:
         self._opens = [10 ** random.Random(f"{seed}:{symbol}").uniform(-2.0, 3.0)]
 
     def chunk_of(self, index: int) -> int:
-        return index // CHUNK
+        return index // WALK_CHUNK
 
     def chunk(self, number: int) -> Trades:
         while len(self._opens) <= number:
             self._opens.append(self._walk(len(self._opens) - 1)[-1])
         prices = self._walk(number)
         rng = random.Random(f"{self._seed}:{self.symbol}:{number}:q")
-        start = number * CHUNK
-        times = [self._start_us + int((start + k) * 1e6 / self._rate) for k in range(CHUNK)]
+        start = number * WALK_CHUNK
+        times = [self._start_us + int((start + k) * 1e6 / self._rate) for k in range(WALK_CHUNK)]
         price = [b"%.8f" % p for p in prices]
-        qty = [b"%.8f" % rng.lognormvariate(0.0, 1.0) for _ in range(CHUNK)]
+        qty = [b"%.8f" % rng.lognormvariate(0.0, 1.0) for _ in range(WALK_CHUNK)]
         return Trades(
             start=start,
             first_id=self.first_id + start,
             price=price,
             qty=qty,
-            maker=[rng.random() < 0.5 for _ in range(CHUNK)],
+            maker=[rng.random() < 0.5 for _ in range(WALK_CHUNK)],
             mids=list(map(trade_mid, price, qty)),
             make_times=lambda micro: _walk_times(times, micro),
         )
@@ -216,7 +217,7 @@ class WalkSource:
         rng = random.Random(f"{self._seed}:{self.symbol}:{number}:p")
         price = self._opens[number]
         prices = []
-        for _ in range(CHUNK):
+        for _ in range(WALK_CHUNK):
             price = max(1e-8, price * math.exp(rng.gauss(0.0, 0.0005)))
             prices.append(price)
         return prices
