@@ -7,6 +7,7 @@ the same URL handling and error messages as every other database operation.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -45,6 +46,7 @@ def _config(connection: Connection | None = None) -> Config:
     return config
 
 
+@cache
 def head() -> str:
     """The newest revision shipped with this version of the package."""
     revision = ScriptDirectory.from_config(_config()).get_current_head()
@@ -53,9 +55,11 @@ def head() -> str:
     return revision
 
 
-def known_revisions() -> set[str]:
+@cache
+def known_revisions() -> frozenset[str]:
     """Every revision shipped here; a database at any other was migrated by a newer version."""
-    return {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}
+    scripts = ScriptDirectory.from_config(_config()).walk_revisions()
+    return frozenset(script.revision for script in scripts)
 
 
 async def upgrade(url: str, revision: str = "head") -> None:
