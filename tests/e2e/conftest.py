@@ -41,8 +41,13 @@ def seeded_url(database_url: str, exchange: MockProcess) -> str:
 
 
 @pytest.fixture
-def seeded_sqlite(tmp_path: Path, exchange: MockProcess) -> str:
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite file, for tests whose point does not depend on the database backend."""
+    return f"sqlite:///{tmp_path / 'streamer.db'}"
+
+
+@pytest.fixture
+def seeded_sqlite(sqlite_url: str, exchange: MockProcess) -> str:
     """A fresh SQLite file seeded from the mock in this process (one command less to wait for)."""
-    url = f"sqlite:///{tmp_path / 'streamer.db'}"
-    asyncio.run(prepare_database(url, exchange.rest_url, []))
-    return url
+    asyncio.run(prepare_database(sqlite_url, exchange.rest_url, []))
+    return sqlite_url

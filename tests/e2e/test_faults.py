@@ -43,10 +43,10 @@ async def assert_live(running: Running) -> None:
     "fault", [drop, stall, malformed, truncated, server_shutdown], ids=lambda f: f.__name__
 )
 async def test_streams_resume_after_a_connection_fault(
-    database_url: str, mock_exchange: MockExchange, fault: Fault
+    sqlite_url: str, mock_exchange: MockExchange, fault: Fault
 ) -> None:
     """After a dropped, stalled, corrupted or shut-down connection, every symbol streams again."""
-    async with running_service(database_url, mock_exchange, PAIR) as running:
+    async with running_service(sqlite_url, mock_exchange, PAIR) as running:
         await running.until(lambda: len(running.service.registry) == 2, "both workers")
         await running.trades_advance(PAIR)
         assert await fault(mock_exchange) == 1
@@ -58,10 +58,10 @@ async def test_streams_resume_after_a_connection_fault(
 
 @pytest.mark.parametrize("mode", ["http", "tcp"])
 async def test_streams_resume_once_refused_connections_are_accepted_again(
-    database_url: str, mock_exchange: MockExchange, mode: str, caplog: pytest.LogCaptureFixture
+    sqlite_url: str, mock_exchange: MockExchange, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """While the exchange refuses new connections the service stays live; then streams resume."""
-    async with running_service(database_url, mock_exchange, PAIR) as running:
+    async with running_service(sqlite_url, mock_exchange, PAIR) as running:
         await running.until(lambda: len(running.service.registry) == 2, "both workers")
         await running.trades_advance(PAIR)
         if mode == "tcp":

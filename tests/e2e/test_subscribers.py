@@ -72,11 +72,11 @@ def mock_config() -> MockConfig:
 
 
 async def test_slow_consumers_do_not_delay_fast_ones(
-    database_url: str, mock_exchange: MockExchange, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str, mock_exchange: MockExchange, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """While a websocket client and an in-process subscriber are stuck and losing events, a fast
     client and a fast subscriber get every event in order; the stuck ones' losses are counted."""
-    async with running_service(database_url, mock_exchange, ["ETHUSDT"]) as running:
+    async with running_service(sqlite_url, mock_exchange, ["ETHUSDT"]) as running:
         pubsub = running.service.pubsub
         port = int(running.base_url.rsplit(":", 1)[1])
         url = f"ws://127.0.0.1:{port}/ws/trades?symbols=ETHUSDT"

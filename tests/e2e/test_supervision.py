@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from pathlib import Path
 
 import pytest
 
@@ -33,10 +32,10 @@ def streamers_child(running: Running) -> Child | None:
 
 
 async def test_a_crashed_worker_is_restarted_and_its_stream_resumes_without_loss_or_repeat(
-    database_url: str, mock_exchange: MockExchange
+    sqlite_url: str, mock_exchange: MockExchange
 ) -> None:
     """A worker killed by a crash comes back, and its subscribers see every trade id once."""
-    async with running_service(database_url, mock_exchange, ["ETHUSDT"]) as running:
+    async with running_service(sqlite_url, mock_exchange, ["ETHUSDT"]) as running:
         service = running.service
         with service.pubsub.subscribe(topic("ETHUSDT")) as sub:
             await running.until(lambda: service.registry.lookup("ETHUSDT"), "ETHUSDT worker")
@@ -86,11 +85,11 @@ async def test_a_crashed_dynamic_supervisor_is_refilled_by_autostart(
 
 
 async def test_a_crash_loop_escalates_and_the_service_exits_non_zero(
-    database_url: str, mock_exchange: MockExchange, caplog: pytest.LogCaptureFixture
+    sqlite_url: str, mock_exchange: MockExchange, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Crashing the dynamic supervisor beyond every restart intensity makes `run()` return 1."""
     caplog.set_level(logging.INFO, logger="streamer")
-    async with running_service(database_url, mock_exchange, ["ETHUSDT"]) as running:
+    async with running_service(sqlite_url, mock_exchange, ["ETHUSDT"]) as running:
         task = running.task
 
         def running_streamers() -> Child | bool | None:
@@ -119,16 +118,14 @@ async def test_a_crash_loop_escalates_and_the_service_exits_non_zero(
 
 
 def test_a_service_that_cannot_listen_exits_non_zero_with_a_clear_line(
-    spawn: Spawner, exchange: MockProcess, tmp_path: Path
+    spawn: Spawner, exchange: MockProcess, sqlite_url: str
 ) -> None:
     """`streamer run` on a port already taken exits 1 and says which address it could not use."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        service = spawn.service(
-            database_url=f"sqlite:///{tmp_path / 'streamer.db'}", mock=exchange, port=port
-        )
+        service = spawn.service(database_url=sqlite_url, mock=exchange, port=port)
         code = service.popen.wait(60)
     assert code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in service.output()
