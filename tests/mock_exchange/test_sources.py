@@ -22,7 +22,7 @@ def test_loop_continues_ids_without_repeats(tiny_data: Path) -> None:
     first, second = source.chunk(0), source.chunk(1)
     assert all_ids(first) == list(range(100, 110))
     assert all_ids(second) == list(range(110, 120))
-    assert second.price == first.price
+    assert second.statics.price == first.statics.price
 
 
 def test_loop_continues_times(tiny_data: Path) -> None:
@@ -57,9 +57,9 @@ def test_walk_is_deterministic_for_a_seed() -> None:
     a = WalkSource("LTCBTC", seed=7, rate=10.0, start_us=0).chunk(1)
     b = WalkSource("LTCBTC", seed=7, rate=10.0, start_us=0).chunk(1)
     c = WalkSource("LTCBTC", seed=8, rate=10.0, start_us=0).chunk(1)
-    assert a.price == b.price
-    assert a.qty == b.qty
-    assert a.price != c.price
+    assert a.statics.price == b.statics.price
+    assert a.statics.qty == b.statics.qty
+    assert a.statics.price != c.statics.price
 
 
 def test_walk_ids_and_times_are_consecutive() -> None:
@@ -76,6 +76,6 @@ def test_walk_ids_and_times_are_consecutive() -> None:
 def test_walk_continues_its_price_across_chunks() -> None:
     """A chunk starts near where the previous one ended (one small step away)."""
     source = WalkSource("LTCBTC", seed=0, rate=1.0, start_us=0)
-    end = float(source.chunk(0).price[-1])
-    start = float(source.chunk(1).price[0])
+    end = float(source.chunk(0).statics.price[-1])
+    start = float(source.chunk(1).statics.price[0])
     assert abs(start / end - 1) < 0.01

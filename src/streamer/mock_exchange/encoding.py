@@ -119,20 +119,19 @@ def encode_trades(
     templates: LruCache[Template] | None = None,
 ) -> Encoded:
     """Trade frames for `symbol`; wrapped as `{"stream":..,"data":..}` when `stream` is given."""
-    times = trades.times(micro)
-    ids = range(trades.first_id, trades.first_id + len(trades))
-    values = tuple(chain.from_iterable(zip(times.event, ids, times.trade, strict=True)))
-    time_width = len(str(times.low))
-    id_width = len(str(ids[0]))
-    if time_width != len(str(times.high)) or id_width != len(str(ids[-1])):
-        return _encode_mixed_widths(trades, symbol, stream, values)
+    low, high = trades.bounds(micro)
+    time_width = len(str(low))
+    id_width = len(str(trades.first_id))
+    last_id = trades.first_id + len(trades) - 1
+    if time_width != len(str(high)) or id_width != len(str(last_id)):
+        return _encode_mixed_widths(trades, symbol, stream, trades.numbers(micro))
     key = (symbol, trades.part, stream, time_width, id_width)
     template = templates.get(key) if templates is not None and trades.part is not None else None
     if template is None:
         template = _template(trades, symbol, stream, 2 * time_width + id_width)
         if templates is not None and trades.part is not None:
             templates.put(key, template)
-    return Encoded(trades.start, template.text % values, template.ends)
+    return Encoded(trades.start, template.text % trades.numbers(micro), template.ends)
 
 
 def _pieces(trades: Trades, symbol: str, stream: str | None) -> tuple[bytes, list[bytes]]:
@@ -142,7 +141,7 @@ def _pieces(trades: Trades, symbol: str, stream: str | None) -> tuple[bytes, lis
     tails = {True: b',"m":true,"M":true' + close, False: b',"m":false,"M":true' + close}
     start = (wrap + b'{"e":"trade","E":').replace(b"%", b"%%")
     middle = (b',"s":"' + symbol.encode() + b'","t":').replace(b"%", b"%%")
-    return start + b"%d" + middle + b"%d", [tails[m] for m in trades.maker]
+    return start + b"%d" + middle + b"%d", [tails[m] for m in trades.statics.maker]
 
 
 def _headers(lengths: list[int]) -> list[bytes]:
@@ -155,9 +154,10 @@ def _template(trades: Trades, symbol: str, stream: str | None, digits: int) -> T
     head, endings = _pieces(trades, symbol, stream)
     count = len(trades)
     fixed = len(head) - 4 + digits
-    lengths = list(map(add, map(add, map(len, trades.mids), map(len, endings)), repeat(fixed)))
+    mids = trades.statics.mids
+    lengths = list(map(add, map(add, map(len, mids), map(len, endings)), repeat(fixed)))
     headers = _headers(lengths)
-    columns = (headers, repeat(head, count), trades.mids, repeat(b"%d", count), endings)
+    columns = (headers, repeat(head, count), mids, repeat(b"%d", count), endings)
     text = b"".join(chain.from_iterable(zip(*columns, strict=False)))
     ends = list(accumulate(map(add, lengths, map(len, headers))))
     return Template(text, ends)
@@ -172,7 +172,7 @@ def _encode_mixed_widths(
     frames = [
         frame(head % (event, trade_id) + mid + b"%d" % trade_time + ending)
         for (event, trade_id, trade_time), mid, ending in zip(
-            numbers, trades.mids, endings, strict=True
+            numbers, trades.statics.mids, endings, strict=True
         )
     ]
     return Encoded(trades.start, b"".join(frames), list(accumulate(map(len, frames))))
@@ -182,8 +182,9 @@ def rest_trades(trades: Trades, lo: int, hi: int, *, micro: bool) -> list[dict[s
     """Trades [lo, hi) in the shape of GET /api/v3/trades and /api/v3/historicalTrades."""
     rows = []
     trade_times = trades.times(micro).trade
+    statics = trades.statics
     for k in range(lo - trades.start, hi - trades.start):
-        price, qty = trades.price[k], trades.qty[k]
+        price, qty = statics.price[k], statics.qty[k]
         time = trade_times[k]
         rows.append(
             {
@@ -192,7 +193,7 @@ def rest_trades(trades: Trades, lo: int, hi: int, *, micro: bool) -> list[dict[s
                 "qty": qty.decode(),
                 "quoteQty": _quote(price, qty),
                 "time": time,
-                "isBuyerMaker": trades.maker[k],
+                "isBuyerMaker": statics.maker[k],
                 "isBestMatch": True,
             }
         )

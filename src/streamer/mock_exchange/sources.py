@@ -11,9 +11,10 @@ import math
 import random
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import repeat
+from functools import cached_property
+from itertools import chain, cycle
 from operator import add
 from typing import Protocol
 
@@ -25,68 +26,67 @@ WALK_CHUNK = 64  # trades per chunk of a walk: small, as 1,695 walks may be open
 
 
 @dataclass(frozen=True, slots=True)
+class Statics:
+    """The parts of trades that never change from loop to loop.
+
+    `mids` is the payload text between a trade's id and its trade time (price and quantity).
+    """
+
+    price: list[bytes]
+    qty: list[bytes]
+    maker: list[bool]
+    mids: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class Times:
-    """A chunk's event and trade times in one unit (ms or µs), with their overall bounds."""
+    """Event and trade times in one unit (ms or µs)."""
 
     event: list[int]
     trade: list[int]
-    low: int
-    high: int
 
 
 class Trades:
-    """Consecutive trades from index `start`, column by column; times are made per unit on demand.
+    """A view of consecutive trades from index `start`; its columns are made when first used.
 
-    `mids` is the payload text between a trade's id and its trade time. `part` names the trades'
-    place in a recording (the same on every loop), so that their frame template can be reused.
+    `numbers(micro)` is (event time, id, trade time) for each trade, flattened: all that changes
+    from loop to loop, and all a cached frame template needs. `part` names the trades' place in a
+    recording (the same on every loop) so that their template can be reused; None if unique.
     """
-
-    __slots__ = (
-        "_make_times",
-        "_times",
-        "first_id",
-        "maker",
-        "mids",
-        "part",
-        "price",
-        "qty",
-        "start",
-    )
 
     def __init__(
         self,
         *,
         start: int,
         first_id: int,
-        price: list[bytes],
-        qty: list[bytes],
-        maker: list[bool],
-        mids: list[bytes],
-        make_times: Callable[[bool], Times],
-        part: int | None = None,
+        count: int,
+        part: int | None,
+        statics: Callable[[], Statics],
+        numbers: Callable[[bool], tuple[int, ...]],
+        bounds: Callable[[bool], tuple[int, int]],
     ) -> None:
         self.start = start
-        self.part = part
         self.first_id = first_id
-        self.price = price
-        self.qty = qty
-        self.maker = maker
-        self.mids = mids
-        self._make_times = make_times
-        self._times: dict[bool, Times] = {}
+        self.part = part
+        self._count = count
+        self._statics = statics
+        self.numbers = numbers
+        self.bounds = bounds
 
     def __len__(self) -> int:
-        return len(self.price)
+        return self._count
 
     @property
     def end(self) -> int:
-        return self.start + len(self.price)
+        return self.start + self._count
+
+    @cached_property
+    def statics(self) -> Statics:
+        return self._statics()
 
     def times(self, micro: bool) -> Times:
-        found = self._times.get(micro)
-        if found is None:
-            found = self._times[micro] = self._make_times(micro)
-        return found
+        numbers = self.numbers(micro)
+        return Times(list(numbers[0::3]), list(numbers[2::3]))
 
 
 class TradeSource(Protocol):
@@ -118,11 +118,13 @@ class ReplaySource:
         self.period_us = -(-(duration + step) // 1000) * 1000
         self._per_pass = math.ceil(self._n / CHUNK)
         self._mids = list(map(trade_mid, tape.price, tape.qty))
-        self._columns = {
-            True: (tape.event_time_us, tape.trade_time_us),
-            False: (
-                array("q", (t // 1000 for t in tape.event_time_us)),
-                array("q", (t // 1000 for t in tape.trade_time_us)),
+        ids = range(tape.first_id, tape.first_id + self._n)
+        self._numbers = {
+            True: _interleave(tape.event_time_us, ids, tape.trade_time_us),
+            False: _interleave(
+                (t // 1000 for t in tape.event_time_us),
+                ids,
+                (t // 1000 for t in tape.trade_time_us),
             ),
         }
         every = (*tape.event_time_us, *tape.trade_time_us)
@@ -136,34 +138,31 @@ class ReplaySource:
         loop, part = divmod(number, self._per_pass)
         lo = part * CHUNK
         hi = min(self._n, lo + CHUNK)
-        tape = self._tape
         start = loop * self._n + lo
         return Trades(
             start=start,
             first_id=self.first_id + start,
-            price=tape.price[lo:hi],
-            qty=tape.qty[lo:hi],
-            maker=tape.maker[lo:hi],
-            mids=self._mids[lo:hi],
-            make_times=lambda micro: self._times(micro, loop, lo, hi),
+            count=hi - lo,
             part=part,
+            statics=lambda: self._statics(lo, hi),
+            numbers=lambda micro: self._numbers_of(micro, loop, lo, hi),
+            bounds=lambda micro: self._bounds_of(micro, loop),
         )
 
-    def _times(self, micro: bool, loop: int, lo: int, hi: int) -> Times:
-        shift = loop * self.period_us
-        low, high = self._bounds[0] + shift, self._bounds[1] + shift
-        if not micro:
-            shift, low, high = shift // 1000, low // 1000, high // 1000
-        events, trades = self._columns[micro]
-        if not shift:
-            return Times(events[lo:hi].tolist(), trades[lo:hi].tolist(), low, high)
-        count = hi - lo
-        return Times(
-            list(map(add, events[lo:hi], repeat(shift, count))),
-            list(map(add, trades[lo:hi], repeat(shift, count))),
-            low,
-            high,
-        )
+    def _statics(self, lo: int, hi: int) -> Statics:
+        tape = self._tape
+        return Statics(tape.price[lo:hi], tape.qty[lo:hi], tape.maker[lo:hi], self._mids[lo:hi])
+
+    def _numbers_of(self, micro: bool, loop: int, lo: int, hi: int) -> tuple[int, ...]:
+        window = self._numbers[micro][3 * lo : 3 * hi]
+        if not loop:
+            return tuple(window)
+        shift = loop * self.period_us if micro else loop * self.period_us // 1000
+        return tuple(map(add, window, cycle((shift, loop * self._n, shift))))
+
+    def _bounds_of(self, micro: bool, loop: int) -> tuple[int, int]:
+        low, high = (b + loop * self.period_us for b in self._bounds)
+        return (low, high) if micro else (low // 1000, high // 1000)
 
     def due(self, index: int) -> float:
         loop, offset = divmod(index, self._n)
@@ -174,6 +173,11 @@ class ReplaySource:
         loop, rest = divmod(int(seconds * 1e6), self.period_us)
         times = self._tape.trade_time_us
         return loop * self._n + bisect_right(times, times[0] + rest)
+
+
+def _interleave(*columns: Iterable[int]) -> array[int]:
+    """One flat array of the columns' values, row by row."""
+    return array("q", chain.from_iterable(zip(*columns, strict=True)))
 
 
 class WalkSource:
@@ -197,21 +201,30 @@ class WalkSource:
     def chunk(self, number: int) -> Trades:
         while len(self._opens) <= number:
             self._opens.append(self._walk(len(self._opens) - 1)[-1])
-        prices = self._walk(number)
-        rng = random.Random(f"{self._seed}:{self.symbol}:{number}:q")
         start = number * WALK_CHUNK
         times = [self._start_us + int((start + k) * 1e6 / self._rate) for k in range(WALK_CHUNK)]
-        price = [b"%.8f" % p for p in prices]
-        qty = [b"%.8f" % rng.lognormvariate(0.0, 1.0) for _ in range(WALK_CHUNK)]
+        ids = range(self.first_id + start, self.first_id + start + WALK_CHUNK)
+        flat = {
+            True: tuple(_interleave(times, ids, times)),
+            False: tuple(_interleave((t // 1000 for t in times), ids, (t // 1000 for t in times))),
+        }
+        bounds = {True: (times[0], times[-1]), False: (times[0] // 1000, times[-1] // 1000)}
         return Trades(
             start=start,
             first_id=self.first_id + start,
-            price=price,
-            qty=qty,
-            maker=[rng.random() < 0.5 for _ in range(WALK_CHUNK)],
-            mids=list(map(trade_mid, price, qty)),
-            make_times=lambda micro: _walk_times(times, micro),
+            count=WALK_CHUNK,
+            part=None,
+            statics=lambda: self._statics(number),
+            numbers=flat.__getitem__,
+            bounds=bounds.__getitem__,
         )
+
+    def _statics(self, number: int) -> Statics:
+        prices = [b"%.8f" % p for p in self._walk(number)]
+        rng = random.Random(f"{self._seed}:{self.symbol}:{number}:q")
+        qty = [b"%.8f" % rng.lognormvariate(0.0, 1.0) for _ in range(WALK_CHUNK)]
+        maker = [rng.random() < 0.5 for _ in range(WALK_CHUNK)]
+        return Statics(prices, qty, maker, list(map(trade_mid, prices, qty)))
 
     def _walk(self, number: int) -> list[float]:
         rng = random.Random(f"{self._seed}:{self.symbol}:{number}:p")
@@ -227,8 +240,3 @@ class WalkSource:
 
     def count_due(self, seconds: float) -> int:
         return math.floor(seconds * self._rate + 1e-9) + 1
-
-
-def _walk_times(times_us: list[int], micro: bool) -> Times:
-    times = times_us if micro else [t // 1000 for t in times_us]
-    return Times(times, times, times[0], times[-1])
