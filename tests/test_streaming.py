@@ -58,6 +58,8 @@ class FlakyRepository(SettingsRepository):
         super().__init__(engine)
         self.down_writes = False
         self.enabled_failures = enabled_failures
+        self.enabled_read = asyncio.Event()
+        self.hold_enabled: asyncio.Event | None = None
 
     async def set_status(self, symbol: str, status: Status) -> Setting:
         if self.down_writes:
@@ -68,7 +70,11 @@ class FlakyRepository(SettingsRepository):
         if self.enabled_failures > 0:
             self.enabled_failures -= 1
             raise DatabaseUnavailable("database at 127.0.0.1:1 refused the connection")
-        return await super().enabled_symbols()
+        symbols = await super().enabled_symbols()
+        self.enabled_read.set()
+        if self.hold_enabled is not None:
+            await self.hold_enabled.wait()
+        return symbols
 
 
 @dataclass
@@ -256,6 +262,23 @@ async def test_one_symbol_failing_to_start_does_not_stop_autostart(engine: Async
         assert list(report.failed) == ["NEOUSDT"]
         assert "NEOUSDT cannot start" in report.failed["NEOUSDT"]
         assert sorted(tree.registry.names()) == ["BTCUSDT", "ETHUSDT"]
+
+
+async def test_a_stop_racing_autostart_is_not_undone(engine: AsyncEngine) -> None:
+    """A symbol stopped after autostart read its list stays stopped, in both places."""
+    async with build(engine, autostart=False) as tree:
+        await tree.repository.set_status("ETHUSDT", Status.ON)
+        tree.repository.hold_enabled = asyncio.Event()
+        autostart = asyncio.create_task(tree.streaming.autostart_streaming())
+        await tree.repository.enabled_read.wait()
+
+        await tree.streaming.stop_streaming("ETHUSDT")
+        tree.repository.hold_enabled.set()
+        report = await autostart
+
+        assert report.started == []
+        assert tree.registry.lookup("ETHUSDT") is None
+        assert (await tree.repository.get("ETHUSDT")).status is Status.OFF
 
 
 async def test_autostart_waits_for_the_database_instead_of_crashing(

@@ -71,6 +71,7 @@ class Streaming:
         self._registry = registry
         self._worker_spec = worker_spec
         self._locks: dict[str, asyncio.Lock] = {}
+        self._changes: dict[str, int] = {}
         self._autostart_concurrency = autostart_concurrency
         self._database_retry_seconds = database_retry_seconds
 
@@ -88,6 +89,7 @@ class Streaming:
         async with self._lock(symbol):
             before = await self._repository.get(symbol)
             await self._repository.set_status(symbol, Status.ON)
+            self._changed(symbol)
             try:
                 already_running = await self._ensure_running(symbol)
             except StartError:
@@ -105,6 +107,7 @@ class Streaming:
         async with self._lock(symbol):
             await self._repository.get(symbol)
             await self._repository.set_status(symbol, Status.OFF)
+            self._changed(symbol)
             child = self._registry.lookup(symbol)
             if child is None:
                 log.warning("Streaming on %s already stopped", symbol)
@@ -117,14 +120,19 @@ class Streaming:
         """Start every symbol whose status is `on`; one that fails to start does not stop the rest.
 
         Starts run concurrently (bounded) because each worker's start only queues its
-        subscription: the connections batch them within the exchange's message limits.
+        subscription: the connections batch them within the exchange's message limits. A symbol
+        started or stopped by a call since the list was read is left to that call, which is
+        newer: otherwise a stop racing autostart could be undone by a start from the old list.
         """
+        seen = dict(self._changes)
         symbols = await self._repository.enabled_symbols()
         report = AutostartReport()
         gate = asyncio.Semaphore(self._autostart_concurrency)
 
         async def start_one(symbol: str) -> None:
             async with gate, self._lock(symbol):
+                if self._changes.get(symbol) != seen.get(symbol):
+                    return
                 try:
                     if await self._ensure_running(symbol):
                         report.already_running.append(symbol)
@@ -174,6 +182,9 @@ class Streaming:
         except AlreadyStarted:
             return True
         return False
+
+    def _changed(self, symbol: str) -> None:
+        self._changes[symbol] = self._changes.get(symbol, 0) + 1
 
     def _lock(self, symbol: str) -> asyncio.Lock:
         lock = self._locks.get(symbol)
