@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from streamer.mock_exchange import Limits, MockConfig, MockExchange
 from streamer.mock_exchange.connection import stream_symbol
+from streamer.mock_exchange.market import Market
 from tests.mock_exchange.conftest import Probe, until
 
 QUIET = Limits(ping_interval=None, lifetime=None, max_messages_per_s=None)
@@ -289,3 +290,39 @@ async def test_duplicated_ids_arrive_twice(tiny_data: Path) -> None:
         async with client(mock, "/ws/bnbbtc@trade") as ws:
             ids = [t["t"] for t in await receive(ws, 5)]
     assert ids == [100, 100, 101, 101, 102]
+
+
+async def test_unreadable_recording_ends_only_that_connection(tiny_data: Path) -> None:
+    """A corrupt trade file closes the subscribing connection with 1011; the mock serves on."""
+    (tiny_data / "trades" / "BADBTC-2019-06-03.csv").write_text("not;a;trade\n")
+    async with running(tiny_data) as mock:
+        async with client(mock, "/ws/badbtc@trade") as ws:
+            await until_closed(ws)
+        async with client(mock, "/ws") as other:
+            answer = await reply_to(other, {"method": "LIST_SUBSCRIPTIONS", "id": 1})
+    assert ws.close_code == 1011
+    assert answer == {"result": [], "id": 1}
+
+
+async def test_failed_feed_closes_with_1011(
+    tiny_data: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """If writing trades fails, the connection is closed with 1011 and the reason is logged."""
+
+    def broken(*args: object, **kwargs: object) -> tuple[bytes, int]:
+        raise RuntimeError("encoder broke")
+
+    monkeypatch.setattr(Market, "frames", broken)
+    async with running(tiny_data) as mock, client(mock, "/ws/bnbbtc@trade") as ws:
+        await until_closed(ws)
+    assert ws.close_code == 1011
+    assert "encoder broke" in caplog.text
+
+
+async def test_server_shutdown_in_microseconds(tiny_data: Path) -> None:
+    """On a timeUnit=MICROSECOND connection the serverShutdown event time is in microseconds."""
+    async with running(tiny_data) as mock, client(mock, "/ws?timeUnit=MICROSECOND") as ws:
+        await until(lambda: len(mock.connections) == 1)
+        mock.faults.server_shutdown(close_after=0.0)
+        event = json.loads(await ws.recv())
+    assert event["E"] > 10**15

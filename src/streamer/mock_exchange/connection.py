@@ -30,6 +30,7 @@ from streamer.mock_exchange.protocol import Session
 log = logging.getLogger(__name__)
 POLICY_VIOLATION = 1008
 GOING_AWAY = 1001
+INTERNAL_ERROR = 1011
 _MAX_PACED_SLEEP = 0.5
 _MIN_PACED_SLEEP = 0.005  # paced trades due within 5 ms go out together, whatever the stream count
 
@@ -154,6 +155,13 @@ class MockConnection(ServerConnection):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), delay)
 
+    def feed_ended(self, task: asyncio.Task[None]) -> None:
+        """A feed that failed closes its connection with 1011 and says why in the log."""
+        if task.cancelled() or task.exception() is None:
+            return
+        log.warning("connection %s: feed failed: %r", self.number, task.exception())
+        self._spawn(self.close(INTERNAL_ERROR, "Internal error"))
+
     def _write_due(self) -> tuple[bool, float]:
         """One round over the streams: at most one chunk each. Returns (wrote, next due time)."""
         wrote = False
@@ -239,7 +247,8 @@ class MockConnection(ServerConnection):
 
     def server_shutdown(self, now_ms: int, grace: float) -> None:
         if self.state is State.OPEN:
-            self.transport.write(server_shutdown(now_ms, combined=self.session.combined))
+            event_time = now_ms * 1000 if self.session.micro else now_ms
+            self.transport.write(server_shutdown(event_time, combined=self.session.combined))
             self._spawn(self._close_later(grace))
 
     async def _close_later(self, delay: float) -> None:

@@ -49,9 +49,9 @@ def encode_json(value: Any) -> bytes:
     return _json.encode(value)
 
 
-def server_shutdown(event_time_ms: int, *, combined: bool) -> bytes:
+def server_shutdown(event_time: int, *, combined: bool) -> bytes:
     """Binance's `serverShutdown` event as a frame (as stream `!serverShutdown` when combined)."""
-    event = {"e": "serverShutdown", "E": event_time_ms}
+    event = {"e": "serverShutdown", "E": event_time}
     if combined:
         return frame(encode_json({"stream": "!serverShutdown", "data": event}))
     return frame(encode_json(event))

@@ -19,10 +19,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from streamer.mock_exchange.config import MockConfig
-from streamer.mock_exchange.connection import MockConnection
+from streamer.mock_exchange.connection import INTERNAL_ERROR, MockConnection
 from streamer.mock_exchange.encoding import encode_json
 from streamer.mock_exchange.exchange import Exchange
 from streamer.mock_exchange.faults import FaultError, Faults
@@ -202,19 +203,23 @@ class MockExchange:
     async def _handler(self, connection: ServerConnection) -> None:
         assert isinstance(connection, MockConnection)
         self.connections[connection.number] = connection
-        await connection.follow(list(connection.session.streams))
         feed = asyncio.create_task(connection.feed())
+        feed.add_done_callback(connection.feed_ended)
         keepalive = asyncio.create_task(connection.keepalive())
         expire = asyncio.create_task(connection.expire())
         try:
+            await connection.follow(list(connection.session.streams))
             async for message in connection:
                 text = message if isinstance(message, str) else message.decode("utf-8", "replace")
                 reply = handle(connection.session, text)
                 connection.unfollow(reply.removed)
                 await connection.follow(reply.added)
                 await connection.send(reply.payload.decode())
-        except Exception as exc:  # a broken connection ends only itself
-            log.debug("connection %s ended: %r", connection.id, exc)
+        except ConnectionClosed:
+            pass
+        except Exception as exc:  # e.g. an unreadable recording: this connection ends, not the mock
+            log.warning("connection %s failed: %s", connection.number, exc)
+            await connection.close(INTERNAL_ERROR, "Internal error")
         finally:
             for task in (feed, keepalive, expire):
                 task.cancel()
