@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -36,18 +37,18 @@ from streamer.tail import TailError, follow, print_event
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
-        "--database-url", help="Database URL [env: STREAMER_DATABASE_URL]", show_default=False
+        "--database-url", help="Database URL (env STREAMER_DATABASE_URL)", show_default=False
     ),
 ]
 Host = Annotated[
-    str | None, typer.Option("--host", help="API address [env: STREAMER_HOST]", show_default=False)
+    str | None, typer.Option("--host", help="API address (env STREAMER_HOST)", show_default=False)
 ]
 Port = Annotated[
-    int | None, typer.Option("--port", help="API port [env: STREAMER_PORT]", show_default=False)
+    int | None, typer.Option("--port", help="API port (env STREAMER_PORT)", show_default=False)
 ]
 Token = Annotated[
     str | None,
-    typer.Option("--token", help="API bearer token [env: STREAMER_TOKEN]", show_default=False),
+    typer.Option("--token", help="API bearer token (env STREAMER_TOKEN)", show_default=False),
 ]
 Symbols = Annotated[list[str], typer.Argument(help="Symbols, e.g. ETHUSDT btcusdt")]
 
@@ -125,28 +126,25 @@ def _change(symbols: list[str], status: Status, settings: Settings) -> None:
     )
 
 
-def start_command(
-    symbols: Symbols,
-    database_url: DatabaseUrl = None,
-    host: Host = None,
-    port: Port = None,
-    token: Token = None,
-) -> None:
-    """Start streaming symbols now, and on every start of the service."""
-    settings = settings_from(database_url=database_url, host=host, port=port, token=token)
-    _change(symbols, Status.ON, settings)
+def _change_command(status: Status, summary: str) -> Callable[..., None]:
+    def command(
+        symbols: Symbols,
+        database_url: DatabaseUrl = None,
+        host: Host = None,
+        port: Port = None,
+        token: Token = None,
+    ) -> None:
+        settings = settings_from(database_url=database_url, host=host, port=port, token=token)
+        _change(symbols, status, settings)
+
+    command.__doc__ = summary
+    return command
 
 
-def stop_command(
-    symbols: Symbols,
-    database_url: DatabaseUrl = None,
-    host: Host = None,
-    port: Port = None,
-    token: Token = None,
-) -> None:
-    """Stop streaming symbols, now and on later starts of the service."""
-    settings = settings_from(database_url=database_url, host=host, port=port, token=token)
-    _change(symbols, Status.OFF, settings)
+start_command = _change_command(
+    Status.ON, "Start streaming symbols now, and on every start of the service."
+)
+stop_command = _change_command(Status.OFF, "Stop streaming symbols, now and on later starts.")
 
 
 async def _offline_states(database_url: str, include_off: bool) -> list[dict[str, Any]]:
@@ -208,11 +206,11 @@ def status_command(
 
 WsUrl = Annotated[
     str | None,
-    typer.Option("--ws-url", help="Binance websocket base URL [env: STREAMER_WS_URL]"),
+    typer.Option("--ws-url", help="Binance websocket base URL (env STREAMER_WS_URL)"),
 ]
 RestUrl = Annotated[
     str | None,
-    typer.Option("--rest-url", help="Binance REST base URL [env: STREAMER_REST_URL]"),
+    typer.Option("--rest-url", help="Binance REST base URL (env STREAMER_REST_URL)"),
 ]
 
 
@@ -225,7 +223,7 @@ def run_command(
     token: Token = None,
     log_level: Annotated[
         str | None,
-        typer.Option("--log-level", help="DEBUG, INFO, WARNING [env: STREAMER_LOG_LEVEL]"),
+        typer.Option("--log-level", help="DEBUG, INFO, WARNING (env STREAMER_LOG_LEVEL)"),
     ] = None,
 ) -> None:
     """Run the service: migrate the database, autostart the enabled symbols, serve the API."""
