@@ -108,6 +108,7 @@ async def test_refusal_with_retry_after(tiny_data: Path, status: int) -> None:
         accepted = await client.get("/api/v3/ping")
     assert refused.status_code == status
     assert refused.headers["Retry-After"] == "7"
+    assert refused.json()["code"] == -1003
     assert caught.value.response.status_code == status
     assert accepted.status_code == 200
 

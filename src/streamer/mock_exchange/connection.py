@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import time
@@ -54,12 +55,11 @@ def stream_symbol(name: str) -> str | None:
 class MockConnection(ServerConnection):
     """A server connection that counts incoming frames and can be fed, stalled or broken."""
 
-    next_id = 0
+    _numbers = itertools.count(1)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        MockConnection.next_id += 1
-        self.number = MockConnection.next_id
+        self.number = next(MockConnection._numbers)
         self.session = Session(combined=False)
         self.limits = Limits()
         self.exchange: Exchange | None = None

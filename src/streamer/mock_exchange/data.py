@@ -10,7 +10,6 @@ history endpoint both read the filled tape, so they agree the way Binance's do.
 from __future__ import annotations
 
 import gzip
-import io
 import re
 import zipfile
 from array import array
@@ -192,7 +191,7 @@ def _parse_columns(lines: list[bytes]) -> Columns:
 
 
 def read_rows(path: Path) -> Iterator[Row]:
-    """The rows of one file in either format, told apart by their column count."""
+    """The rows of one file, one at a time: slower than `read_columns`, but names a bad line."""
     for number, line in enumerate(_lines(path), start=1):
         if not line.strip():
             continue
@@ -210,18 +209,18 @@ def _lines(path: Path) -> list[bytes]:
         with zipfile.ZipFile(path) as archive:
             members = [name for name in archive.namelist() if name.endswith(".csv")]
             data = b"".join(archive.read(name) for name in members)
-        return io.BytesIO(data).read().splitlines()
+        return data.splitlines()
     return path.read_bytes().splitlines()
 
 
 def _parse(line: bytes) -> Row:
-    row = _columns(line)
+    row = _parse_row(line)
     if not (_DECIMAL.fullmatch(row.price) and _DECIMAL.fullmatch(row.qty)):
         raise ValueError("price and quantity must be plain decimals")
     return row
 
 
-def _columns(line: bytes) -> Row:
+def _parse_row(line: bytes) -> Row:
     if b";" in line:
         cols = line.split(b";")
         if len(cols) != 13:

@@ -8,12 +8,12 @@ HTTP 429/418 and Retry-After, refuse TCP connections, answer REST slowly).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from streamer.mock_exchange.exchange import Exchange
+from streamer.mock_exchange.market import Market
 
 if TYPE_CHECKING:
     from streamer.mock_exchange.connection import MockConnection
@@ -110,7 +110,7 @@ class Faults:
         span = market.duplicate(count)
         return [market.id_of(i) for i in span]
 
-    def _market(self, symbol: str, count: int) -> Any:
+    def _market(self, symbol: str, count: int) -> Market:
         if count < 1:
             raise FaultError(f"count must be at least 1, not {count}")
         market = self._exchange.market(symbol.upper())
@@ -183,8 +183,3 @@ class Faults:
 
 def _optional_int(value: str | None) -> int | None:
     return None if value is None or value == "" else int(value)
-
-
-async def sleep_then(delay: float, action: Callable[[], Awaitable[None]]) -> None:
-    await asyncio.sleep(delay)
-    await action()

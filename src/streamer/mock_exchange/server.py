@@ -14,7 +14,6 @@ import logging
 import time
 from collections import defaultdict, deque
 from types import TracebackType
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -26,7 +25,7 @@ from streamer.mock_exchange.config import MockConfig
 from streamer.mock_exchange.connection import INTERNAL_ERROR, MockConnection
 from streamer.mock_exchange.encoding import encode_json
 from streamer.mock_exchange.exchange import Exchange
-from streamer.mock_exchange.faults import FaultError, Faults
+from streamer.mock_exchange.faults import FaultError, Faults, Refusal
 from streamer.mock_exchange.protocol import UrlError, handle, parse_url
 from streamer.mock_exchange.rest import RestApi
 
@@ -40,6 +39,10 @@ def _response(status: int, body: bytes, headers: list[tuple[str, str]] | None = 
     fields["Content-Length"] = str(len(body))
     fields["Connection"] = "close"
     return Response(status, http.HTTPStatus(status).phrase, fields, body)
+
+
+def _json_with(*extra: tuple[str, str]) -> list[tuple[str, str]]:
+    return [("Content-Type", "application/json;charset=UTF-8"), *extra]
 
 
 class MockExchange:
@@ -129,48 +132,50 @@ class MockExchange:
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
-        parts = urlsplit(request.path)
-        if parts.path.startswith(ADMIN):
-            return await self._admin(
-                request.headers, parts.path[len(ADMIN) :], parse_qs(parts.query)
-            )
-        refusal = self.faults.refusal
-        if refusal is not None:
-            body = encode_json({"code": -1003, "msg": "Way too many requests; mock refusal."})
-            return _response(
-                refusal.status,
-                body,
-                [
-                    ("Content-Type", "application/json;charset=UTF-8"),
-                    ("Retry-After", str(refusal.retry_after)),
-                ],
-            )
-        if parts.path.startswith("/api/"):
-            if self.faults.rest_delay:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.faults.rest_delay)
-            headers = {name.lower(): value for name, value in request.headers.raw_items()}
-            query = parse_qs(parts.query)
-            symbol = query.get("symbol", [""])[-1]
-            if symbol in self.exchange.files:
-                await self.exchange.load(symbol)
-            reply = self.rest.handle(parts.path, query, headers)
-            return _response(reply.status, reply.body, list(reply.headers))
+        """Answers admin and REST requests and refused upgrades; None lets an upgrade proceed."""
         assert isinstance(connection, MockConnection)
-        limits = self.config.limits
-        retry = self._attempt(connection.remote_address[0] if connection.remote_address else "")
+        parts = urlsplit(request.path)
+        client = connection.remote_address[0] if connection.remote_address else ""
+        if parts.path.startswith(ADMIN):
+            return await self._admin(parts.path[len(ADMIN) :], parse_qs(parts.query))
+        if self.faults.refusal is not None:
+            return self._refused(self.faults.refusal, client)
+        if parts.path.startswith("/api/"):
+            return await self._rest(parts.path, parse_qs(parts.query), request.headers)
+        retry = self._attempt(client)
         if retry is not None:
-            body = encode_json({"code": -1003, "msg": "Too many connection attempts."})
-            return _response(
-                429, body, [("Content-Type", "application/json"), ("Retry-After", str(retry))]
-            )
+            return self._refused(Refusal(429, retry), client)
         try:
-            connection.session = parse_url(request.path, limits.max_streams)
+            connection.session = parse_url(request.path, self.config.limits.max_streams)
         except UrlError as exc:
             return _response(exc.status, encode_json({"code": -1100, "msg": str(exc)}))
-        connection.limits = limits
+        connection.limits = self.config.limits
         connection.exchange = self.exchange
         return None
+
+    def _refused(self, refusal: Refusal, client: str) -> Response:
+        """Binance's answer to a client over its limits: 429, or 418 once it is banned."""
+        until = self.exchange.now_ms() + refusal.retry_after * 1000
+        if refusal.status == 418:
+            msg = f"Way too many requests; IP({client}) banned until {until}."
+        else:
+            msg = f"Too many requests; IP({client}) may retry after {refusal.retry_after} s."
+        return _response(
+            refusal.status,
+            encode_json({"code": -1003, "msg": msg}),
+            _json_with(("Retry-After", str(refusal.retry_after))),
+        )
+
+    async def _rest(self, path: str, query: dict[str, list[str]], headers: Headers) -> Response:
+        if self.faults.rest_delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.faults.rest_delay)
+        symbol = query.get("symbol", [""])[-1]
+        if symbol in self.exchange.files:
+            await self.exchange.load(symbol)
+        lowered = {name.lower(): value for name, value in headers.raw_items()}
+        reply = self.rest.handle(path, query, lowered)
+        return _response(reply.status, reply.body, list(reply.headers))
 
     def _attempt(self, client: str) -> int | None:
         """Counts a connection attempt; the seconds to wait when over the per-window limit."""
@@ -186,7 +191,7 @@ class MockExchange:
         attempts.append(now)
         return None
 
-    async def _admin(self, headers: Headers, name: str, query: dict[str, list[str]]) -> Response:
+    async def _admin(self, name: str, query: dict[str, list[str]]) -> Response:
         params = {key: values[-1] for key, values in query.items()}
         if name == "connections":
             return _response(200, encode_json([c.describe() for c in self.connections.values()]))
@@ -225,10 +230,3 @@ class MockExchange:
                 task.cancel()
             connection.cancel_tasks()
             self.connections.pop(connection.number, None)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "rest_url": self.rest_url,
-            "ws_url": self.ws_url,
-            "connections": len(self.connections),
-        }
