@@ -22,9 +22,9 @@ def spawn(tmp_path: Path) -> Iterator[Spawner]:
         spawner.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockProcess]:
-    """One mock exchange process shared by a module's tests (none of them switches a fault on)."""
+    """One mock exchange process shared by the tests that switch no fault on."""
     spawner = Spawner(tmp_path_factory.mktemp("exchange"))
     try:
         yield spawner.mock()
