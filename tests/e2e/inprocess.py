@@ -100,6 +100,7 @@ async def running_service(
     token: str | None = None,
     database_retry: float = 1.0,
     prepare: bool = True,
+    listen_deadline: float = DEADLINE,
 ) -> AsyncIterator[Running]:
     """Seed the database from `mock` with `symbols` on, run the service, stop it at the end."""
     if prepare:
@@ -122,7 +123,9 @@ async def running_service(
     )
     task = asyncio.create_task(service.run())
     try:
-        await eventually(lambda: bool(listening), "API listening", running=task)
+        await eventually(
+            lambda: bool(listening), "API listening", deadline=listen_deadline, running=task
+        )
         running = Running(service, task, f"http://127.0.0.1:{listening[0]}")
         yield running
     finally:

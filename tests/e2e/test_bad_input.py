@@ -128,6 +128,20 @@ def test_a_database_down_at_start_is_waited_for_without_crashing(
     assert service.terminate() == 0
 
 
+async def test_health_answers_while_the_database_is_down_at_start(
+    mock_exchange: MockExchange,
+) -> None:
+    """While the database is unreachable at start, `/api/health` already answers: live, not
+    ready (503), so a liveness probe does not restart a service that is only waiting."""
+    unreachable = f"postgresql://postgres@127.0.0.1:{closed_port()}/streamer"
+    async with running_service(
+        unreachable, mock_exchange, prepare=False, database_retry=0.2, listen_deadline=5.0
+    ) as running:
+        response = await api(running, "GET", "/api/health")
+        assert response.status_code == 503
+        assert response.json() == {"live": True, "ready": False, "database": False, "streaming": 0}
+
+
 def closed_port() -> int:
     """A port of 127.0.0.1 that refuses connections (bound, never listening)."""
     with socket.socket() as probe:
