@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.engine import make_url
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError
 
 from streamer.mock_exchange import MockExchange
 from tests.e2e.inprocess import Running, api, running_service
@@ -70,6 +72,20 @@ async def test_a_malformed_symbol_is_refused_before_anything_happens(
         assert "invalid symbol 'eth usdt!'" in one_error_line(result)
         assert await enabled(running) == []
         assert len(running.service.registry) == 0
+
+
+async def test_a_trade_socket_for_a_malformed_symbol_is_closed_with_the_reason(
+    sqlite_url: str, mock_exchange: MockExchange
+) -> None:
+    """`/ws/trades?symbols=eth-usdt` is closed with 1008 (policy violation) saying what is wrong."""
+    async with running_service(sqlite_url, mock_exchange) as running:
+        url = running.base_url.replace("http://", "ws://") + "/ws/trades?symbols=eth-usdt"
+        with pytest.raises(ConnectionClosedError) as closed:
+            async with connect(url) as websocket:
+                await websocket.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
+        assert closed.value.rcvd.reason.startswith("invalid symbol 'eth-usdt'")
 
 
 async def test_mutations_need_the_token_when_one_is_set(
