@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
+import msgspec
 import pytest
 
+from streamer.binance.config import StreamerConfig
 from streamer.binance.events import TradeEvent
 from streamer.binance.hub import AlreadyAttached, HubStopped, StreamHub
 from streamer.mock_exchange import MockExchange
 from streamer.pubsub import PubSub, topic
 from tests.binance.conftest import eventually
+from tests.binance.fakeserver import FakeServer
 
 SYMBOLS = ["ADAUSDT", "BTCPAX", "BTCTUSD", "BTCUSDC", "FETUSDT", "MATICUSDT", "PAXUSDT"]
 
@@ -104,3 +108,38 @@ async def test_stopping_the_hub_fails_attached_channels(
     with pytest.raises(HubStopped):
         await channel.wait()
     assert hub.connections() == []
+
+
+async def test_silent_symbol_is_resubscribed_and_a_busy_one_is_not() -> None:
+    """A symbol silent far beyond its rhythm gets UNSUBSCRIBE+SUBSCRIBE; a trading one does not."""
+    async with FakeServer() as server:
+        config = StreamerConfig(ws_url=server.url, check_interval=0.05, stale_min=0.3)
+        hub = StreamHub(config, PubSub())
+        runner = asyncio.create_task(hub.run())
+        hub.attach("AAA")
+        hub.attach("BBB")
+        await eventually(lambda: len(server.clients) == 1)
+
+        async def busy() -> None:
+            trade_id = 1
+            while True:
+                server.trade("BBB", trade_id)
+                trade_id += 1
+                await asyncio.sleep(0.02)
+
+        feeder = asyncio.create_task(busy())
+        client = server.clients[0]
+
+        def requests() -> list[dict[str, Any]]:
+            return [msgspec.json.decode(raw) for raw in client.received]
+
+        await eventually(
+            lambda: (
+                [(r["method"], r["params"]) for r in requests()][:2]
+                == [("UNSUBSCRIBE", ["aaa@trade"]), ("SUBSCRIBE", ["aaa@trade"])]
+            )
+        )
+        assert all("bbb@trade" not in r["params"] for r in requests())
+        feeder.cancel()
+        runner.cancel()
+        await asyncio.gather(feeder, runner, return_exceptions=True)

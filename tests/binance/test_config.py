@@ -1,0 +1,34 @@
+"""Tests for streamer.binance.config."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamer.binance.config import StreamerConfig
+from streamer.config import Settings
+
+
+def test_stream_url_carries_streams_and_time_unit() -> None:
+    """The combined URL lists the streams and asks for the configured time unit."""
+    config = StreamerConfig(ws_url="ws://host:1/", time_unit="MICROSECOND")
+    assert config.stream_url(["a@trade", "b@trade"]) == (
+        "ws://host:1/stream?streams=a@trade/b@trade&timeUnit=MICROSECOND"
+    )
+
+
+def test_endpoints_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """STREAMER_WS_URL and STREAMER_REST_URL reach the streaming config."""
+    monkeypatch.setenv("STREAMER_WS_URL", "ws://127.0.0.1:9")
+    monkeypatch.setenv("STREAMER_REST_URL", "http://127.0.0.1:9")
+    config = StreamerConfig.from_settings(Settings())
+    assert (config.ws_url, config.rest_url) == ("ws://127.0.0.1:9", "http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("streams_per_connection", 0), ("streams_per_connection", 1025), ("messages_per_second", 6)],
+)
+def test_limits_beyond_the_exchange_are_refused(field: str, value: int) -> None:
+    """A stream cap or message rate the exchange would punish is refused with a clear error."""
+    with pytest.raises(ValueError, match=field):
+        StreamerConfig(**{field: value})  # type: ignore[arg-type]

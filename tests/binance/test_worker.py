@@ -1,0 +1,139 @@
+"""Tests for streamer.binance.worker: supervised per-symbol workers on the mock exchange."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+
+import pytest
+
+from streamer.binance.channel import SymbolChannel
+from streamer.binance.config import StreamerConfig
+from streamer.binance.events import TradeEvent
+from streamer.binance.hub import StreamHub
+from streamer.binance.rest import BinanceRest
+from streamer.binance.worker import stream_spec
+from streamer.mock_exchange import Limits, MockConfig, MockExchange
+from streamer.otp import DynamicSupervisor, Restart
+from streamer.pubsub import PubSub, topic
+from tests.binance.conftest import eventually
+
+
+@pytest.fixture
+async def supervisor() -> AsyncIterator[DynamicSupervisor]:
+    """A running dynamic supervisor, stopped after the test."""
+    sup = DynamicSupervisor(max_restarts=100, max_seconds=1.0)
+    ready = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(sup.run(lambda: ready.set_result(None)))
+    await ready
+    yield sup
+    await sup.stop()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_worker_is_named_by_its_uppercase_symbol_and_streams(
+    hub: StreamHub, supervisor: DynamicSupervisor, pubsub: PubSub
+) -> None:
+    """stream_spec(" adausdt ") registers ADAUSDT and its trades reach the topic."""
+    sub = pubsub.subscribe(topic("ADAUSDT"))
+    child = await supervisor.start_child(stream_spec(" adausdt ", hub))
+    assert hub.registry.lookup("ADAUSDT") is child
+    assert child.id == "ADAUSDT"
+    events = await asyncio.wait_for(sub.get_batch(), 20)
+    assert all(isinstance(e, TradeEvent) and e.symbol == "ADAUSDT" for e in events)
+
+
+async def test_terminating_the_worker_unsubscribes_its_stream(
+    hub: StreamHub, supervisor: DynamicSupervisor, mock_exchange: MockExchange
+) -> None:
+    """Stopping a worker takes its stream off the connection and marks it stopped."""
+    await supervisor.start_child(stream_spec("ADAUSDT", hub))
+    btc = await supervisor.start_child(stream_spec("BTCPAX", hub))
+    await eventually(lambda: (hub.stats("BTCPAX") or {}).get("state") == "streaming")
+    await supervisor.terminate_child(btc)
+    (server_side,) = mock_exchange.connections.values()
+    await eventually(lambda: list(server_side.session.streams) == ["adausdt@trade"])
+    assert (hub.stats("BTCPAX") or {})["state"] == "stopped"
+    assert hub.registry.lookup("BTCPAX") is None
+
+
+async def test_a_crash_in_one_symbol_restarts_only_that_worker(
+    hub: StreamHub, supervisor: DynamicSupervisor, pubsub: PubSub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error while handling ADAUSDT's trades restarts ADAUSDT alone, which resumes gap-free."""
+    ada = await supervisor.start_child(stream_spec("ADAUSDT", hub))
+    btc = await supervisor.start_child(stream_spec("BTCPAX", hub))
+    sub = pubsub.subscribe(topic("ADAUSDT"))
+    await eventually(lambda: (hub.stats("ADAUSDT") or {}).get("trades", 0) > 5)
+    original = SymbolChannel.on_trade
+    failed: list[str] = []
+
+    def flaky(self: SymbolChannel, event: TradeEvent) -> None:
+        if self.symbol == "ADAUSDT" and not failed:
+            failed.append(self.symbol)
+            raise RuntimeError("handler bug")
+        original(self, event)
+
+    monkeypatch.setattr(SymbolChannel, "on_trade", flaky)
+    await eventually(lambda: ada.restarts == 1)
+    await eventually(lambda: (hub.stats("ADAUSDT") or {}).get("gaps_filled", 0) >= 1)
+    assert btc.restarts == 0
+    ids = [e.trade_id for e in sub.get_nowait_batch() if isinstance(e, TradeEvent)]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))
+
+
+async def test_a_stream_the_exchange_refuses_crashes_its_worker(
+    supervisor: DynamicSupervisor, pubsub: PubSub
+) -> None:
+    """A SUBSCRIBE answered with an error crashes that symbol's worker, not the others."""
+    async with MockExchange(MockConfig(port=0, speed=1000.0, limits=Limits(max_streams=1))) as mock:
+        hub = StreamHub(StreamerConfig(ws_url=mock.ws_url, rest_url=mock.rest_url), pubsub)
+        runner = asyncio.create_task(hub.run())
+        ada = await supervisor.start_child(stream_spec("ADAUSDT", hub, restart=Restart.TEMPORARY))
+        await eventually(lambda: (hub.stats("ADAUSDT") or {}).get("state") == "streaming")
+        await supervisor.start_child(stream_spec("BTCPAX", hub, restart=Restart.TEMPORARY))
+        await eventually(lambda: hub.registry.lookup("BTCPAX") is None)
+        assert hub.registry.lookup("ADAUSDT") is ada
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_starting_1500_symbols_at_once_stays_within_the_message_limit(
+    supervisor: DynamicSupervisor, pubsub: PubSub, streamer_config: StreamerConfig
+) -> None:
+    """1,500 workers started back to back: every stream goes live and no connection is closed.
+
+    The mock closes any connection that sends more than 5 messages in a second (pongs to its
+    pings every 300 ms included); one such close would show as a second connect.
+    """
+    limits = Limits(ping_interval=0.3)
+    async with MockExchange(MockConfig(port=0, speed=1.0, limits=limits)) as mock:
+        async with BinanceRest(mock.rest_url) as rest:
+            info = await rest.exchange_info()
+        symbols = [s.symbol for s in info.symbols][:1500]
+        if len(symbols) < 1500:
+            pytest.skip("the mock has no full exchangeInfo (../shared/data/exchange_info)")
+        config = replace(
+            streamer_config, ws_url=mock.ws_url, streams_per_connection=300, streams_per_message=50
+        )
+        hub = StreamHub(config, pubsub)
+        runner = asyncio.create_task(hub.run())
+        for symbol in symbols:
+            await supervisor.start_child(stream_spec(symbol, hub))
+        await eventually(lambda: sum(c["live"] for c in hub.connections()) == 1500, within=60)
+        await asyncio.sleep(1.5)
+        connections = hub.connections()
+        assert len(connections) == 5
+        assert all(c["connects"] == 1 for c in connections)
+        assert len(mock.connections) == 5
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+
+def test_stream_spec_defaults_to_the_hub_registry(make_hub: Callable[..., StreamHub]) -> None:
+    """The spec's name is (hub.registry, SYMBOL) and its restart is permanent by default."""
+    hub = make_hub()
+    spec = stream_spec("ethusdt", hub)
+    assert spec.name == (hub.registry, "ETHUSDT")
+    assert spec.restart is Restart.PERMANENT
