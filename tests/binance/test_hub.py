@@ -11,7 +11,8 @@ import pytest
 
 from streamer.binance.config import StreamerConfig
 from streamer.binance.events import TradeEvent
-from streamer.binance.hub import AlreadyAttached, HubStopped, StreamHub
+from streamer.binance.hub import AlreadyAttached, StreamHub
+from streamer.binance.worker import run_symbol
 from streamer.mock_exchange import MockExchange
 from streamer.pubsub import PubSub, topic
 from tests.binance.conftest import eventually
@@ -95,19 +96,33 @@ async def test_dropped_connection_reconnects_only_its_own_symbols(
     assert by_name[(hub.stats("BTCUSDC") or {})["connection"]] == 1
 
 
-async def test_stopping_the_hub_fails_attached_channels(
-    make_hub: Callable[..., StreamHub],
+async def test_a_restarted_hub_carries_its_attached_symbols_on_without_loss(
+    make_hub: Callable[..., StreamHub], pubsub: PubSub
 ) -> None:
-    """When the hub stops, every attached symbol's worker is told so (HubStopped)."""
+    """A stopped hub closes its sockets; run again, it reconnects and back-fills its symbols."""
     hub = make_hub()
+    sub = pubsub.subscribe(topic("ADAUSDT"))
+    worker = asyncio.create_task(run_symbol(hub, "ADAUSDT", lambda: None))
     task = asyncio.create_task(hub.run())
-    channel = hub.attach("ADAUSDT")
-    await asyncio.sleep(0.1)
+    await eventually(lambda: hub.channel("ADAUSDT") is not None)
+    channel = hub.channel("ADAUSDT")
+    assert channel is not None
+    await eventually(lambda: channel.trades > 10)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    with pytest.raises(HubStopped):
-        await channel.wait()
     assert hub.connections() == []
+    assert channel.state == "connecting"
+    before = channel.trades
+    task = asyncio.create_task(hub.run())
+    await eventually(lambda: channel.trades > before + 10)
+    assert channel.state == "streaming"
+    for running_task in (worker, task):
+        running_task.cancel()
+    await asyncio.gather(worker, task, return_exceptions=True)
+    events = sub.get_nowait_batch()
+    assert all(isinstance(e, TradeEvent) for e in events)
+    ids = [e.trade_id for e in events if isinstance(e, TradeEvent)]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))
 
 
 async def test_silent_symbol_is_resubscribed_and_a_busy_one_is_not() -> None:

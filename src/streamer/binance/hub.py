@@ -28,10 +28,6 @@ from streamer.pubsub import PubSub, topic
 log = logging.getLogger(__name__)
 
 
-class HubStopped(RuntimeError):
-    """The hub shut down under a symbol's worker; the worker restarts and attaches again."""
-
-
 class AlreadyAttached(RuntimeError):
     """A symbol can be streamed by one worker at a time."""
 
@@ -188,9 +184,18 @@ class StreamHub:
         return ChildSpec(id=id, start=self.run)
 
     async def run(self, started: Started | None = None) -> None:
-        """Refresh rates and watch for stale symbols until cancelled; then close every socket."""
+        """Refresh rates and watch for stale symbols until cancelled; then close every socket.
+
+        Symbols stay attached across a restart of the hub: their workers keep running, their
+        streams are carried by new connections, and the hole is back-filled from their last id.
+        """
         self._failure = None
         self._last_tick = self.clock()
+        for symbol in self._channels:
+            if symbol not in self._connection_of:
+                connection = self._connection_with_room()
+                self._connection_of[symbol] = connection
+                connection.add([stream_name(symbol)])
         if started is not None:
             started()
         try:
@@ -240,9 +245,8 @@ class StreamHub:
         self._tasks.clear()
         self._connections.clear()
         self._connection_of.clear()
-        stopped = HubStopped("the stream hub stopped")
         for channel in self._channels.values():
-            channel.fail(stopped)
+            channel.set_state(State.CONNECTING)
         if self._own_history is not None:
             own, self._own_history = self._own_history, None
             await own.aclose()
