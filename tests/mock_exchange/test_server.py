@@ -205,3 +205,11 @@ async def test_stop_closes_connections_going_away(tiny_data: Path) -> None:
         with pytest.raises(ConnectionClosed):
             await ws.recv()
     assert ws.close_code == 1001
+
+
+async def test_preload_reads_every_recording(tiny_data: Path) -> None:
+    """preload() gives every recorded symbol its market before any client asks."""
+    async with running(tiny_data) as mock:
+        await mock.preload()
+        loaded = sorted(s for s in mock.exchange.files if s in mock.exchange.markets)
+    assert loaded == ["BNBBTC", "ETHBTC", "XRPUSDT"]

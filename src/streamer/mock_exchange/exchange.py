@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from streamer.mock_exchange.config import MockConfig
@@ -56,6 +57,11 @@ class Exchange:
         self._templates: LruCache[Template] = LruCache(TEMPLATE_BYTES)
         self._markets: dict[str, Market] = {}
         self._loading: dict[str, asyncio.Future[TradeSource]] = {}
+
+    @property
+    def markets(self) -> Mapping[str, Market]:
+        """The markets created so far, by symbol."""
+        return MappingProxyType(self._markets)
 
     def knows(self, symbol: str) -> bool:
         return symbol in self.listed or symbol in self.files
