@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from streamer.config import Settings
+from streamer.logs import configure_logging
 from streamer.mock_exchange.config import Limits, MockConfig
 from streamer.mock_exchange.data import DataError
 from streamer.mock_exchange.exchange_info import ExchangeInfoError
@@ -43,7 +45,7 @@ def mock_exchange_command(
     ] = "1",
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Folder with trades/ and exchange_info/ [env: STREAMER_MOCK_DATA]."),
+        typer.Option(help="Folder with trades/ and exchange_info/ (env STREAMER_MOCK_DATA)."),
     ] = None,
     exchange_info: Annotated[
         Path | None, typer.Option(help="An exchangeInfo JSON response to serve.")
@@ -66,12 +68,13 @@ def mock_exchange_command(
     ] = 300,
     attempts_window: Annotated[float, typer.Option(help="That window, in seconds.")] = 300.0,
     refuse: Annotated[
-        int, typer.Option(help="Start refusing every request with this status (429 or 418).")
+        int, typer.Option(help="Refuse every request with this status: 429 or 418 (0 = no).")
     ] = 0,
     retry_after: Annotated[int, typer.Option(help="Retry-After of refusals, in seconds.")] = 1,
     slow_rest: Annotated[float, typer.Option(help="Delay every REST answer by seconds.")] = 0.0,
 ) -> None:
     """Run a local Binance spot market-data server (REST + websocket streams) on one port."""
+    configure_logging(Settings().log_level)
     limits = Limits(
         max_streams=max_streams or None,
         max_messages_per_s=max_messages or None,
