@@ -49,18 +49,18 @@ async def eventually(
         await asyncio.sleep(POLL)
 
 
-def fast_config(mock: MockExchange, **overrides: float) -> StreamerConfig:
+def fast_config(mock: MockExchange) -> StreamerConfig:
     """The streaming engine tuned for a local exchange: quick reconnects and dead-socket checks."""
-    values: dict[str, float] = {
-        "backoff_base": 0.05,
-        "backoff_cap": 0.5,
-        "handshake_timeout": 2.0,
-        "dead_after": 1.0,
-        "check_interval": 0.1,
-        "reorder_window": 0.05,
-    }
-    values.update(overrides)
-    return StreamerConfig(ws_url=mock.ws_url, rest_url=mock.rest_url, **values)  # type: ignore[arg-type]
+    return StreamerConfig(
+        ws_url=mock.ws_url,
+        rest_url=mock.rest_url,
+        backoff_base=0.05,
+        backoff_cap=0.5,
+        handshake_timeout=2.0,
+        dead_after=1.0,
+        check_interval=0.1,
+        reorder_window=0.05,
+    )
 
 
 @dataclass
@@ -96,7 +96,6 @@ async def running_service(
     mock: MockExchange,
     symbols: Sequence[str] = (),
     *,
-    config: StreamerConfig | None = None,
     token: str | None = None,
     database_retry: float = 1.0,
     prepare: bool = True,
@@ -117,7 +116,7 @@ async def running_service(
     )
     service = Service(
         settings,
-        streamer_config=config or fast_config(mock),
+        streamer_config=fast_config(mock),
         on_listening=lambda _, port: listening.append(port),
         database_retry=database_retry,
     )
@@ -136,7 +135,14 @@ async def running_service(
             task.cancel()
 
 
-async def api(running: Running, method: str, path: str, **kwargs: object) -> httpx.Response:
+async def api(
+    running: Running,
+    method: str,
+    path: str,
+    *,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     """One call to the running service's API."""
     async with httpx.AsyncClient(base_url=running.base_url, timeout=10) as client:
-        return await client.request(method, path, **kwargs)  # type: ignore[arg-type]
+        return await client.request(method, path, params=params, headers=headers)

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,7 +29,7 @@ SERVICE_SETTINGS = ("DATABASE_URL", "WS_URL", "REST_URL", "HOST", "PORT", "TOKEN
 T = TypeVar("T")
 
 
-def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def child_env() -> dict[str, str]:
     """This environment minus the service's own settings, so only the test decides them."""
     env = {
         key: value
@@ -37,7 +37,6 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         if key.removeprefix("STREAMER_") not in SERVICE_SETTINGS
     }
     env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra or {})
     return env
 
 
@@ -71,11 +70,8 @@ def wait_for(
 class Spawned:
     """One `streamer` sub-command running as a child process, its output kept in a file."""
 
-    def __init__(
-        self, name: str, args: list[str], log_path: Path, env: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, name: str, args: list[str], log_path: Path) -> None:
         self.name = name
-        self.args = args
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.popen = subprocess.Popen(
@@ -83,13 +79,9 @@ class Spawned:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=child_env(env),
+            env=child_env(),
             start_new_session=True,
         )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
 
     def returncode(self) -> int | None:
         return self.popen.poll()
@@ -133,10 +125,10 @@ class Spawned:
 class MockProcess(Spawned):
     """`streamer mock-exchange` on a free port; its URLs are read from its first lines."""
 
-    def __init__(self, log_path: Path, *extra: str, speed: float = 200.0) -> None:
+    def __init__(self, log_path: Path, speed: float) -> None:
         super().__init__(
             "mock-exchange",
-            ["mock-exchange", "--port", "0", "--speed", str(speed), *extra],
+            ["mock-exchange", "--port", "0", "--speed", str(speed)],
             log_path,
         )
         self.rest_url = ""
@@ -147,12 +139,6 @@ class MockProcess(Spawned):
         self.rest_url = self.wait_output(r"REST:\s+(\S+)", "mock exchange REST URL").group(1)
         self.ws_url = self.wait_output(r"WS:\s+(\S+)", "mock exchange websocket URL").group(1)
         return self
-
-    def fault(self, name: str, **params: Any) -> Any:
-        """Switch a fault on through the mock's admin endpoint; returns its result."""
-        response = httpx.get(f"{self.rest_url}/_mock/faults/{name}", params=params, timeout=10)
-        response.raise_for_status()
-        return response.json()["result"]
 
 
 class ServiceProcess(Spawned):
@@ -166,7 +152,6 @@ class ServiceProcess(Spawned):
         mock: MockProcess,
         port: int = 0,
         host: str = "127.0.0.1",
-        env: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(
             "streamer run",
@@ -184,7 +169,6 @@ class ServiceProcess(Spawned):
                 str(port),
             ],
             log_path,
-            env,
         )
         self.port = port
         self.base_url = ""
@@ -214,9 +198,9 @@ class Spawner:
     def _log(self, stem: str) -> Path:
         return self.folder / f"{stem}-{len(self._spawned)}.log"
 
-    def mock(self, *extra: str, speed: float = 200.0) -> MockProcess:
+    def mock(self, speed: float = 200.0) -> MockProcess:
         """A mock exchange process, listening."""
-        mock = MockProcess(self._log("mock-exchange"), *extra, speed=speed)
+        mock = MockProcess(self._log("mock-exchange"), speed)
         self._spawned.append(mock)
         return mock.wait_listening()
 
@@ -227,7 +211,6 @@ class Spawner:
         mock: MockProcess,
         port: int = 0,
         host: str = "127.0.0.1",
-        env: Mapping[str, str] | None = None,
     ) -> ServiceProcess:
         """A `streamer run` process, started; `wait_ready()` waits until it serves."""
         service = ServiceProcess(
@@ -236,7 +219,6 @@ class Spawner:
             mock=mock,
             port=port,
             host=host,
-            env=env,
         )
         self._spawned.append(service)
         return service
@@ -256,13 +238,13 @@ class CliResult:
     stderr: str
 
 
-def run_cli(*args: str, env: Mapping[str, str] | None = None) -> CliResult:
+def run_cli(*args: str) -> CliResult:
     """Run one `streamer` command to its end (bounded) and return its output."""
     done = subprocess.run(
         [str(STREAMER), *args],
         capture_output=True,
         text=True,
-        env=child_env(env),
+        env=child_env(),
         timeout=DEADLINE * 2,
         check=False,
         stdin=subprocess.DEVNULL,
