@@ -94,9 +94,10 @@ class Spawned:
         compiled = re.compile(pattern)
         return wait_for(lambda: compiled.search(self.output()), what, process=self)
 
-    def terminate(self, deadline: float = DEADLINE) -> int:
-        """SIGTERM, then the exit code; a process that ignores it is killed and the test fails."""
-        return self._signal_and_wait(signal.SIGTERM, deadline)
+    def terminate(self, signum: signal.Signals = signal.SIGTERM) -> int:
+        """SIGTERM (or `signum`), then the exit code; a process that ignores it is killed and the
+        test fails."""
+        return self._signal_and_wait(signum, DEADLINE)
 
     def kill(self) -> int:
         """SIGKILL: the process gets no chance to clean up, as after a crash of the machine."""

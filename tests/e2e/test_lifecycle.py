@@ -139,3 +139,19 @@ def test_start_without_a_service_is_saved_for_the_next_run(
     wait_trades_advance(service, ["ETHUSDT"])
     assert active(service) == [("ETHUSDT", "on", "streaming")]
     assert service.terminate() == 0
+
+
+def test_sigint_stops_the_service_in_reverse_start_order_with_exit_0(
+    spawn: Spawner, exchange: MockProcess, seeded_sqlite: str
+) -> None:
+    """Ctrl-C stops the API first, then streaming, then the root, and the exit code is 0."""
+    service = spawn.service(database_url=seeded_sqlite, mock=exchange).wait_ready()
+    assert service.terminate(signal.SIGINT) == 0
+    output = service.output()
+    order = [
+        output.index("SIGINT received; stopping streamer"),
+        output.index("Finished server process"),
+        output.index("streaming: stopped"),
+        output.index("streamer: stopped"),
+    ]
+    assert order == sorted(order), output
