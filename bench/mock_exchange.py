@@ -1,8 +1,11 @@
-"""How fast the mock exchange pushes trades to one connection.
+"""How fast the mock exchange pushes trades to one connection, next to how fast we read them.
 
-The mock runs in its own process at full speed (`speed=None`); a count-only picows client in
-this process subscribes the recorded symbols on one combined connection and counts frames. The
-clock starts at the first frame and stops at the last counted one, not at the close handshake.
+The mock runs in its own process at full speed (`speed=None`). First a count-only picows client
+subscribes recorded symbols on one combined connection and counts frames: `mock_frames_per_s`.
+Then the streamer's own client (StreamHub, decoding, pub/sub; `bench.client.run_ours`) reads the
+same mock: `client_frames_per_s`. The mock must be the faster of the two, or a benchmark of the
+client would measure the mock. Clocks start at the first frame and stop at the last counted one,
+not at the close handshake.
 
 Run: `python -m bench.mock_exchange` prints `name: value` lines.
 """
@@ -16,9 +19,11 @@ from multiprocessing.connection import Connection
 
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
+from bench.client import run_ours
 from streamer.mock_exchange import Limits, MockConfig, MockExchange
 
 FRAMES = 3_000_000
+CLIENT_FRAMES = 1_000_000
 STREAMS = ("adausdt@trade", "btcusdc@trade", "tusdusdt@trade", "paxusdt@trade")
 
 
@@ -70,8 +75,8 @@ async def _count(url: str, frames: int) -> float:
     return (frames - 1) / (counter.last - counter.first)
 
 
-def run(frames: int = FRAMES) -> dict[str, float]:
-    """Frames per second that one connection receives from a mock in another process."""
+def run(frames: int = FRAMES, client_frames: int = CLIENT_FRAMES) -> dict[str, float]:
+    """Frames per second one connection gets from a mock in another process, and our client's."""
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
     server = context.Process(target=_serve, args=(theirs,), daemon=True)
@@ -81,17 +86,23 @@ def run(frames: int = FRAMES) -> dict[str, float]:
             raise RuntimeError("the mock exchange did not start within 60 s")
         url = ours.recv()
         rate = asyncio.run(_count(f"{url}/stream?streams={'/'.join(STREAMS)}", frames))
+        read = asyncio.run(run_ours(url, client_frames))
     finally:
         ours.send("stop")
         server.join(10)
         if server.is_alive():
             server.kill()
-    return {"mock_frames_per_s": rate}
+    client = read["count"] / read["seconds"]
+    return {
+        "mock_frames_per_s": rate,
+        "client_frames_per_s": client,
+        "mock_over_client": rate / client,
+    }
 
 
 def main() -> None:
     for name, value in run().items():
-        print(f"{name}: {value:.0f}")
+        print(f"{name}: {value:.2f}" if value < 100 else f"{name}: {value:.0f}")
 
 
 if __name__ == "__main__":
