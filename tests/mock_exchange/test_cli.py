@@ -91,3 +91,15 @@ def test_busy_port_is_one_line(tiny_data: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("error:")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_data_folder_is_one_line(tmp_path: Path) -> None:
+    """A --data-dir that does not exist exits 1 with one `error:` line."""
+    result = subprocess.run(
+        [STREAMER, "mock-exchange", "--port", "0", "--data-dir", str(tmp_path / "absent")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: data folder {tmp_path / 'absent'} does not exist"

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from streamer.mock_exchange.config import MockConfig
+from streamer.mock_exchange.data import DataError
 from streamer.mock_exchange.exchange import Exchange
 from streamer.mock_exchange.sources import ReplaySource, WalkSource
 
@@ -56,3 +59,9 @@ async def test_load_reads_a_recording_once(tiny_data: Path) -> None:
 async def test_load_of_unknown_symbol(tiny_data: Path) -> None:
     """Loading a symbol that does not exist gives no market."""
     assert await Exchange(MockConfig(data_dir=tiny_data)).load("NOPEBTC") is None
+
+
+def test_missing_data_folder_is_an_error(tmp_path: Path) -> None:
+    """A data folder that was asked for but does not exist is refused, not silently ignored."""
+    with pytest.raises(DataError, match="does not exist"):
+        Exchange(MockConfig(data_dir=tmp_path / "absent"))

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from streamer.mock_exchange.config import MockConfig
-from streamer.mock_exchange.data import load_tape, scan_trade_files
+from streamer.mock_exchange.data import DataError, load_tape, scan_trade_files
 from streamer.mock_exchange.encoding import Encoded, LruCache, Template
 from streamer.mock_exchange.exchange_info import load_exchange_info
 from streamer.mock_exchange.market import Market
@@ -47,6 +47,8 @@ class Exchange:
         self.clock = clock
         self.wall_clock = wall_clock
         data_dir = config.resolved_data_dir()
+        if data_dir is not None and not data_dir.is_dir():
+            raise DataError(f"data folder {data_dir} does not exist")
         self.data_dir = data_dir
         self.files = scan_trade_files(data_dir)
         self.info = load_exchange_info(config.exchange_info, data_dir)
