@@ -154,10 +154,6 @@ async def test_refused_handshake_starts_a_cool_down(status: int) -> None:
         run.assert_exactly_once()
 
 
-@pytest.mark.skip(
-    reason="the mock's refuse_tcp calls close() on asyncio TransportSocket objects, which have "
-    "none, and leaks its listening socket"
-)
 async def test_refused_tcp_backs_off_and_reconnects() -> None:
     """While TCP connections are refused the hub backs off; once accepted it reconnects."""
     async with streaming() as run:

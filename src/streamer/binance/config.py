@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from streamer.binance.protocol import (
+    CONNECT_WINDOW_S,
+    CONNECTS_PER_WINDOW,
+    MAX_STREAMS_PER_CONNECTION,
+    MESSAGES_PER_SECOND,
+)
 from streamer.config import BINANCE_REST_URL, BINANCE_WS_URL, Settings
 
 
@@ -23,10 +29,10 @@ class StreamerConfig:
     rest_url: str = BINANCE_REST_URL
     streams_per_connection: int = 200
     streams_per_message: int = 200
-    messages_per_second: int = 5
+    messages_per_second: int = MESSAGES_PER_SECOND
     send_margin: float = 0.1
-    connects_per_window: int = 300
-    connect_window: float = 300.0
+    connects_per_window: int = CONNECTS_PER_WINDOW
+    connect_window: float = CONNECT_WINDOW_S
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     handshake_timeout: float = 10.0
@@ -41,12 +47,16 @@ class StreamerConfig:
     receive_buffer: int = 256 * 1024
 
     def __post_init__(self) -> None:
-        if not 1 <= self.streams_per_connection <= 1024:
+        if not 1 <= self.streams_per_connection <= MAX_STREAMS_PER_CONNECTION:
             raise ValueError(
-                f"streams_per_connection must be 1..1024, got {self.streams_per_connection}"
+                f"streams_per_connection must be 1..{MAX_STREAMS_PER_CONNECTION}, "
+                f"got {self.streams_per_connection}"
             )
-        if not 1 <= self.messages_per_second <= 5:
-            raise ValueError(f"messages_per_second must be 1..5, got {self.messages_per_second}")
+        if not 1 <= self.messages_per_second <= MESSAGES_PER_SECOND:
+            raise ValueError(
+                f"messages_per_second must be 1..{MESSAGES_PER_SECOND}, "
+                f"got {self.messages_per_second}"
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StreamerConfig:

@@ -177,7 +177,6 @@ class StreamConnection:
         self.connected_at: float | None = None
         self._kick = asyncio.Event()
         self._rotate_requested = False
-        self._transport: WSTransport | None = None
         self._malformed_log = RateLimitedLog(log)
 
     # --- called by the hub ---------------------------------------------------------------------
@@ -200,11 +199,6 @@ class StreamConnection:
 
     def kick(self) -> None:
         self._kick.set()
-
-    def drop(self) -> None:
-        """Close the current socket abruptly (the next one follows through the normal path)."""
-        if self._transport is not None:
-            self._transport.disconnect(graceful=False)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -328,8 +322,7 @@ class StreamConnection:
                 )
                 self.gate.cool_down(cooldown)
 
-    def _became_live(self, transport: WSTransport, streams: list[str]) -> None:
-        self._transport = transport
+    def _became_live(self, streams: list[str]) -> None:
         self.state.connected(streams)
         self.connected_at = self.clock()
         self.status = "connected"
@@ -339,7 +332,7 @@ class StreamConnection:
         self, transport: WSTransport, listener: _Listener, streams: list[str]
     ) -> float:
         """Drive one socket until it dies; returns how long it lived."""
-        self._became_live(transport, streams)
+        self._became_live(streams)
         opened = self.clock()
         seen, quiet_since = listener.reads, opened
         try:
@@ -373,8 +366,6 @@ class StreamConnection:
                 except TimeoutError:
                     pass
         finally:
-            if self._transport is transport:
-                self._transport = None
             if not transport.is_disconnected:
                 transport.disconnect(graceful=False)
 
@@ -403,7 +394,7 @@ class StreamConnection:
             self._refused(exc)
             return None
         old_listener.retired = True
-        self._became_live(transport, streams)
+        self._became_live(streams)
         self.rotations += 1
         old.send_close(WSCloseCode.GOING_AWAY)
         old.disconnect()

@@ -114,12 +114,6 @@ class StreamHub:
     def channel(self, symbol: str) -> SymbolChannel | None:
         return self._channels.get(symbol)
 
-    def resubscribe(self, symbol: str) -> None:
-        """Unsubscribe and subscribe again `symbol` on its connection."""
-        connection = self._connection_of.get(symbol)
-        if connection is not None:
-            connection.resubscribe([stream_name(symbol)])
-
     def _connection_with_room(self) -> StreamConnection:
         cap = self.config.streams_per_connection
         for connection in self._connections:
