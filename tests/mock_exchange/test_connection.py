@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from streamer.mock_exchange import Limits, MockConfig, MockExchange
-from streamer.mock_exchange.connection import stream_symbol
+from streamer.mock_exchange.connection import parse_stream
 from streamer.mock_exchange.market import Market
 from tests.mock_exchange.conftest import Probe, until
 
@@ -55,12 +55,13 @@ async def reply_to(ws: ClientConnection, request: dict[str, Any]) -> Any:
             return message
 
 
-def test_stream_symbol_names() -> None:
-    """Only `<lower-case symbol>@trade` names a trade stream."""
-    assert stream_symbol("bnbbtc@trade") == "BNBBTC"
-    assert stream_symbol("BNBBTC@trade") is None
-    assert stream_symbol("bnbbtc@depth") is None
-    assert stream_symbol("@trade") is None
+def test_stream_names() -> None:
+    """Only `<lower-case symbol>@trade` or `@aggTrade` names a stream the mock can feed."""
+    assert parse_stream("bnbbtc@trade") == ("BNBBTC", "trade")
+    assert parse_stream("bnbbtc@aggTrade") == ("BNBBTC", "aggTrade")
+    assert parse_stream("BNBBTC@trade") is None
+    assert parse_stream("bnbbtc@depth") is None
+    assert parse_stream("@trade") is None
 
 
 async def test_raw_stream_replays_recorded_trades_gap_free(tiny_data: Path) -> None:
@@ -326,3 +327,17 @@ async def test_server_shutdown_in_microseconds(tiny_data: Path) -> None:
         mock.faults.server_shutdown(close_after=0.0)
         event = json.loads(await ws.recv())
     assert event["E"] > 10**15
+
+
+async def test_aggregate_and_raw_trade_streams_side_by_side(tiny_data: Path) -> None:
+    """@aggTrade carries each trade as its own aggregate next to @trade on one raw connection."""
+    async with running(tiny_data) as mock, client(mock, "/ws/bnbbtc@trade/bnbbtc@aggTrade") as ws:
+        events = await receive(ws, 40)
+    trades = [e for e in events if e["e"] == "trade"]
+    aggregates = [e for e in events if e["e"] == "aggTrade"]
+    assert trades
+    assert aggregates
+    first = aggregates[0]
+    assert set(first) == {"e", "E", "s", "a", "p", "q", "f", "l", "T", "m", "M"}
+    assert first["a"] == first["f"] == first["l"] == 100
+    assert [a["a"] for a in aggregates] == list(range(100, 100 + len(aggregates)))

@@ -13,6 +13,7 @@ from streamer.mock_exchange.encoding import (
     Encoded,
     LruCache,
     Template,
+    encode_agg_trades,
     encode_trades,
     frame,
     frame_header,
@@ -109,6 +110,18 @@ def test_span_cuts_on_frame_boundaries(tiny_data: Path) -> None:
     decoded = [json.loads(p) for p in split_frames(encoded.span(13, 16))]
     assert [e["t"] for e in decoded] == [113, 114, 115]
     assert json.loads(split_frames(encoded.one(19))[0])["t"] == 119
+
+
+def test_aggregate_trade_payload(tiny_data: Path) -> None:
+    """An aggTrade event has Binance's fields, each trade being its own aggregate."""
+    source = ReplaySource(load_tape("BNBBTC", scan_trade_files(tiny_data)["BNBBTC"]))
+    encoded = encode_agg_trades(source.chunk(0), "BNBBTC", "bnbbtc@aggTrade", micro=False)
+    first = split_frames(encoded.blob)[0]
+    assert first == (
+        b'{"stream":"bnbbtc@aggTrade","data":{"e":"aggTrade","E":1559520000003,"s":"BNBBTC",'
+        b'"a":100,"p":"0.0100","q":"1.5","f":100,"l":100,"T":1559520000000,"m":true,"M":true}}'
+    )
+    assert len(encoded.ends) == 10
 
 
 def test_server_shutdown_event_shapes() -> None:

@@ -119,6 +119,41 @@ def test_historical_trades_in_microseconds(api: RestApi) -> None:
     assert body[0]["time"] == 1_559_520_000_000_000
 
 
+def test_aggregate_trades_from_an_id(api: RestApi) -> None:
+    """aggTrades with fromId answers one aggregate per trade (a = f = l = the trade id)."""
+    status, body = get(api, "/api/v3/aggTrades", symbol="BNBBTC", fromId="104", limit="2")
+    assert status == 200
+    assert body == [
+        {
+            "a": 104,
+            "p": "0.0103",
+            "q": "1.5",
+            "f": 104,
+            "l": 104,
+            "T": body[0]["T"],
+            "m": False,
+            "M": True,
+        },
+        {
+            "a": 105,
+            "p": "0.0103",
+            "q": "1.5",
+            "f": 105,
+            "l": 105,
+            "T": body[1]["T"],
+            "m": False,
+            "M": True,
+        },
+    ]
+
+
+def test_time_windows_are_not_served(api: RestApi) -> None:
+    """startTime/endTime are refused plainly rather than answered wrongly."""
+    status, body = get(api, "/api/v3/aggTrades", symbol="BNBBTC", startTime="1")
+    assert status == 400
+    assert body["code"] == -1101
+
+
 def test_limit_is_capped_at_1000(api: RestApi) -> None:
     """A limit above 1000 is served as 1000 (here: every trade that happened)."""
     _, body = get(api, "/api/v3/trades", symbol="BNBBTC", limit="5000")

@@ -25,7 +25,7 @@ from websockets.protocol import State
 from streamer.mock_exchange.config import Limits
 from streamer.mock_exchange.encoding import frame, server_shutdown
 from streamer.mock_exchange.exchange import Exchange
-from streamer.mock_exchange.market import Market
+from streamer.mock_exchange.market import AGG_TRADE, TRADE, Market
 from streamer.mock_exchange.protocol import Session
 
 log = logging.getLogger(__name__)
@@ -41,15 +41,16 @@ class Cursor:
     """Where one subscribed stream of one connection is: the next trade index to send."""
 
     market: Market
+    kind: str
     index: int
 
 
-def stream_symbol(name: str) -> str | None:
-    """The upper-case symbol of a `<lowercase symbol>@trade` stream name, else None."""
+def parse_stream(name: str) -> tuple[str, str] | None:
+    """(upper-case symbol, kind) of a `<lower-case symbol>@trade|aggTrade` name, else None."""
     symbol, _, kind = name.partition("@")
-    if kind != "trade" or not symbol or symbol != symbol.lower():
+    if kind not in (TRADE, AGG_TRADE) or not symbol or symbol != symbol.lower():
         return None
-    return symbol.upper()
+    return symbol.upper(), kind
 
 
 class MockConnection(ServerConnection):
@@ -124,10 +125,10 @@ class MockConnection(ServerConnection):
         """Start feeding newly subscribed streams from the trade that happens next."""
         assert self.exchange is not None
         for name in names:
-            symbol = stream_symbol(name)
-            market = await self.exchange.load(symbol) if symbol else None
-            if market is not None and name in self.session.streams:
-                self.cursors[name] = Cursor(market, market.head())
+            parsed = parse_stream(name)
+            market = await self.exchange.load(parsed[0]) if parsed else None
+            if parsed and market is not None and name in self.session.streams:
+                self.cursors[name] = Cursor(market, parsed[1], market.head())
         self.wake.set()
 
     def unfollow(self, names: tuple[str, ...]) -> None:
@@ -177,7 +178,9 @@ class MockConnection(ServerConnection):
                     continue
             else:
                 head = cursor.index + 1_000_000
-            data, stop = market.frames(cursor.index, head, name if combined else None, micro=micro)
+            data, stop = market.frames(
+                cursor.index, head, name if combined else None, micro=micro, kind=cursor.kind
+            )
             if data:
                 write(data)
             self.sent += stop - cursor.index

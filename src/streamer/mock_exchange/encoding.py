@@ -200,6 +200,60 @@ def rest_trades(trades: Trades, lo: int, hi: int, *, micro: bool) -> list[dict[s
     return rows
 
 
+def encode_agg_trades(trades: Trades, symbol: str, stream: str | None, *, micro: bool) -> Encoded:
+    """aggTrade frames; the mock aggregates nothing, so each trade is its own aggregate (a=f=l).
+
+    Encoded one frame at a time: aggregate streams are for completeness, not for throughput.
+    """
+    wrap = b'{"stream":"%s","data":' % stream.encode() if stream is not None else b""
+    close = b"}}" if stream is not None else b"}"
+    payload = (
+        wrap.replace(b"%", b"%%")
+        + b'{"e":"aggTrade","E":%d,"s":"'
+        + symbol.encode().replace(b"%", b"%%")
+        + b'","a":%d,"p":"%s","q":"%s","f":%d,"l":%d,"T":%d,"m":%s,"M":true'
+        + close
+    )
+    numbers = trades.numbers(micro)
+    statics = trades.statics
+    frames = [
+        frame(
+            payload
+            % (
+                numbers[3 * k],
+                numbers[3 * k + 1],
+                statics.price[k],
+                statics.qty[k],
+                numbers[3 * k + 1],
+                numbers[3 * k + 1],
+                numbers[3 * k + 2],
+                b"true" if statics.maker[k] else b"false",
+            )
+        )
+        for k in range(len(trades))
+    ]
+    return Encoded(trades.start, b"".join(frames), list(accumulate(map(len, frames))))
+
+
+def rest_agg_trades(trades: Trades, lo: int, hi: int, *, micro: bool) -> list[dict[str, Any]]:
+    """Trades [lo, hi) as GET /api/v3/aggTrades answers them (one trade per aggregate)."""
+    trade_times = trades.times(micro).trade
+    statics = trades.statics
+    return [
+        {
+            "a": trades.first_id + k,
+            "p": statics.price[k].decode(),
+            "q": statics.qty[k].decode(),
+            "f": trades.first_id + k,
+            "l": trades.first_id + k,
+            "T": trade_times[k],
+            "m": statics.maker[k],
+            "M": True,
+        }
+        for k in range(lo - trades.start, hi - trades.start)
+    ]
+
+
 def _quote(price: bytes, qty: bytes) -> str:
     value = Decimal(price.decode()) * Decimal(qty.decode())
     return f"{value.quantize(Decimal('0.00000001')):f}"

@@ -17,10 +17,15 @@ from streamer.mock_exchange.encoding import (
     Encoded,
     LruCache,
     Template,
+    encode_agg_trades,
     encode_trades,
+    rest_agg_trades,
     rest_trades,
 )
 from streamer.mock_exchange.sources import Trades, TradeSource
+
+TRADE = "trade"
+AGG_TRADE = "aggTrade"
 
 
 @dataclass
@@ -99,35 +104,44 @@ class Market:
             self._chunks[number] = chunk
         return chunk
 
-    def encoded(self, index: int, stream: str | None, *, micro: bool) -> Encoded:
+    def encoded(self, index: int, stream: str | None, *, micro: bool, kind: str = TRADE) -> Encoded:
         """The encoded chunk holding trade `index`, shared by every connection that wants it."""
         number = self.source.chunk_of(index)
-        key = (self.symbol, number, stream, micro)
+        key = (self.symbol, number, stream, micro, kind)
         item = self._cache.get(key)
         if item is None:
-            item = encode_trades(
-                self.trades(index), self.symbol, stream, micro=micro, templates=self._templates
-            )
+            trades = self.trades(index)
+            if kind == AGG_TRADE:
+                item = encode_agg_trades(trades, self.symbol, stream, micro=micro)
+            else:
+                item = encode_trades(
+                    trades, self.symbol, stream, micro=micro, templates=self._templates
+                )
             self._cache.put(key, item)
         return item
 
-    def frames(self, lo: int, hi: int, stream: str | None, *, micro: bool) -> tuple[bytes, int]:
+    def frames(
+        self, lo: int, hi: int, stream: str | None, *, micro: bool, kind: str = TRADE
+    ) -> tuple[bytes, int]:
         """Frames for trades from `lo` up to at most `hi` within one chunk, and where they stop."""
-        encoded = self.encoded(lo, stream, micro=micro)
+        encoded = self.encoded(lo, stream, micro=micro, kind=kind)
         hi = min(hi, encoded.end)
         if not self.faults.touches(lo, hi):
             return encoded.span(lo, hi), hi
         parts = [encoded.one(i) * self.faults.copies(i) for i in range(lo, hi)]
         return b"".join(parts), hi
 
-    def history(self, first: int, limit: int, *, micro: bool) -> list[dict[str, Any]]:
-        """Up to `limit` published trades from index `first` in REST shape."""
+    def history(
+        self, first: int, limit: int, *, micro: bool, kind: str = TRADE
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` published trades (or aggregates) from index `first` in REST shape."""
+        shape = rest_agg_trades if kind == AGG_TRADE else rest_trades
         rows: list[dict[str, Any]] = []
         index, end = max(0, first), min(self.head(), max(0, first) + limit)
         while index < end:
             chunk = self.trades(index)
             stop = min(end, chunk.end)
-            rows.extend(rest_trades(chunk, index, stop, micro=micro))
+            rows.extend(shape(chunk, index, stop, micro=micro))
             index = stop
         return rows
 

@@ -15,6 +15,7 @@ from typing import Any
 from streamer.mock_exchange.encoding import encode_json
 from streamer.mock_exchange.exchange import Exchange
 from streamer.mock_exchange.exchange_info import STATUSES
+from streamer.mock_exchange.market import AGG_TRADE, TRADE
 
 JSON_TYPE = "application/json;charset=UTF-8"
 MAX_LIMIT = 1000
@@ -46,7 +47,7 @@ def ok(value: Any) -> HttpReply:
 
 
 class RestApi:
-    """GET /api/v3/{ping,time,exchangeInfo,trades,historicalTrades}."""
+    """GET /api/v3/{ping,time,exchangeInfo,trades,historicalTrades,aggTrades}."""
 
     def __init__(self, exchange: Exchange) -> None:
         self.exchange = exchange
@@ -67,6 +68,8 @@ class RestApi:
                 return ok(self.trades(params, micro=micro, from_id=False))
             if path == "/api/v3/historicalTrades":
                 return ok(self.trades(params, micro=micro, from_id=True))
+            if path == "/api/v3/aggTrades":
+                return ok(self.trades(params, micro=micro, from_id=True, kind=AGG_TRADE))
         except RestError as exc:
             return exc.reply()
         return HttpReply(404, b"", (("Content-Type", "text/plain"),))
@@ -98,8 +101,10 @@ class RestApi:
             raise RestError(-1121, "Invalid symbol.")
         return found
 
-    def trades(self, params: dict[str, str], *, micro: bool, from_id: bool) -> list[dict[str, Any]]:
-        """Recent trades, or (historicalTrades with fromId) trades from an id on, oldest first."""
+    def trades(
+        self, params: dict[str, str], *, micro: bool, from_id: bool, kind: str = TRADE
+    ) -> list[dict[str, Any]]:
+        """Recent trades, or (historicalTrades, aggTrades with fromId) trades from an id on."""
         if not params.get("symbol"):
             raise RestError(
                 -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
@@ -108,6 +113,8 @@ class RestApi:
         market = self.exchange.market(symbol)
         if market is None:
             raise RestError(-1121, "Invalid symbol.")
+        if "startTime" in params or "endTime" in params:
+            raise RestError(-1101, "startTime and endTime are not supported by the mock exchange.")
         limit = min(MAX_LIMIT, _integer(params, "limit", 500))
         if limit < 1:
             raise RestError(-1100, _illegal("limit", "1-1000"))
@@ -116,7 +123,7 @@ class RestApi:
             first = market.index_of(_integer(params, "fromId", 0))
         else:
             first = head - limit
-        return market.history(first, limit, micro=micro)
+        return market.history(first, limit, micro=micro, kind=kind)
 
 
 def _symbol(value: str, name: str) -> str:
