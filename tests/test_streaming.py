@@ -84,6 +84,7 @@ class Tree:
     dynamic: DynamicSupervisor
     streaming: Streaming
     supervisor: Supervisor
+    stopped: list[str]
 
 
 @contextlib.asynccontextmanager
@@ -93,9 +94,11 @@ async def build(
     *,
     autostart: bool = True,
     enabled_failures: int = 0,
+    ready: asyncio.Event | None = None,
 ) -> AsyncIterator[Tree]:
     await seed(engine, SYMBOLS)
     repository = FlakyRepository(engine, enabled_failures)
+    stopped: list[str] = []
     registry = Registry("streams")
     dynamic = DynamicSupervisor(name="streamers")
     streaming = Streaming(
@@ -103,6 +106,8 @@ async def build(
         supervisor=dynamic,
         registry=registry,
         worker_spec=parked_worker(registry, fail),
+        wait_ready=None if ready is None else ready.wait,
+        on_stopped=stopped.append,
         database_retry_seconds=0.01,
     )
     children = [dynamic.child_spec("streamers")]
@@ -113,7 +118,7 @@ async def build(
     task = asyncio.create_task(supervisor.run(ready.set))
     await ready.wait()
     try:
-        yield Tree(repository, registry, dynamic, streaming, supervisor)
+        yield Tree(repository, registry, dynamic, streaming, supervisor, stopped)
     finally:
         await supervisor.stop()
         await task
@@ -188,6 +193,30 @@ async def test_stop_terminates_the_worker_and_persists_off(tree: Tree) -> None:
     assert tree.registry.lookup("ETHUSDT") is None
     assert tree.dynamic.count_children()["active"] == 0
     assert (await tree.repository.get("ETHUSDT")).status is Status.OFF
+
+
+async def test_a_stop_tells_the_engine_to_forget_the_symbol(tree: Tree) -> None:
+    """Every stop, of a running symbol or not, reports the symbol to `on_stopped`."""
+    await tree.streaming.start_streaming("ETHUSDT")
+
+    await tree.streaming.stop_streaming("ETHUSDT")
+    await tree.streaming.stop_streaming("NEOUSDT")
+
+    assert tree.stopped == ["ETHUSDT", "NEOUSDT"]
+
+
+async def test_autostart_waits_until_the_database_is_ready(engine: AsyncEngine) -> None:
+    """Autostart reads nothing before `wait_ready` returns, then starts the enabled symbols."""
+    await seed(engine, SYMBOLS)
+    await SettingsRepository(engine).set_status("ETHUSDT", Status.ON)
+    ready = asyncio.Event()
+    async with build(engine, ready=ready) as tree:
+        await asyncio.sleep(0.05)
+        assert not tree.repository.enabled_read.is_set()
+
+        ready.set()
+
+        await eventually(lambda: "ETHUSDT" in tree.registry.names())
 
 
 async def test_stopping_a_stopped_symbol_warns_and_persists_off(

@@ -72,7 +72,7 @@ class Service:
         self.database_url = config.resolved_database_url()
         self.engine = create_engine(self.database_url)
         self.repository = SettingsRepository(self.engine)
-        self.database_ready = False
+        self.database_ready = asyncio.Event()
         self.database_retry = database_retry
         self.pubsub = PubSub()
         self.registry = Registry("streams")
@@ -87,6 +87,8 @@ class Service:
             supervisor=self.streamers,
             registry=self.registry,
             worker_spec=worker_spec or (lambda symbol: stream_spec(symbol, self.hub)),
+            wait_ready=self.database_ready.wait,
+            on_stopped=self.hub.forget,
         )
         self.streaming_supervisor = Supervisor(
             [self.streamers.child_spec("streamers"), self.streaming.autostart_spec()],
@@ -110,22 +112,28 @@ class Service:
         self.root = Supervisor(children, strategy=Strategy.ONE_FOR_ONE, name="streamer")
 
     def _database_spec(self) -> ChildSpec:
+        """Migrates the database and owns the engine; never holds the rest of the tree back.
+
+        It reports started at once, so the API comes up and answers "live, not ready" while the
+        database is down; autostart waits for `database_ready` instead.
+        """
+
         async def database(started: Started) -> None:
+            started()
             delay = self.database_retry
             while True:
                 try:
                     await upgrade(self.database_url)
                     break
                 except DatabaseUnavailable as error:
-                    log.warning("Waiting for the database: %s; retrying in %.0f s", error, delay)
+                    log.warning("Waiting for the database: %s; retrying in %.1f s", error, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, DATABASE_RETRY_CAP)
-            self.database_ready = True
-            started()
+            self.database_ready.set()
             try:
                 await asyncio.Future()
             finally:
-                self.database_ready = False
+                self.database_ready.clear()
                 await self.engine.dispose()
 
         return ChildSpec(id="database", start=database)
@@ -167,8 +175,8 @@ class Service:
         streaming = self.streaming_supervisor.state is ChildState.RUNNING
         return Health(
             live=True,
-            ready=self.database_ready and streaming,
-            database=self.database_ready,
+            ready=self.database_ready.is_set() and streaming,
+            database=self.database_ready.is_set(),
             streaming=len(self.registry),
         )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from streamer.db import DatabaseUnavailable, SettingsRepository, Status
@@ -54,7 +54,12 @@ class AutostartReport:
 
 
 class Streaming:
-    """Start/stop/autostart over a dynamic supervisor of workers found through a registry."""
+    """Start/stop/autostart over a dynamic supervisor of workers found through a registry.
+
+    `wait_ready` holds autostart back until the database is usable; `on_stopped(symbol)` runs
+    after a user's stop, so the streaming engine can drop what it kept to resume that symbol
+    (a stop ends a stream on purpose: the next start begins afresh, not with a back-fill).
+    """
 
     def __init__(
         self,
@@ -63,6 +68,8 @@ class Streaming:
         supervisor: DynamicSupervisor,
         registry: Registry,
         worker_spec: WorkerSpec,
+        wait_ready: Callable[[], Awaitable[object]] | None = None,
+        on_stopped: Callable[[str], None] | None = None,
         autostart_concurrency: int = 64,
         database_retry_seconds: float = 2.0,
     ) -> None:
@@ -70,6 +77,8 @@ class Streaming:
         self._supervisor = supervisor
         self._registry = registry
         self._worker_spec = worker_spec
+        self._wait_ready = wait_ready
+        self._on_stopped = on_stopped
         self._locks: dict[str, asyncio.Lock] = {}
         self._changes: dict[str, int] = {}
         self._autostart_concurrency = autostart_concurrency
@@ -111,10 +120,12 @@ class Streaming:
             child = self._registry.lookup(symbol)
             if child is None:
                 log.warning("Streaming on %s already stopped", symbol)
-                return StopResult(symbol, was_running=False)
-            log.info("Stopping streaming on %s", symbol)
-            await self._supervisor.terminate_child(child)
-            return StopResult(symbol, was_running=True)
+            else:
+                log.info("Stopping streaming on %s", symbol)
+                await self._supervisor.terminate_child(child)
+            if self._on_stopped is not None:
+                self._on_stopped(symbol)
+            return StopResult(symbol, was_running=child is not None)
 
     async def autostart_streaming(self) -> AutostartReport:
         """Start every symbol whose status is `on`; one that fails to start does not stop the rest.
@@ -160,6 +171,8 @@ class Streaming:
 
         async def autostart(started: Started) -> None:
             started()
+            if self._wait_ready is not None:
+                await self._wait_ready()
             while True:
                 try:
                     await self.autostart_streaming()

@@ -65,6 +65,7 @@ async def running(
     task = asyncio.create_task(service.run())
     async with asyncio.timeout(20):
         base_url = await listening
+        await service.database_ready.wait()
     running = Running(service, base_url)
     try:
         yield running

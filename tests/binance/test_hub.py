@@ -158,3 +158,26 @@ async def test_silent_symbol_is_resubscribed_and_a_busy_one_is_not() -> None:
         feeder.cancel()
         runner.cancel()
         await asyncio.gather(feeder, runner, return_exceptions=True)
+
+
+async def test_a_symbol_detached_for_any_reason_resumes_from_its_last_trade(
+    hub: StreamHub,
+) -> None:
+    """Re-attaching after a detach continues from its last trade id, so nothing is skipped."""
+    hub.attach("ADAUSDT")
+    await eventually(lambda: (hub.stats("ADAUSDT") or {}).get("last_trade_id") is not None)
+    hub.detach("ADAUSDT")
+    last = hub.stats("ADAUSDT")["last_trade_id"]  # type: ignore[index]
+
+    assert hub.attach("ADAUSDT").last_id == last
+
+
+async def test_a_forgotten_symbol_starts_afresh(hub: StreamHub) -> None:
+    """After `forget`, the next attach has no resume point: a stopped symbol is not back-filled."""
+    hub.attach("ADAUSDT")
+    await eventually(lambda: (hub.stats("ADAUSDT") or {}).get("last_trade_id") is not None)
+    hub.detach("ADAUSDT")
+
+    hub.forget("ADAUSDT")
+
+    assert hub.attach("ADAUSDT").last_id is None

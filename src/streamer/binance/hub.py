@@ -87,8 +87,12 @@ class StreamHub:
         connection.add([stream_name(symbol)])
         return channel
 
-    def detach(self, symbol: str, *, resume: bool = False) -> None:
-        """Stop streaming `symbol`; with `resume`, the next attach back-fills from where it was."""
+    def detach(self, symbol: str) -> None:
+        """Stop streaming `symbol`; the next attach back-fills from where it was.
+
+        Every detach keeps the resume point, whatever ended the worker: a crash, a kill, or the
+        shutdown of a dynamic supervisor that is about to be refilled. Only `forget` drops it.
+        """
         channel = self._channels.pop(symbol, None)
         if channel is None:
             return
@@ -96,11 +100,15 @@ class StreamHub:
         connection = self._connection_of.pop(symbol, None)
         if connection is not None:
             connection.remove([stream_name(symbol)])
-        if resume and channel.last_id is not None:
+        if channel.last_id is not None:
             self._resume[symbol] = channel.last_id
         channel.set_state(State.STOPPED)
         channel.rate = 0.0
         self._stopped[symbol] = channel.stats()
+
+    def forget(self, symbol: str) -> None:
+        """Drop `symbol`'s resume point: it was stopped on purpose, so its next start is fresh."""
+        self._resume.pop(symbol, None)
 
     @property
     def history(self) -> TradeHistory:

@@ -27,7 +27,6 @@ async def run_symbol(hub: StreamHub, symbol: str, started: Started) -> None:
     sends their subscriptions batched within the exchange's message limit.
     """
     channel = hub.attach(symbol)
-    crashed = True
     try:
         started()
         while True:
@@ -35,11 +34,8 @@ async def run_symbol(hub: StreamHub, symbol: str, started: Started) -> None:
             await asyncio.sleep(hub.config.reorder_window)
             if channel.settle():
                 await fill_gap(channel, hub.history, hub.config.max_backfill)
-    except asyncio.CancelledError:
-        crashed = False
-        raise
     finally:
-        hub.detach(symbol, resume=crashed)
+        hub.detach(symbol)
 
 
 def stream_spec(
