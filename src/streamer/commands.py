@@ -1,5 +1,8 @@
 """The service's sub-commands: `run`, `start`, `stop`, `status`, `tail` and `demo`.
 
+The web stack, the mock exchange and the websocket client are imported by the commands that use
+them, so that `start`, `stop` and `status` answer without loading what they do not need.
+
 `start`, `stop` and `status` go through the running service's API when one answers at the
 configured address, and otherwise work on the database directly, for the next `run`. They say
 which of the two they did, so nobody wonders why a symbol is not streaming yet.
@@ -16,8 +19,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from streamer.api.security import TokenRequired
-from streamer.app import Service
 from streamer.client import ApiError, ServiceClient, ServiceNotRunning
 from streamer.config import Settings
 from streamer.db import (
@@ -29,10 +30,8 @@ from streamer.db import (
     UnknownSymbol,
     create_engine,
 )
-from streamer.demo import DEMO_SYMBOLS, run_demo
 from streamer.logs import configure_logging
 from streamer.symbols import InvalidSymbol, normalize_symbol
-from streamer.tail import TailError, follow, print_event
 
 DatabaseUrl = Annotated[
     str | None,
@@ -227,6 +226,9 @@ def run_command(
     ] = None,
 ) -> None:
     """Run the service: migrate the database, autostart the enabled symbols, serve the API."""
+    from streamer.api.security import TokenRequired
+    from streamer.app import Service
+
     settings = settings_from(
         database_url=database_url,
         ws_url=ws_url,
@@ -252,6 +254,8 @@ def tail_command(
     port: Port = None,
 ) -> None:
     """Print live trades from the running service, one line each, until Ctrl-C."""
+    from streamer.tail import TailError, follow, print_event
+
     settings = settings_from(host=host, port=port)
     wanted = normalized(symbols or [])
     url = api_url(settings).replace("http://", "ws://", 1) + "/ws/trades"
@@ -268,7 +272,7 @@ def tail_command(
 def demo_command(
     symbols: Annotated[
         list[str] | None,
-        typer.Argument(help=f"Symbols to stream [default: {' '.join(DEMO_SYMBOLS)}]"),
+        typer.Argument(help="Symbols to stream (default: a few with recorded trades)"),
     ] = None,
     speed: Annotated[
         float, typer.Option("--speed", help="Replay speed: 1 is the recorded pace.")
@@ -279,6 +283,8 @@ def demo_command(
     ] = None,
 ) -> None:
     """Run the whole product against a local mock exchange, on a throw-away database."""
+    from streamer.demo import DEMO_SYMBOLS, run_demo
+
     configure_logging("WARNING")
     wanted = normalized(symbols or list(DEMO_SYMBOLS))
     console = Console()

@@ -59,7 +59,7 @@ def render(states: list[SymbolState], api: str) -> Table:
 
 
 async def show(service: Service, api: Callable[[], str], console: Console) -> None:
-    """Redraw the table once a second on a terminal; print it every few seconds elsewhere."""
+    """Redraw the table once a second on a terminal; print it every two seconds elsewhere."""
     if console.is_terminal:
         with Live(console=console, auto_refresh=False) as live:
             while True:
@@ -67,7 +67,7 @@ async def show(service: Service, api: Callable[[], str], console: Console) -> No
                 live.update(render(states, api()), refresh=True)
                 await asyncio.sleep(1.0)
     while True:
-        await asyncio.sleep(5.0)
+        await asyncio.sleep(2.0)
         console.print(render(await service.symbol_states(status=Status.ON), api()))
 
 

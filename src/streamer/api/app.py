@@ -24,7 +24,7 @@ from streamer.api.models import (
 from streamer.api.page import STATUS_PAGE
 from streamer.api.security import MutationGuard
 from streamer.api.trades import trades_socket
-from streamer.db import DatabaseUnavailable, Status, UnknownSymbol
+from streamer.db import DatabaseError, Status, UnknownSymbol
 from streamer.otp import StartError
 from streamer.symbols import InvalidSymbol
 
@@ -64,8 +64,8 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
     async def unknown_symbol(_: Request, error: UnknownSymbol) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=404)
 
-    @app.exception_handler(DatabaseUnavailable)
-    async def database_down(_: Request, error: DatabaseUnavailable) -> JSONResponse:
+    @app.exception_handler(DatabaseError)
+    async def database_down(_: Request, error: DatabaseError) -> JSONResponse:
         return JSONResponse({"detail": f"database unavailable: {error}"}, status_code=503)
 
     @app.exception_handler(StartError)
