@@ -101,7 +101,7 @@ class _Listener(WSListener):
 
     def __init__(self, connection: StreamConnection) -> None:
         self.connection = connection
-        self.routes = connection.routes
+        self.channel_of = connection.routes.get
         self.dirty = connection.dirty
         self.reads = 0
         self.retired = False
@@ -115,7 +115,7 @@ class _Listener(WSListener):
         except _DecodeError:
             self._not_a_trade(transport, frame)
         else:
-            channel = self.routes.get(trade.symbol)
+            channel = self.channel_of(trade.symbol)
             if channel is not None:
                 try:
                     channel.on_trade(trade)
