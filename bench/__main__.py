@@ -278,8 +278,11 @@ run on the machine that ran it; compare runs on the same machine only.
   exchangeInfo (1,695) from the mock exchange, with one subscription to all of them.
 - `decode_msgspec_per_s` / `decode_orjson_per_s`: decoding alone into the same typed event;
   `decoder` names the faster, which the stream uses.
-- `mock_frames_per_s`: how fast the mock exchange itself feeds one connection (below the rates
-  above, which is why throughput runs use the dedicated feed in `bench/feed.py`).
+- `mock_frames_per_s` and the figures after it come from the mock exchange's own benchmark
+  (`bench/mock_exchange.py`): how fast the mock feeds one connection, and this project's client
+  reading from it. Throughput runs above use `bench/feed.py` instead: it serves every client the
+  same pre-encoded frames, and also in the `@aggTrade` shape, the only trade stream cryptofeed
+  reads.
 
 ## Method
 
