@@ -38,24 +38,24 @@ class ServiceClient:
             response = self._http.request(method, path, params=params or None)
         except httpx.ConnectError as error:
             raise ServiceNotRunning(f"no service answers at {self.base_url}") from error
+        except httpx.TransportError as error:
+            raise ApiError(0, f"the service at {self.base_url} did not answer: {error!r}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            raise ApiError(
+                response.status_code,
+                f"{self.base_url} answered HTTP {response.status_code} with something that is "
+                "not the streamer API (is another program on this port?)",
+            ) from None
         if response.status_code >= 400 and path != "/api/health":
-            try:
-                detail = response.json()["detail"]
-            except (ValueError, KeyError, TypeError):
-                detail = response.text or response.reason_phrase
-            raise ApiError(response.status_code, str(detail))
-        return response.json()
+            detail = body.get("detail") if isinstance(body, dict) else None
+            raise ApiError(response.status_code, str(detail or f"HTTP {response.status_code}"))
+        return body
 
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "/api/health")
         return result
-
-    def is_running(self) -> bool:
-        try:
-            self.health()
-        except ServiceNotRunning:
-            return False
-        return True
 
     def setting(self, symbol: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/api/settings/{symbol}")

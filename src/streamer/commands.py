@@ -19,26 +19,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from streamer.cli_support import DatabaseUrl, exit_on_errors, fail, settings_from
 from streamer.client import ApiError, ServiceClient, ServiceNotRunning
 from streamer.config import Settings
-from streamer.db import (
-    DatabaseUnavailable,
-    InvalidDatabaseUrl,
-    SchemaOutOfDate,
-    SettingsRepository,
-    Status,
-    UnknownSymbol,
-    create_engine,
-)
+from streamer.db import DatabaseError, SettingsRepository, Status, create_engine
 from streamer.logs import configure_logging
 from streamer.symbols import InvalidSymbol, normalize_symbol
 
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url", help="Database URL (env STREAMER_DATABASE_URL)", show_default=False
-    ),
-]
 Host = Annotated[
     str | None, typer.Option("--host", help="API address (env STREAMER_HOST)", show_default=False)
 ]
@@ -50,18 +37,6 @@ Token = Annotated[
     typer.Option("--token", help="API bearer token (env STREAMER_TOKEN)", show_default=False),
 ]
 Symbols = Annotated[list[str], typer.Argument(help="Symbols, e.g. ETHUSDT btcusdt")]
-
-err = Console(stderr=True)
-
-
-def settings_from(**overrides: Any) -> Settings:
-    """Settings from the environment, with every flag that was given taking precedence."""
-    return Settings(**{key: value for key, value in overrides.items() if value is not None})
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 def api_url(settings: Settings) -> str:
@@ -114,10 +89,8 @@ def _change(symbols: list[str], status: Status, settings: Settings) -> None:
         pass
     except ApiError as error:
         raise fail(str(error)) from None
-    try:
+    with exit_on_errors():
         asyncio.run(_set_offline(settings.resolved_database_url(), wanted, status))
-    except (UnknownSymbol, DatabaseUnavailable, SchemaOutOfDate) as error:
-        raise fail(str(error)) from None
     when = "streams" if status is Status.ON else "stays stopped"
     typer.echo(
         f"no service answers at {api_url(settings)}: saved {', '.join(wanted)} as {status}; "
@@ -177,10 +150,8 @@ def status_command(
             states = client.settings(active=not all_symbols)
             source = f"service at {api_url(settings)}"
     except ServiceNotRunning:
-        try:
+        with exit_on_errors():
             states = asyncio.run(_offline_states(settings.resolved_database_url(), all_symbols))
-        except (DatabaseUnavailable, SchemaOutOfDate) as error:
-            raise fail(str(error)) from None
         source = "database (no service is running)"
     except ApiError as error:
         raise fail(str(error)) from None
@@ -241,8 +212,10 @@ def run_command(
     configure_logging(settings.log_level)
     try:
         service = Service(settings)
-    except (TokenRequired, InvalidDatabaseUrl) as error:
+    except TokenRequired as error:
         raise fail(str(error), 2) from None
+    except DatabaseError as error:
+        raise fail(str(error)) from None
     raise typer.Exit(asyncio.run(service.run()))
 
 
@@ -288,6 +261,8 @@ def demo_command(
     configure_logging("WARNING")
     wanted = normalized(symbols or list(DEMO_SYMBOLS))
     console = Console()
-    raise typer.Exit(
-        asyncio.run(run_demo(wanted, speed=speed, port=port, duration=duration, console=console))
-    )
+    with exit_on_errors():
+        code = asyncio.run(
+            run_demo(wanted, speed=speed, port=port, duration=duration, console=console)
+        )
+    raise typer.Exit(code)

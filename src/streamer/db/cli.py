@@ -8,8 +8,7 @@ misuse of the flags exits 2. Nothing is written unless everything it depends on 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -17,46 +16,21 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from streamer.binance.rest import BinanceRest, ExchangeInfo, RestError, decode_exchange_info
+from streamer.binance.rest import BinanceRest, ExchangeInfo, decode_exchange_info
+from streamer.cli_support import DatabaseUrl, exit_on_errors, fail
 from streamer.config import Settings
 from streamer.db.engine import create_engine, upgrade_command
-from streamer.db.errors import DatabaseError
 from streamer.db.migrate import current, head, known_revisions, upgrade
 from streamer.db.seed import seed
 from streamer.db.urls import display_url, parse_url
-from streamer.symbols import InvalidSymbol
 
 T = TypeVar("T")
-
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="sqlite:///path or postgresql://user@host/db [env: STREAMER_DATABASE_URL; "
-        "default: streamer.db in the user's data directory]",
-        show_default=False,
-    ),
-]
 
 db_app = typer.Typer(
     name="db",
     help="Create the settings database, migrate it, and see where it stands.",
     no_args_is_help=True,
 )
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-@contextmanager
-def exit_on_errors() -> Iterator[None]:
-    """Turn the errors a user can meet into one line on stderr and a non-zero exit."""
-    try:
-        yield
-    except (DatabaseError, RestError, InvalidSymbol) as exc:
-        raise _fail(str(exc)) from None
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -104,7 +78,7 @@ def _load_file(path: Path) -> ExchangeInfo:
     try:
         body = path.read_bytes()
     except OSError as exc:
-        raise _fail(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise fail(f"cannot read {path}: {exc.strerror or exc}") from None
     with exit_on_errors():
         return decode_exchange_info(body, str(path))
 
@@ -167,7 +141,7 @@ def seed_command(
 ) -> None:
     """Add the exchange's symbols to the settings database, all `off`; safe to repeat."""
     if exchange_url is not None and from_file is not None:
-        raise _fail("give either --exchange-url or --from-file, not both", 2)
+        raise fail("give either --exchange-url or --from-file, not both", 2)
     url = _database_url(database_url)
     with exit_on_errors():
         parse_url(url)  # a bad URL is reported before any download
@@ -179,4 +153,4 @@ def seed_command(
     typer.echo(_run(_seed(url, info, source)))
 
 
-__all__ = ["db_app", "exit_on_errors", "seed_command"]
+__all__ = ["db_app", "seed_command"]

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from streamer.cli_support import fail
 from streamer.config import Settings
 from streamer.logs import configure_logging
 from streamer.mock_exchange.config import Limits, MockConfig
@@ -97,8 +98,7 @@ def mock_exchange_command(
         )
         asyncio.run(_serve(config, refuse, retry_after, slow_rest))
     except (OSError, DataError, ExchangeInfoError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
 
 
 async def _serve(config: MockConfig, refuse: int, retry_after: int, slow_rest: float) -> None:

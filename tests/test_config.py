@@ -1,0 +1,38 @@
+"""Where the service looks for things when nothing is configured."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamer.config import BINANCE_REST_URL, BINANCE_WS_URL, Settings, default_data_dir
+
+
+def test_defaults_point_at_the_real_exchange_and_a_local_api(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no variables set, the exchange is Binance and the API is on 127.0.0.1:8000."""
+    for name in ("STREAMER_WS_URL", "STREAMER_REST_URL", "STREAMER_HOST", "STREAMER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+
+    settings = Settings()
+
+    assert (settings.ws_url, settings.rest_url) == (BINANCE_WS_URL, BINANCE_REST_URL)
+    assert (settings.host, settings.port, settings.token) == ("127.0.0.1", 8000, None)
+
+
+def test_the_default_database_is_an_sqlite_file_in_the_user_data_directory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No STREAMER_DATABASE_URL means streamer.db in the per-user data directory."""
+    monkeypatch.delenv("STREAMER_DATABASE_URL", raising=False)
+
+    url = Settings().resolved_database_url()
+
+    assert url == f"sqlite:///{default_data_dir() / 'streamer.db'}"
+
+
+def test_the_environment_chooses_the_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    """STREAMER_DATABASE_URL replaces the default."""
+    monkeypatch.setenv("STREAMER_DATABASE_URL", "postgresql://postgres@127.0.0.1/streamer")
+
+    assert Settings().resolved_database_url() == "postgresql://postgres@127.0.0.1/streamer"
