@@ -167,3 +167,13 @@ class TestWithToken:
         response = await running.http.get("/api/settings")
 
         assert response.status_code == 200
+
+
+async def test_a_rebound_host_name_is_refused_without_a_token(running: Running) -> None:
+    """A request whose Host is not a loopback name (DNS rebinding) is refused before routing."""
+    response = await running.http.post(
+        "/api/settings/ETHUSDT/start", headers={"host": "attacker.example:8000"}
+    )
+
+    assert response.status_code == 400
+    assert running.service.registry.names() == []

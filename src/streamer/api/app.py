@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from streamer import __version__
 from streamer.api.metrics import render_metrics
@@ -22,7 +23,7 @@ from streamer.api.models import (
     Tree,
 )
 from streamer.api.page import STATUS_PAGE
-from streamer.api.security import MutationGuard
+from streamer.api.security import LOOPBACK_NAMES, MutationGuard
 from streamer.api.trades import trades_socket
 from streamer.db import DatabaseError, Status, UnknownSymbol
 from streamer.otp import StartError
@@ -53,6 +54,8 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
         summary="Live Binance trade streams for a persisted set of symbols.",
         lifespan=lifespan,
     )
+    if service.token is None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES)
     guard = MutationGuard(service.token)
     mutating = [Depends(guard)]
 

@@ -2,7 +2,9 @@
 
 On 127.0.0.1 any local program may call the API, but a web page in the user's browser must not:
 a mutating request that carries a foreign `Origin` header is refused, which closes the classic
-cross-site request to localhost. Off loopback the service refuses to start without a token, and
+cross-site request to localhost, and without a token only loopback names are accepted in the
+`Host` header, which closes DNS rebinding (a page whose own name resolves to 127.0.0.1). Off
+loopback the service refuses to start without a token, and
 every mutating call must present it as a bearer token.
 """
 
@@ -13,6 +15,8 @@ import secrets
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request, status
+
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]"]
 
 
 class TokenRequired(RuntimeError):
