@@ -27,7 +27,7 @@ from streamer.otp import (
     Strategy,
     Supervisor,
 )
-from streamer.streaming import Streaming
+from streamer.streaming import Streaming, StreamingUnavailable
 from streamer.symbols import InvalidSymbol
 from tests.polling import eventually
 
@@ -356,3 +356,23 @@ async def test_concurrent_start_and_stop_leave_database_and_workers_in_agreement
     running = tree.registry.lookup("ETHUSDT") is not None
     status = (await tree.repository.get("ETHUSDT")).status
     assert running == (status is Status.ON)
+
+
+async def test_a_start_while_the_dynamic_supervisor_restarts_changes_nothing(
+    engine: AsyncEngine,
+) -> None:
+    """With the dynamic supervisor down, start raises StreamingUnavailable and leaves `off`."""
+    await seed(engine, SYMBOLS)
+    repository = SettingsRepository(engine)
+    registry = Registry("streams")
+    streaming = Streaming(
+        repository=repository,
+        supervisor=DynamicSupervisor(name="streamers"),
+        registry=registry,
+        worker_spec=parked_worker(registry),
+    )
+
+    with pytest.raises(StreamingUnavailable, match="try again"):
+        await streaming.start_streaming("ETHUSDT")
+
+    assert (await repository.get("ETHUSDT")).status is Status.OFF

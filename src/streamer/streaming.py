@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from streamer.db import DatabaseUnavailable, SettingsRepository, Status
 from streamer.otp import (
     AlreadyStarted,
-    Child,
     ChildSpec,
+    ChildState,
     DynamicSupervisor,
     Registry,
     Restart,
@@ -34,20 +34,30 @@ WorkerSpec = Callable[[str], ChildSpec]
 """Builds the supervised worker of one symbol; its spec must be named `(registry, SYMBOL)`."""
 
 
+class StreamingUnavailable(RuntimeError):
+    """The dynamic supervisor is restarting after a failure; nothing was changed."""
+
+
 @dataclass(frozen=True)
 class StartResult:
+    """`already_running`: a worker was running before the call, and was left as it was."""
+
     symbol: str
     already_running: bool
 
 
 @dataclass(frozen=True)
 class StopResult:
+    """`was_running`: a worker was terminated (otherwise the call only persisted `off`)."""
+
     symbol: str
     was_running: bool
 
 
 @dataclass(frozen=True)
 class AutostartReport:
+    """Which enabled symbols autostart started, found running, or could not start (and why)."""
+
     started: list[str] = field(default_factory=list)
     already_running: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
@@ -84,10 +94,6 @@ class Streaming:
         self._autostart_concurrency = autostart_concurrency
         self._database_retry_seconds = database_retry_seconds
 
-    def worker(self, symbol: str) -> Child | None:
-        """The running worker of a symbol, found by its registered name."""
-        return self._registry.lookup(normalize_symbol(symbol))
-
     async def start_streaming(self, raw_symbol: str) -> StartResult:
         """Persist `on`, then make sure a worker runs; unknown symbols change nothing.
 
@@ -97,6 +103,11 @@ class Streaming:
         symbol = normalize_symbol(raw_symbol)
         async with self._lock(symbol):
             before = await self._repository.get(symbol)
+            if self._supervisor.state is not ChildState.RUNNING:
+                raise StreamingUnavailable(
+                    f"streaming is restarting after a failure; {symbol} was not started, "
+                    "try again in a moment"
+                )
             await self._repository.set_status(symbol, Status.ON)
             self._changed(symbol)
             try:

@@ -27,6 +27,7 @@ from streamer.api.security import LOOPBACK_NAMES, MutationGuard
 from streamer.api.trades import trades_socket
 from streamer.db import DatabaseError, Status, UnknownSymbol
 from streamer.otp import StartError
+from streamer.streaming import StreamingUnavailable
 from streamer.symbols import InvalidSymbol
 
 if TYPE_CHECKING:
@@ -70,6 +71,10 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
     @app.exception_handler(DatabaseError)
     async def database_down(_: Request, error: DatabaseError) -> JSONResponse:
         return JSONResponse({"detail": f"database unavailable: {error}"}, status_code=503)
+
+    @app.exception_handler(StreamingUnavailable)
+    async def restarting(_: Request, error: StreamingUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=503, headers={"retry-after": "1"})
 
     @app.exception_handler(StartError)
     async def start_failed(_: Request, error: StartError) -> JSONResponse:
