@@ -225,3 +225,11 @@ async def test_unfillable_gap_is_announced() -> None:
         assert [(g.first_missing_id, g.last_missing_id) for g in gaps] == [
             (skipped[0], skipped[-1])
         ]
+
+
+async def test_microsecond_time_unit_is_kept() -> None:
+    """With timeUnit=MICROSECOND the trade and event times arrive, and stay, in microseconds."""
+    async with streaming(time_unit="MICROSECOND") as run:
+        trade = next(e for e in run.drain() if isinstance(e, TradeEvent))
+        assert trade.trade_time > 10**15
+        assert trade.event_time > 10**15
