@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import pytest
 
 from streamer.api.security import TokenRequired
 from streamer.app import Service
 from streamer.config import Settings
+from streamer.db import DatabaseUnavailable
 from tests.polling import eventually
 from tests.ports import closed_port
 
@@ -38,3 +40,29 @@ async def test_a_database_down_at_start_is_waited_for_without_crash_loop(
         await service.root.stop()
         assert await task == 0
     assert "127.0.0.1" in caplog.text
+
+
+async def test_health_follows_the_database_after_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database that stops answering makes the service unready, and ready again on return."""
+    url = f"sqlite:///{tmp_path / 'streamer.db'}"
+    service = Service(Settings(database_url=url, port=0), http=False, database_probe=0.05)
+    task = asyncio.create_task(service.run())
+    await eventually(lambda: service.health().ready)
+    answers = service.repository.ping
+
+    async def down() -> None:
+        raise DatabaseUnavailable("cannot reach the database: test outage")
+
+    with caplog.at_level(logging.INFO, logger="streamer.app"):
+        monkeypatch.setattr(service.repository, "ping", down)
+        await eventually(lambda: not service.health().ready)
+        assert not service.health().database
+        monkeypatch.setattr(service.repository, "ping", answers)
+        await eventually(lambda: service.health().ready)
+
+    assert "The database stopped answering: cannot reach the database" in caplog.text
+    assert "The database answers again" in caplog.text
+    await service.root.stop()
+    assert await task == 0

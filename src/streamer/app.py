@@ -51,6 +51,7 @@ from streamer.symbols import normalize_symbol
 log = logging.getLogger(__name__)
 
 DATABASE_RETRY_CAP = 30.0
+DATABASE_PROBE_SECONDS = 5.0
 
 
 class Service:
@@ -65,6 +66,7 @@ class Service:
         http: bool = True,
         on_listening: Callable[[str, int], None] | None = None,
         database_retry: float = 1.0,
+        database_probe: float = DATABASE_PROBE_SECONDS,
     ) -> None:
         self.config = config
         self.token = config.token.get_secret_value() if config.token else None
@@ -74,6 +76,7 @@ class Service:
         self.repository = SettingsRepository(self.engine)
         self.database_ready = asyncio.Event()
         self.database_retry = database_retry
+        self.database_probe = database_probe
         self.pubsub = PubSub()
         self.registry = Registry("streams")
         self.hub = StreamHub(
@@ -131,12 +134,28 @@ class Service:
                     delay = min(delay * 2, DATABASE_RETRY_CAP)
             self.database_ready.set()
             try:
-                await asyncio.Future()
+                await self._watch_database()
             finally:
                 self.database_ready.clear()
                 await self.engine.dispose()
 
         return ChildSpec(id="database", start=database)
+
+    async def _watch_database(self) -> None:
+        """Keep `database_ready` true to the database, so health and metrics see an outage."""
+        while True:
+            await asyncio.sleep(self.database_probe)
+            try:
+                async with asyncio.timeout(self.database_probe):
+                    await self.repository.ping()
+            except (DatabaseUnavailable, TimeoutError) as error:
+                if self.database_ready.is_set():
+                    log.warning("The database stopped answering: %s", error or "timed out")
+                    self.database_ready.clear()
+            else:
+                if not self.database_ready.is_set():
+                    log.info("The database answers again")
+                    self.database_ready.set()
 
     # --- live state --------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -89,7 +90,7 @@ class Streaming:
         self._worker_spec = worker_spec
         self._wait_ready = wait_ready
         self._on_stopped = on_stopped
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._changes: dict[str, int] = {}
         self._autostart_concurrency = autostart_concurrency
         self._database_retry_seconds = database_retry_seconds
@@ -211,7 +212,13 @@ class Streaming:
         self._changes[symbol] = self._changes.get(symbol, 0) + 1
 
     def _lock(self, symbol: str) -> asyncio.Lock:
+        """The symbol's lock, alive only while someone holds or waits for it.
+
+        Weakly held, so that well-formed symbols that are not in the settings cannot grow the
+        table: each call checks the symbol only once it holds the lock.
+        """
         lock = self._locks.get(symbol)
         if lock is None:
-            lock = self._locks[symbol] = asyncio.Lock()
+            lock = asyncio.Lock()
+            self._locks[symbol] = lock
         return lock

@@ -8,9 +8,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from streamer.db import SchemaOutOfDate, SettingsRepository, Status, UnknownSymbol, create_engine
+from streamer.db import (
+    DatabaseUnavailable,
+    SchemaOutOfDate,
+    SettingsRepository,
+    Status,
+    UnknownSymbol,
+    create_engine,
+)
 from streamer.db.migrate import downgrade
 from streamer.symbols import InvalidSymbol
+from tests.ports import closed_port
 
 SYMBOLS = ["ETHUSDT", "ETHBTC", "BTCUSDT", "BNBBTC", "ADAUSDT"]
 
@@ -173,3 +181,18 @@ async def test_missing_schema_names_the_upgrade_command(
             await attempt
         assert "streamer db upgrade --database-url" in str(caught.value)
         assert "\n" not in str(caught.value)
+
+
+async def test_ping_answers_on_a_live_database(settings_repo: SettingsRepository) -> None:
+    """`ping` returns quietly when the database answers."""
+    await settings_repo.ping()
+
+
+async def test_ping_names_a_database_that_cannot_be_reached() -> None:
+    """`ping` on a server that is not there raises DatabaseUnavailable naming where it looked."""
+    engine = create_engine(f"postgresql://postgres@127.0.0.1:{closed_port()}/streamer")
+    try:
+        with pytest.raises(DatabaseUnavailable, match="127.0.0.1"):
+            await SettingsRepository(engine).ping()
+    finally:
+        await engine.dispose()

@@ -81,6 +81,11 @@ class SettingsRepository:
                 async with self._engine.connect() as connection:
                     yield connection
 
+    async def ping(self) -> None:
+        """One round trip; raises `DatabaseUnavailable` when the database cannot answer."""
+        async with self._connection() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+
     async def get(self, symbol: str) -> Setting:
         """The setting of `symbol`; `UnknownSymbol` if it was never seeded."""
         normalized = normalize_symbol(symbol)
