@@ -192,7 +192,7 @@ async def test_ping_names_a_database_that_cannot_be_reached() -> None:
     """`ping` on a server that is not there raises DatabaseUnavailable naming where it looked."""
     engine = create_engine(f"postgresql://postgres@127.0.0.1:{closed_port()}/streamer")
     try:
-        with pytest.raises(DatabaseUnavailable, match="127.0.0.1"):
+        with pytest.raises(DatabaseUnavailable, match=r"127\.0\.0\.1"):
             await SettingsRepository(engine).ping()
     finally:
         await engine.dispose()
