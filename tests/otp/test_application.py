@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -52,3 +54,39 @@ async def test_root_start_failure_exits_one(caplog: pytest.LogCaptureFixture) ->
     assert failures
     assert "repo" in failures[0]
     assert "database down" in failures[0]
+
+
+STUBBORN = """
+import asyncio, logging, sys
+from streamer.otp import ChildSpec, Supervisor, run_application
+
+async def stubborn(started):
+    started()
+    print("running", flush=True)
+    try:
+        await asyncio.Future()
+    except asyncio.CancelledError:
+        print("stopping slowly", flush=True)
+        await asyncio.sleep(60)
+
+logging.basicConfig(level=logging.INFO, stream=sys.stdout)
+root = Supervisor([ChildSpec("stubborn", stubborn, shutdown=None)], name="root")
+sys.exit(asyncio.run(run_application(root)))
+"""
+
+
+def test_a_second_signal_exits_at_once_with_130() -> None:
+    """Ctrl-C twice ends the process without waiting for a child that is slow to stop."""
+    process = subprocess.Popen([sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        lines = iter(process.stdout.readline, "")
+        assert next(line for line in lines if "running" in line)
+        process.send_signal(signal.SIGINT)
+        assert next(line for line in lines if "stopping slowly" in line)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 130
+        assert "exiting now" in process.stdout.read()
+    finally:
+        process.kill()
+        process.wait()

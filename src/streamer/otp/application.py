@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 from streamer.otp.errors import StartError, SupervisorFailed
@@ -12,22 +13,29 @@ from streamer.otp.supervisor import Supervisor
 log = logging.getLogger("streamer.otp")
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+FORCED_EXIT = 130
 
 
 async def run_application(root: Supervisor) -> int:
     """Run `root` until SIGINT/SIGTERM or its failure; the result is the process exit code.
 
     A signal stops the tree gracefully (children in reverse order) and gives 0; the root
-    failing to start or escalating gives 1, after one log line saying why. Signal handlers
-    can only be installed from the main thread, which is where a program's loop runs.
+    failing to start or escalating gives 1, after one log line saying why. A second signal
+    during the stop is a person insisting: the process exits at once with 130, without waiting
+    for children that are slow to stop. Signal handlers can only be installed from the main
+    thread, which is where a program's loop runs.
     """
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
 
     def on_signal(signum: int) -> None:
         if stopping.is_set():
-            log.warning("%s received again; still stopping", signal.Signals(signum).name)
-            return
+            log.error(
+                "%s received again; exiting now, without waiting for the shutdown to finish",
+                signal.Signals(signum).name,
+            )
+            logging.shutdown()
+            os._exit(FORCED_EXIT)
         log.info("%s received; stopping %s", signal.Signals(signum).name, root.name)
         stopping.set()
 
