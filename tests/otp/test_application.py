@@ -77,16 +77,17 @@ sys.exit(asyncio.run(run_application(root)))
 
 def test_a_second_signal_exits_at_once_with_130() -> None:
     """Ctrl-C twice ends the process without waiting for a child that is slow to stop."""
-    process = subprocess.Popen([sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        lines = iter(process.stdout.readline, "")
-        assert next(line for line in lines if "running" in line)
-        process.send_signal(signal.SIGINT)
-        assert next(line for line in lines if "stopping slowly" in line)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 130
-        assert "exiting now" in process.stdout.read()
-    finally:
-        process.kill()
-        process.wait()
+    with subprocess.Popen(
+        [sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            lines = iter(process.stdout.readline, "")
+            assert next(line for line in lines if "running" in line)
+            process.send_signal(signal.SIGINT)
+            assert next(line for line in lines if "stopping slowly" in line)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=30) == 130
+            assert "exiting now" in process.stdout.read()
+        finally:
+            process.kill()
