@@ -20,9 +20,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from streamer.api.app import create_app
-from streamer.api.models import Health, LiveState, SymbolState
+from streamer.api.models import Health, SymbolState
 from streamer.api.security import check_bind
 from streamer.api.server import server_spec
+from streamer.binance.channel import State
 from streamer.binance.config import StreamerConfig
 from streamer.binance.worker import StreamHub, stream_spec
 from streamer.config import Settings
@@ -163,14 +164,12 @@ class Service:
         child = self.registry.lookup(setting.symbol)
         stats = self.hub.stats(setting.symbol) if child is not None else None
         if child is None or stats is None:
-            return SymbolState(
-                symbol=setting.symbol, status=setting.status, state=LiveState.STOPPED
-            )
+            return SymbolState(symbol=setting.symbol, status=setting.status, state=State.STOPPED)
         last_time = stats["last_trade_time"]
         return SymbolState(
             symbol=setting.symbol,
             status=setting.status,
-            state=LiveState(stats["state"]),
+            state=State(stats["state"]),
             since=_from_epoch(stats["since"]),
             restarts=child.restarts,
             trades=stats["trades"],

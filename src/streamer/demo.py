@@ -22,6 +22,7 @@ from streamer.config import Settings
 from streamer.db import SettingsRepository, Status, create_engine, upgrade
 from streamer.db.seed import seed
 from streamer.mock_exchange import MockConfig, MockExchange
+from streamer.otp import ChildState
 
 DEMO_SYMBOLS = ("ADAUSDT", "FETUSDT", "MATICUSDT", "WAVESUSDT", "ETHUSDT")
 
@@ -74,6 +75,9 @@ async def show(service: Service, api: Callable[[], str], console: Console) -> No
 async def stop_after(service: Service, duration: float | None) -> None:
     """Stop the demo by itself after `duration` seconds (for scripts and tests); None waits."""
     await asyncio.sleep(duration) if duration is not None else await asyncio.Future()
+    # A stop asked before the tree runs would be lost: wait for it to be up first.
+    while service.root.state is not ChildState.RUNNING:  # noqa: ASYNC110 - no event announces it
+        await asyncio.sleep(0.05)
     await service.root.stop()
 
 

@@ -15,7 +15,6 @@ from streamer import __version__
 from streamer.api.metrics import render_metrics
 from streamer.api.models import (
     Health,
-    LiveState,
     Problem,
     StartResponse,
     StopResponse,
@@ -25,6 +24,7 @@ from streamer.api.models import (
 from streamer.api.page import STATUS_PAGE
 from streamer.api.security import LOOPBACK_NAMES, MutationGuard
 from streamer.api.trades import trades_socket
+from streamer.binance.channel import State
 from streamer.db import DatabaseError, Status, UnknownSymbol
 from streamer.otp import StartError
 from streamer.streaming import StreamingUnavailable
@@ -91,9 +91,7 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
         """Every setting with its worker's live state."""
         states = await service.symbol_states(status=status, prefix=prefix)
         if active:
-            states = [
-                s for s in states if s.status is Status.ON or s.state is not LiveState.STOPPED
-            ]
+            states = [s for s in states if s.status is Status.ON or s.state is not State.STOPPED]
         return states
 
     @app.get("/api/settings/{symbol}", responses=ERRORS)

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from streamer.binance.channel import State
 from streamer.db import Status
-
-
-class LiveState(StrEnum):
-    STREAMING = "streaming"
-    CONNECTING = "connecting"
-    BACKOFF = "backoff"
-    STOPPED = "stopped"
 
 
 class SymbolState(BaseModel):
@@ -23,11 +16,11 @@ class SymbolState(BaseModel):
 
     symbol: str
     status: Status = Field(description="persisted: whether the symbol streams after a restart")
-    state: LiveState = Field(description="live: what its worker is doing now")
+    state: State = Field(description="live: what its worker is doing now")
     since: datetime | None = Field(None, description="when the worker entered this state")
     restarts: int = Field(0, description="restarts of the worker since the service started")
     trades: int = Field(0, description="trades delivered since the worker started")
-    rate: float = Field(0.0, description="trades per second, recent average")
+    rate: float = Field(0.0, description="trades per second over the last second")
     last_trade_id: int | None = None
     last_trade_time: datetime | None = None
     gaps_filled: int = 0
@@ -35,16 +28,22 @@ class SymbolState(BaseModel):
 
 
 class StartResponse(BaseModel):
+    """`already_running`: a worker was running before the call and was left as it was."""
+
     symbol: str
     already_running: bool
 
 
 class StopResponse(BaseModel):
+    """`was_running`: a worker was terminated (otherwise only `off` was persisted)."""
+
     symbol: str
     was_running: bool
 
 
 class Health(BaseModel):
+    """`live`: the process answers; `ready`: database reachable and streaming supervised."""
+
     live: bool
     ready: bool
     database: bool
@@ -58,4 +57,6 @@ class Tree(BaseModel):
 
 
 class Problem(BaseModel):
+    """An error: `detail` is one line a person can act on."""
+
     detail: str
