@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -94,7 +94,7 @@ async def build(
     *,
     autostart: bool = True,
     enabled_failures: int = 0,
-    ready: asyncio.Event | None = None,
+    ready: Callable[[], Awaitable[object]] | None = None,
 ) -> AsyncIterator[Tree]:
     await seed(engine, SYMBOLS)
     repository = FlakyRepository(engine, enabled_failures)
@@ -106,7 +106,7 @@ async def build(
         supervisor=dynamic,
         registry=registry,
         worker_spec=parked_worker(registry, fail),
-        wait_ready=None if ready is None else ready.wait,
+        wait_ready=ready,
         on_stopped=stopped.append,
         database_retry_seconds=0.01,
     )
@@ -209,9 +209,14 @@ async def test_autostart_waits_until_the_database_is_ready(engine: AsyncEngine) 
     """Autostart reads nothing before `wait_ready` returns, then starts the enabled symbols."""
     await seed(engine, SYMBOLS)
     await SettingsRepository(engine).set_status("ETHUSDT", Status.ON)
-    ready = asyncio.Event()
-    async with build(engine, ready=ready) as tree:
-        await asyncio.sleep(0.05)
+    waiting, ready = asyncio.Event(), asyncio.Event()
+
+    async def wait_ready() -> None:
+        waiting.set()
+        await ready.wait()
+
+    async with build(engine, ready=wait_ready) as tree:
+        await waiting.wait()
         assert not tree.repository.enabled_read.is_set()
 
         ready.set()
