@@ -114,9 +114,9 @@ async def build(
     if autostart:
         children.append(streaming.autostart_spec())
     supervisor = Supervisor(children, strategy=Strategy.REST_FOR_ONE, name="streaming")
-    ready = asyncio.Event()
-    task = asyncio.create_task(supervisor.run(ready.set))
-    await ready.wait()
+    up = asyncio.Event()
+    task = asyncio.create_task(supervisor.run(up.set))
+    await up.wait()
     try:
         yield Tree(repository, registry, dynamic, streaming, supervisor, stopped)
     finally:
