@@ -196,3 +196,37 @@ async def test_ping_names_a_database_that_cannot_be_reached() -> None:
             await SettingsRepository(engine).ping()
     finally:
         await engine.dispose()
+
+
+async def test_positions_saved_for_symbols_that_are_on_come_back(
+    seeded: SettingsRepository,
+) -> None:
+    """Saved last trade ids of symbols that are on are read back, per symbol."""
+    await seeded.set_status("ETHUSDT", Status.ON)
+    await seeded.set_status("BTCUSDT", Status.ON)
+
+    await seeded.save_positions({"ETHUSDT": 41, "BTCUSDT": 7})
+
+    assert await seeded.positions() == {"ETHUSDT": 41, "BTCUSDT": 7}
+
+
+async def test_a_position_of_a_symbol_that_is_off_is_not_saved(
+    seeded: SettingsRepository,
+) -> None:
+    """A save racing a stop cannot write a position for a symbol already switched off."""
+    await seeded.save_positions({"ETHUSDT": 41})
+
+    await seeded.set_status("ETHUSDT", Status.ON)
+
+    assert await seeded.positions() == {}
+
+
+async def test_switching_off_forgets_the_position(seeded: SettingsRepository) -> None:
+    """Stopping a symbol clears its saved position, so its next start begins afresh."""
+    await seeded.set_status("ETHUSDT", Status.ON)
+    await seeded.save_positions({"ETHUSDT": 41})
+
+    await seeded.set_status("ETHUSDT", Status.OFF)
+    await seeded.set_status("ETHUSDT", Status.ON)
+
+    assert await seeded.positions() == {}

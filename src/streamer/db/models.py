@@ -36,6 +36,8 @@ settings = sa.Table(
     sa.Column(
         "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
+    # The last trade delivered while the symbol streamed: where the next run resumes from.
+    sa.Column("last_trade_id", sa.BigInteger(), nullable=True),
     sa.PrimaryKeyConstraint("id", name="settings_pkey"),
     sa.UniqueConstraint("symbol", name="settings_symbol_key"),
 )

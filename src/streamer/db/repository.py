@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +47,15 @@ def _setting(row: Row[tuple[UUID, str, str, datetime, datetime]]) -> Setting:
         inserted_at=utc(row.inserted_at),
         updated_at=utc(row.updated_at),
     )
+
+
+_COLUMNS = (
+    settings.c.id,
+    settings.c.symbol,
+    settings.c.status,
+    settings.c.inserted_at,
+    settings.c.updated_at,
+)
 
 
 def _normalize_prefix(prefix: str) -> str:
@@ -99,14 +108,21 @@ class SettingsRepository:
         return _setting(row)
 
     async def set_status(self, symbol: str, status: Status) -> Setting:
-        """Switch `symbol` on or off and return the row as this change left it."""
+        """Switch `symbol` on or off and return the row as this change left it.
+
+        Switching off also forgets the symbol's saved position: a stop ends its stream on
+        purpose, so the next start begins afresh instead of back-filling the pause.
+        """
         normalized = normalize_symbol(symbol)
         wanted = Status(status)
+        values: dict[str, object] = {"status": wanted, "updated_at": datetime.now(UTC)}
+        if wanted is Status.OFF:
+            values["last_trade_id"] = None
         statement = (
             sa.update(settings)
             .where(settings.c.symbol == normalized)
-            .values(status=wanted, updated_at=datetime.now(UTC))
-            .returning(*settings.c)
+            .values(**values)
+            .returning(*_COLUMNS)
         )
         async with self._connection(write=True) as connection:
             row = (await connection.execute(statement)).one_or_none()
@@ -126,6 +142,33 @@ class SettingsRepository:
         async with self._connection() as connection:
             rows = (await connection.execute(query)).all()
         return [_setting(row) for row in rows]
+
+    async def save_positions(self, positions: Mapping[str, int]) -> None:
+        """Record the last delivered trade id of each symbol that is still on.
+
+        Symbols switched off meanwhile are skipped by the statement itself, so a save racing a
+        stop cannot bring back the position the stop cleared.
+        """
+        if not positions:
+            return
+        statement = (
+            sa.update(settings)
+            .where(settings.c.symbol == sa.bindparam("b_symbol"))
+            .where(settings.c.status == Status.ON)
+            .values(last_trade_id=sa.bindparam("b_last_trade_id"))
+        )
+        rows = [{"b_symbol": s, "b_last_trade_id": t} for s, t in positions.items()]
+        async with self._connection(write=True) as connection:
+            await connection.execute(statement, rows)
+
+    async def positions(self) -> dict[str, int]:
+        """The saved last trade id of every symbol that is on and has one."""
+        query = sa.select(settings.c.symbol, settings.c.last_trade_id).where(
+            settings.c.status == Status.ON, settings.c.last_trade_id.is_not(None)
+        )
+        async with self._connection() as connection:
+            rows = (await connection.execute(query)).all()
+        return {row.symbol: row.last_trade_id for row in rows}
 
     async def enabled_symbols(self) -> builtins.list[str]:
         """The symbols to stream at start-up, in symbol order."""
