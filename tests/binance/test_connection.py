@@ -16,8 +16,8 @@ from streamer.binance.hub import StreamHub
 from streamer.binance.worker import run_symbol
 from streamer.mock_exchange import Limits, MockConfig, MockExchange
 from streamer.pubsub import PubSub, Subscription, topic
-from tests.binance.conftest import eventually
 from tests.binance.fakeserver import FakeServer
+from tests.polling import eventually
 
 BASE = StreamerConfig(
     backoff_base=0.05,
@@ -233,3 +233,23 @@ async def test_microsecond_time_unit_is_kept() -> None:
         trade = next(e for e in run.drain() if isinstance(e, TradeEvent))
         assert trade.trade_time > 10**15
         assert trade.event_time > 10**15
+
+
+async def test_a_refused_stream_url_falls_back_to_requests_so_healthy_streams_flow() -> None:
+    """When the URL carrying every stream is refused, the streams that fit still go live."""
+    symbols = ["ADAUSDT", "BTCPAX", "BTCTUSD"]
+    limits = Limits(max_streams=2)
+    async with MockExchange(MockConfig(port=0, speed=1000.0, limits=limits)) as mock:
+        hub = StreamHub(replace(BASE, ws_url=mock.ws_url, rest_url=mock.rest_url), PubSub())
+        runner = asyncio.create_task(hub.run())
+        for symbol in symbols:
+            hub.attach(symbol)
+
+        def states() -> list[str]:
+            return sorted((hub.stats(s) or {}).get("state", "") for s in symbols)
+
+        await eventually(lambda: states() == ["backoff", "streaming", "streaming"])
+        healthy = [s for s in symbols if (hub.stats(s) or {})["state"] == "streaming"]
+        await eventually(lambda: all((hub.stats(s) or {})["trades"] > 0 for s in healthy))
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)

@@ -97,9 +97,10 @@ def test_latest_ping_payload_is_echoed_once() -> None:
     assert (out, wait) == ([Pong(b"2")], None)
 
 
-def test_reply_confirms_streams_and_error_refuses_them() -> None:
-    """A success reply makes streams live; an error reply refuses them and stops asking."""
-    state = ConnectionState(FakeClock())
+def test_reply_confirms_streams_and_a_lone_refusal_parks_the_stream() -> None:
+    """A success reply makes streams live; a refused lone stream waits out its backoff."""
+    clock = FakeClock()
+    state = ConnectionState(clock, retry_base=1.0, retry_cap=1.0)
     state.add(["a@trade"])
     (req,), _ = state.poll()
     assert isinstance(req, Request)
@@ -110,7 +111,62 @@ def test_reply_confirms_streams_and_error_refuses_them() -> None:
     assert isinstance(req2, Request)
     outcome = state.on_reply(req2.id, {"code": 2, "msg": "Invalid"})
     assert outcome.refused == ("b@trade",)
-    assert not state.has_work()
+    assert state.parked == {"b@trade"}
+    assert "b@trade" in state.wanted
+    out, wait = state.poll()
+    assert out == []
+    assert wait is not None
+    assert 0.5 <= wait <= 1.0
+    assert state.url_streams() == ["a@trade"]
+    clock.now += wait
+    (retry,), _ = state.poll()
+    assert isinstance(retry, Request)
+    assert (retry.method, retry.streams) == ("SUBSCRIBE", ("b@trade",))
+    assert state.parked == frozenset()
+
+
+def test_a_refused_batch_is_split_until_the_refused_stream_is_alone() -> None:
+    """A refused SUBSCRIBE of many streams is asked again in halves, down to the culprit."""
+    state = ConnectionState(FakeClock())
+    streams = ["a@trade", "b@trade", "c@trade", "d@trade"]
+    state.add(streams)
+    accepted: set[str] = set()
+    for _ in range(20):
+        out, _ = state.poll()
+        for req in requests(out):
+            error = {"code": 2} if "c@trade" in req.streams else None
+            state.on_reply(req.id, error)
+            if error is None:
+                accepted.update(req.streams)
+    assert accepted == {"a@trade", "b@trade", "d@trade"}
+    assert state.live == accepted
+    assert state.parked == {"c@trade"}
+
+
+def test_the_backoff_of_a_refused_stream_grows_and_resets_once_accepted() -> None:
+    """Each new refusal of the same stream waits longer, up to the cap; a success resets it."""
+    clock = FakeClock()
+    state = ConnectionState(clock, retry_base=1.0, retry_cap=4.0)
+    state.add(["a@trade"])
+    waits = []
+    for _ in range(4):
+        (req,) = requests(state.poll()[0])
+        state.on_reply(req.id, {"code": 2})
+        _, wait = state.poll()
+        assert wait is not None
+        waits.append(wait)
+        clock.now += wait + 1.0
+    assert waits[0] <= 1.0
+    assert 2.0 <= waits[3] <= 4.0
+    (req,) = requests(state.poll()[0])
+    state.on_reply(req.id, None)
+    state.resubscribe(["a@trade"])
+    unsub, sub = requests(state.poll()[0])
+    state.on_reply(unsub.id, None)
+    state.on_reply(sub.id, {"code": 2})
+    _, wait = state.poll()
+    assert wait is not None
+    assert wait <= 1.0
 
 
 def test_removal_sends_unsubscribe_and_url_streams_need_no_request() -> None:

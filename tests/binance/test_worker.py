@@ -17,7 +17,7 @@ from streamer.binance.worker import stream_spec
 from streamer.mock_exchange import Limits, MockConfig, MockExchange
 from streamer.otp import DynamicSupervisor, Restart
 from streamer.pubsub import PubSub, topic
-from tests.binance.conftest import eventually
+from tests.polling import eventually
 
 
 @pytest.fixture
@@ -83,20 +83,52 @@ async def test_a_crash_in_one_symbol_restarts_only_that_worker(
     assert ids == list(range(ids[0], ids[0] + len(ids)))
 
 
-async def test_a_stream_the_exchange_refuses_crashes_its_worker(
-    supervisor: DynamicSupervisor, pubsub: PubSub
+async def test_a_stream_the_exchange_refuses_backs_off_alone_without_a_restart(
+    pubsub: PubSub,
 ) -> None:
-    """A SUBSCRIBE answered with an error crashes that symbol's worker, not the others."""
-    async with MockExchange(MockConfig(port=0, speed=1000.0, limits=Limits(max_streams=1))) as mock:
-        hub = StreamHub(StreamerConfig(ws_url=mock.ws_url, rest_url=mock.rest_url), pubsub)
-        runner = asyncio.create_task(hub.run())
-        ada = await supervisor.start_child(stream_spec("ADAUSDT", hub, restart=Restart.TEMPORARY))
-        await eventually(lambda: (hub.stats("ADAUSDT") or {}).get("state") == "streaming")
-        await supervisor.start_child(stream_spec("BTCPAX", hub, restart=Restart.TEMPORARY))
-        await eventually(lambda: hub.registry.lookup("BTCPAX") is None)
-        assert hub.registry.lookup("ADAUSDT") is ada
-        runner.cancel()
-        await asyncio.gather(runner, return_exceptions=True)
+    """A refused stream waits in backoff while its neighbours stream and no worker restarts.
+
+    The mock takes two streams per connection and three permanent workers share one: the URL
+    carrying all three is refused, the connection subscribes by request instead, and the one
+    stream that does not fit is refused again and again, under a supervisor with the default
+    restart intensity (3 in 5 s) that would give up if a refusal crashed its worker.
+    """
+    symbols = ["ADAUSDT", "BTCPAX", "BTCTUSD"]
+    limits = Limits(max_streams=2)
+    async with MockExchange(MockConfig(port=0, speed=1000.0, limits=limits)) as mock:
+        config = StreamerConfig(
+            ws_url=mock.ws_url,
+            rest_url=mock.rest_url,
+            backoff_base=0.05,
+            backoff_cap=0.2,
+            check_interval=0.05,
+        )
+        hub = StreamHub(config, pubsub)
+        sup = DynamicSupervisor()
+        ready = asyncio.get_running_loop().create_future()
+        tasks = [
+            asyncio.create_task(hub.run()),
+            asyncio.create_task(sup.run(lambda: ready.set_result(None))),
+        ]
+        await ready
+        children = [await sup.start_child(stream_spec(s, hub)) for s in symbols]
+
+        def states() -> list[str]:
+            return sorted((hub.stats(s) or {}).get("state", "") for s in symbols)
+
+        await eventually(lambda: states() == ["backoff", "streaming", "streaming"])
+        refused = next(s for s in symbols if (hub.stats(s) or {})["state"] == "backoff")
+        healthy = [s for s in symbols if s != refused]
+        counts = {s: (hub.stats(s) or {})["trades"] for s in healthy}
+        await eventually(lambda: all((hub.stats(s) or {})["trades"] > counts[s] for s in healthy))
+        await eventually(lambda: sum(c["sent"] for c in hub.connections()) >= 8)
+        assert (hub.stats(refused) or {})["state"] == "backoff"
+        assert [c.restarts for c in children] == [0, 0, 0]
+        assert all(hub.registry.lookup(s) is not None for s in symbols)
+        assert not tasks[1].done()
+        await sup.stop()
+        tasks[0].cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_starting_1500_symbols_at_once_stays_within_the_message_limit(

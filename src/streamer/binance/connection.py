@@ -169,12 +169,15 @@ class StreamConnection:
             messages_per_second=config.messages_per_second,
             streams_per_message=config.streams_per_message,
             margin=config.send_margin,
+            retry_base=config.backoff_base,
+            retry_cap=config.backoff_cap,
         )
         self.status = "connecting"
         self.connects = 0
         self.rotations = 0
         self.malformed = 0
         self.connected_at: float | None = None
+        self.by_subscribe = False
         self._kick = asyncio.Event()
         self._rotate_requested = False
         self._malformed_log = RateLimitedLog(log)
@@ -229,12 +232,19 @@ class StreamConnection:
                 confirmed = self.routes.get(symbol_of(stream))
                 if confirmed is not None:
                     confirmed.set_state(State.STREAMING)
-            if outcome.error is not None:
-                log.warning("%s: request %s refused: %s", self.name, message.id, outcome.error)
             for stream in outcome.refused:
-                channel = self.routes.get(symbol_of(stream))
-                if channel is not None:
-                    channel.fail(LookupError(f"the exchange refused {stream}: {outcome.error}"))
+                log.warning(
+                    "%s: the exchange refused %s (%s); retrying it with backoff",
+                    self.name,
+                    stream,
+                    outcome.error,
+                )
+                refused = self.routes.get(symbol_of(stream))
+                if refused is not None:
+                    refused.set_state(State.BACKOFF)
+            if outcome.error is not None and not outcome.refused:
+                log.info("%s: request %s refused (%s)", self.name, message.id, outcome.error)
+            self.kick()
         elif isinstance(message, ServerShutdown):
             log.info("%s: serverShutdown received; rotating", self.name)
             self._rotate_requested = True
@@ -261,7 +271,7 @@ class StreamConnection:
 
     async def _open(self) -> tuple[WSTransport, _Listener, list[str]]:
         await self.gate.enter()
-        streams = sorted(self.state.wanted)
+        streams = [] if self.by_subscribe else self.state.url_streams()
         url = self.config.stream_url(streams)
         transport, listener = await ws_connect(
             lambda: _Listener(self),
@@ -306,6 +316,17 @@ class StreamConnection:
 
     def _refused(self, exc: BaseException) -> None:
         if isinstance(exc, WSHandshakeError) and exc.response is not None:
+            status = exc.response.status
+            if 400 <= status < 500 and status not in (418, 429) and not self.by_subscribe:
+                # The URL's stream list was refused as a whole; SUBSCRIBE requests are answered
+                # one by one, so the stream at fault is found and parked, and the rest stream.
+                log.warning(
+                    "%s: the exchange refused the stream URL (HTTP %s); subscribing by request",
+                    self.name,
+                    status,
+                )
+                self.by_subscribe = True
+                return
             headers = exc.response.headers
             retry = headers.get("Retry-After") if headers is not None else None
             try:
@@ -326,7 +347,16 @@ class StreamConnection:
         self.state.connected(streams)
         self.connected_at = self.clock()
         self.status = "connected"
-        self._set_channels(State.STREAMING)
+        live, parked = self.state.live, self.state.parked
+        for stream in self.state.wanted:
+            channel = self.routes.get(symbol_of(stream))
+            if channel is not None:
+                if stream in live:
+                    channel.set_state(State.STREAMING)
+                elif stream in parked:
+                    channel.set_state(State.BACKOFF)
+                else:
+                    channel.set_state(State.CONNECTING)
 
     async def _serve(
         self, transport: WSTransport, listener: _Listener, streams: list[str]

@@ -122,7 +122,7 @@ Outgoing = Request | Pong
 
 @dataclass
 class ReplyOutcome:
-    """What a reply changed: streams now live, and streams the exchange refused."""
+    """What a reply changed: streams now live, streams refused alone (now parked), and why."""
 
     confirmed: tuple[str, ...] = ()
     refused: tuple[str, ...] = ()
@@ -137,12 +137,19 @@ class ConnectionState:
     request in flight is answered; `live` is what the server confirmed (or took from the URL).
     `poll` turns the difference between `wanted` and `expected` into as few requests as possible,
     many streams per request, and paces everything (pongs first) through the send window.
+
+    A refused SUBSCRIBE says nothing about which of its streams the exchange objects to, so a
+    refused batch is split in halves and each half asked for again; a stream refused on its own
+    is `parked` (still wanted, not asked for) until its own capped, jittered backoff expires.
+    The other streams of the connection are never held back by it.
     """
 
     clock: Clock
     messages_per_second: int = MESSAGES_PER_SECOND
     streams_per_message: int = 200
     margin: float = 0.1
+    retry_base: float = 0.5
+    retry_cap: float = 30.0
     wanted: set[str] = field(default_factory=set)
     expected: set[str] = field(default_factory=set)
     live: set[str] = field(default_factory=set)
@@ -152,6 +159,9 @@ class ConnectionState:
     _pong: bytes | None = field(default=None, init=False)
     _refresh: set[str] = field(default_factory=set, init=False)
     _next_id: int = field(default=1, init=False)
+    _parked: dict[str, float] = field(default_factory=dict, init=False)
+    _backoffs: dict[str, Backoff] = field(default_factory=dict, init=False)
+    _split: list[tuple[str, ...]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self._window = SlidingWindow(self.messages_per_second, 1.0, self.margin)
@@ -162,7 +172,20 @@ class ConnectionState:
 
     def remove(self, streams: Iterable[str]) -> None:
         """Stop asking for these streams."""
-        self.wanted.difference_update(streams)
+        gone = set(streams)
+        self.wanted -= gone
+        for stream in gone:
+            self._parked.pop(stream, None)
+            self._backoffs.pop(stream, None)
+
+    @property
+    def parked(self) -> frozenset[str]:
+        """Wanted streams the exchange refused, waiting for their retry time."""
+        return frozenset(self._parked)
+
+    def url_streams(self) -> list[str]:
+        """The streams a new socket's URL should carry: every wanted one not parked."""
+        return sorted(self.wanted - self._parked.keys())
 
     def resubscribe(self, streams: Iterable[str]) -> None:
         """Unsubscribe and subscribe again these streams (a suspect stream gets a fresh start)."""
@@ -190,15 +213,39 @@ class ConnectionState:
             return ReplyOutcome()
         if error is not None:
             if request.method == "SUBSCRIBE":
-                self.expected.difference_update(request.streams)
-                self.wanted.difference_update(request.streams)
-                return ReplyOutcome(refused=request.streams, error=error)
+                return self._refused(request.streams, error)
             return ReplyOutcome(error=error)
         if request.method == "SUBSCRIBE":
             self.live.update(request.streams)
+            for stream in request.streams:
+                self._backoffs.pop(stream, None)
             return ReplyOutcome(confirmed=request.streams)
         self.live.difference_update(request.streams)
         return ReplyOutcome()
+
+    def _refused(self, streams: tuple[str, ...], error: object) -> ReplyOutcome:
+        self.expected.difference_update(streams)
+        wanted = tuple(s for s in streams if s in self.wanted)
+        if len(wanted) > 1:
+            half = len(wanted) // 2
+            self._split += [wanted[:half], wanted[half:]]
+            return ReplyOutcome(error=error)
+        now = self.clock()
+        for stream in wanted:
+            backoff = self._backoffs.get(stream)
+            if backoff is None:
+                backoff = self._backoffs[stream] = Backoff(self.retry_base, self.retry_cap)
+            self._parked[stream] = now + backoff.next_delay()
+        return ReplyOutcome(refused=wanted, error=error)
+
+    def _unpark(self, now: float) -> float | None:
+        """Release the parked streams whose time has come; seconds until the next one is due."""
+        due = [stream for stream, at in self._parked.items() if at <= now]
+        for stream in due:
+            del self._parked[stream]
+        if not self._parked:
+            return None
+        return min(self._parked.values()) - now
 
     def _next_request(self) -> Request | None:
         unsub = sorted((self.expected - self.wanted) | self._refresh)
@@ -207,7 +254,13 @@ class ConnectionState:
             self.expected.difference_update(batch)
             self._refresh.difference_update(batch)
             return self._request("UNSUBSCRIBE", batch)
-        sub = sorted(self.wanted - self.expected)
+        while self._split:
+            pending = self.wanted - self.expected - self._parked.keys()
+            batch = tuple(s for s in self._split.pop(0) if s in pending)
+            if batch:
+                self.expected.update(batch)
+                return self._request("SUBSCRIBE", batch)
+        sub = sorted(self.wanted - self.expected - self._parked.keys())
         if sub:
             batch = tuple(sub[: self.streams_per_message])
             self.expected.update(batch)
@@ -221,16 +274,22 @@ class ConnectionState:
         return request
 
     def has_work(self) -> bool:
-        """Whether anything is waiting to be sent."""
-        return self._pong is not None or bool(self._refresh) or self.wanted != self.expected
+        """Whether anything is waiting to be sent now (parked streams wait for their time)."""
+        return (
+            self._pong is not None
+            or bool(self._refresh)
+            or bool(self.expected - self.wanted)
+            or bool(self.wanted - self.expected - self._parked.keys())
+        )
 
     def poll(self) -> tuple[list[Outgoing], float | None]:
         """Messages to send now, and seconds until more may be sent (None: nothing waiting)."""
         out: list[Outgoing] = []
         while True:
-            if not self.has_work():
-                return out, None
             now = self.clock()
+            retry = self._unpark(now)
+            if not self.has_work():
+                return out, retry
             wait = self._window.delay(now)
             if wait > 0:
                 return out, wait
