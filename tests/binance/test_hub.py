@@ -15,8 +15,8 @@ from streamer.binance.hub import AlreadyAttached, StreamHub
 from streamer.binance.worker import run_symbol
 from streamer.mock_exchange import MockExchange
 from streamer.pubsub import PubSub, topic
-from tests.binance.conftest import eventually
 from tests.binance.fakeserver import FakeServer
+from tests.polling import eventually
 
 SYMBOLS = ["ADAUSDT", "BTCPAX", "BTCTUSD", "BTCUSDC", "FETUSDT", "MATICUSDT", "PAXUSDT"]
 
@@ -181,3 +181,45 @@ async def test_a_forgotten_symbol_starts_afresh(hub: StreamHub) -> None:
     hub.forget("ADAUSDT")
 
     assert hub.attach("ADAUSDT").last_id is None
+
+
+async def test_positions_cover_attached_symbols_and_kept_resume_points(hub: StreamHub) -> None:
+    """`positions` holds the last id of attached symbols and of detached ones that resume."""
+    hub.attach("ADAUSDT")
+    hub.attach("BTCPAX")
+    await eventually(lambda: len(hub.positions()) == 2)
+    hub.detach("BTCPAX")
+    stopped_at = (hub.stats("BTCPAX") or {})["last_trade_id"]
+    positions = hub.positions()
+    channel = hub.channel("ADAUSDT")
+    assert channel is not None
+    assert positions["BTCPAX"] == stopped_at
+    assert channel.last_id is not None
+    assert positions["ADAUSDT"] <= channel.last_id
+    hub.forget("BTCPAX")
+    assert set(hub.positions()) == {"ADAUSDT"}
+
+
+async def test_resume_from_back_fills_from_the_seeded_trade(
+    make_hub: Callable[..., StreamHub],
+    running: Callable[[StreamHub], StreamHub],
+    pubsub: PubSub,
+) -> None:
+    """A symbol seeded with `resume_from` starts with the back-filled trades after that id."""
+    first = running(make_hub())
+    first.attach("ADAUSDT")
+    await eventually(lambda: (first.stats("ADAUSDT") or {}).get("trades", 0) > 40)
+    seen = first.positions()["ADAUSDT"]
+    first.detach("ADAUSDT")
+    hub = running(make_hub())
+    hub.resume_from(" adausdt ", seen - 30)
+    sub = pubsub.subscribe(topic("ADAUSDT"))
+    worker = asyncio.create_task(run_symbol(hub, "ADAUSDT", lambda: None))
+    await eventually(lambda: (hub.stats("ADAUSDT") or {}).get("gaps_filled", 0) >= 1)
+    worker.cancel()
+    await asyncio.gather(worker, return_exceptions=True)
+    events = [e for e in sub.get_nowait_batch() if isinstance(e, TradeEvent)]
+    assert events[0].trade_id == seen - 29
+    assert events[0].backfilled
+    ids = [e.trade_id for e in events]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))

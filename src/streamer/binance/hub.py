@@ -24,6 +24,7 @@ from streamer.binance.protocol import stream_name
 from streamer.binance.rest import BinanceRest
 from streamer.otp import ChildSpec, Registry, Started
 from streamer.pubsub import PubSub, topic
+from streamer.symbols import normalize_symbol
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,27 @@ class StreamHub:
     def forget(self, symbol: str) -> None:
         """Drop `symbol`'s resume point: it was stopped on purpose, so its next start is fresh."""
         self._resume.pop(symbol, None)
+
+    def positions(self) -> dict[str, int]:
+        """The last trade id of every symbol that has one: attached ones and kept resume points.
+
+        This is what a restart of the whole process needs to carry on without a hole: saved
+        and given back through `resume_from`, it makes the next attach back-fill from there.
+        """
+        result = dict(self._resume)
+        for symbol, channel in self._channels.items():
+            last_id = channel.last_id
+            if last_id is not None:
+                result[symbol] = last_id
+        return result
+
+    def resume_from(self, symbol: str, last_id: int) -> None:
+        """Make the next attach of `symbol` continue after trade `last_id`.
+
+        The trades since then are back-filled (at most `max_backfill` of them; older ones are
+        announced lost), as after any reconnect. An attached symbol keeps its own position.
+        """
+        self._resume[normalize_symbol(symbol)] = last_id
 
     @property
     def history(self) -> TradeHistory:
