@@ -1,11 +1,11 @@
-"""How fast the mock exchange pushes trades to one connection, next to how fast we read them.
+"""How fast the mock exchange pushes trades to one connection.
 
-The mock runs in its own process at full speed (`speed=None`). First a count-only picows client
-subscribes recorded symbols on one combined connection and counts frames: `mock_frames_per_s`.
-Then the streamer's own client (StreamHub, decoding, pub/sub; `bench.client.run_ours`) reads the
-same mock: `client_frames_per_s`. The mock must be the faster of the two, or a benchmark of the
-client would measure the mock. Clocks start at the first frame and stop at the last counted one,
-not at the close handshake.
+The mock (`streamer mock-exchange --speed max`, limits off) runs in its own process; a
+count-only picows client subscribes four recorded symbols on one combined connection and counts
+frames: `mock_frames_per_s`. The run also reads the mock's CPU over the same span:
+`mock_frames_busy` near 1 means the mock, not the reader, set the pace. `python -m bench` sets
+this rate beside the streamer's own client's, measured against the same mock in the same run. The
+clock starts at the first frame and stops at the last counted one, not at the close handshake.
 
 Run: `python -m bench.mock_exchange` prints `name: value` lines.
 """
@@ -13,41 +13,26 @@ Run: `python -m bench.mock_exchange` prints `name: value` lines.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import time
-from multiprocessing.connection import Connection
 
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from bench.client import run_ours
-from streamer.mock_exchange import Limits, MockConfig, MockExchange
+from bench.mock_process import FULL_SPEED, MockProcess, mock_exchange, only_symbols
 
 FRAMES = 3_000_000
-CLIENT_FRAMES = 1_000_000
 STREAMS = ("adausdt@trade", "btcusdc@trade", "tusdusdt@trade", "paxusdt@trade")
 
 
-def _serve(pipe: Connection) -> None:
-    async def main() -> None:
-        limits = Limits(ping_interval=None, lifetime=None, max_messages_per_s=None)
-        async with MockExchange(MockConfig(speed=None, limits=limits)) as mock:
-            for stream in STREAMS:
-                mock.exchange.market(stream.split("@")[0].upper())
-            pipe.send(mock.ws_url)
-            await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
-
-    asyncio.run(main())
-
-
 class _Counter(WSListener):
-    """Counts text frames; notes the time of the first and of the `target`-th."""
+    """Counts text frames; notes the time (and the mock's CPU) at the first and the `target`-th."""
 
-    def __init__(self, target: int, done: asyncio.Future[None]) -> None:
+    def __init__(self, target: int, mock: MockProcess, done: asyncio.Future[None]) -> None:
         self.target = target
+        self.mock = mock
         self.done = done
         self.count = 0
-        self.first = 0.0
-        self.last = 0.0
+        self.first = self.last = 0.0
+        self.mock_first = self.mock_last = 0.0
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type is not WSMsgType.TEXT:
@@ -55,8 +40,10 @@ class _Counter(WSListener):
         self.count += 1
         if self.count == 1:
             self.first = time.perf_counter()
+            self.mock_first = self.mock.cpu_seconds()
         elif self.count == self.target:
             self.last = time.perf_counter()
+            self.mock_last = self.mock.cpu_seconds()
             if not self.done.done():
                 self.done.set_result(None)
             transport.disconnect()
@@ -66,38 +53,25 @@ class _Counter(WSListener):
             self.done.set_exception(ConnectionError(f"disconnected after {self.count} frames"))
 
 
-async def _count(url: str, frames: int) -> float:
+async def _count(mock: MockProcess, frames: int) -> dict[str, float]:
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    transport, counter = await ws_connect(lambda: _Counter(frames, done), url)
+    url = f"{mock.ws_url}/stream?streams={'/'.join(STREAMS)}"
+    transport, counter = await ws_connect(lambda: _Counter(frames, mock, done), url)
     await asyncio.wait_for(done, 60)
     await transport.wait_disconnected()
     assert isinstance(counter, _Counter)
-    return (frames - 1) / (counter.last - counter.first)
-
-
-def run(frames: int = FRAMES, client_frames: int = CLIENT_FRAMES) -> dict[str, float]:
-    """Frames per second one connection gets from a mock in another process, and our client's."""
-    context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe()
-    server = context.Process(target=_serve, args=(theirs,), daemon=True)
-    server.start()
-    try:
-        if not ours.poll(60):
-            raise RuntimeError("the mock exchange did not start within 60 s")
-        url = ours.recv()
-        rate = asyncio.run(_count(f"{url}/stream?streams={'/'.join(STREAMS)}", frames))
-        read = asyncio.run(run_ours(url, client_frames))
-    finally:
-        ours.send("stop")
-        server.join(10)
-        if server.is_alive():
-            server.kill()
-    client = read["count"] / read["seconds"]
+    seconds = counter.last - counter.first
     return {
-        "mock_frames_per_s": rate,
-        "client_frames_per_s": client,
-        "mock_over_client": rate / client,
+        "mock_frames_per_s": (frames - 1) / seconds,
+        "mock_frames_busy": (counter.mock_last - counter.mock_first) / seconds,
     }
+
+
+def run(frames: int = FRAMES) -> dict[str, float]:
+    """Frames per second one connection gets from a mock in another process, and its CPU share."""
+    symbols = [stream.split("@")[0].upper() for stream in STREAMS]
+    with only_symbols(*symbols) as data, mock_exchange(*FULL_SPEED, f"--data-dir={data}") as mock:
+        return asyncio.run(_count(mock, frames))
 
 
 def main() -> None:

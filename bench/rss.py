@@ -1,7 +1,8 @@
 """Memory of the whole engine streaming every symbol of the real exchangeInfo.
 
-The mock exchange runs in its own process and serves all 1,695 symbols of the recorded
-exchangeInfo (recorded trades where there are some, synthetic ones elsewhere); a fresh process
+The mock exchange (`streamer mock-exchange`, at recorded speed, Binance's limits on) runs in its
+own process and serves all 1,695 symbols of the recorded exchangeInfo (recorded trades where there
+are some, synthetic ones elsewhere); a fresh process
 runs a StreamHub with one subscription to everything, attaches every symbol, lets it stream for
 a while, and reports its resident memory.
 
@@ -11,30 +12,19 @@ Run: `python -m bench.rss` prints one JSON object.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import sys
 import time
-from multiprocessing.connection import Connection
 
 import msgspec
 
 from bench.client import rss_mb
+from bench.mock_process import mock_exchange
 from streamer.binance.config import StreamerConfig
 from streamer.binance.hub import StreamHub
 from streamer.binance.rest import BinanceRest
-from streamer.mock_exchange import MockConfig, MockExchange
 from streamer.pubsub import PubSub
 
 STREAM_SECONDS = 15.0
-
-
-def _serve(pipe: Connection) -> None:
-    async def main() -> None:
-        async with MockExchange(MockConfig(port=0, speed=1.0)) as mock:
-            pipe.send((mock.ws_url, mock.rest_url))
-            await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
-
-    asyncio.run(main())
 
 
 async def measure(ws_url: str, rest_url: str) -> dict[str, float]:
@@ -67,20 +57,8 @@ async def measure(ws_url: str, rest_url: str) -> dict[str, float]:
 
 
 def main() -> None:
-    context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe()
-    server = context.Process(target=_serve, args=(theirs,), daemon=True)
-    server.start()
-    try:
-        if not ours.poll(60):
-            raise RuntimeError("the mock exchange did not start within 60 s")
-        ws_url, rest_url = ours.recv()
-        result = asyncio.run(measure(ws_url, rest_url))
-    finally:
-        ours.send("stop")
-        server.join(10)
-        if server.is_alive():
-            server.kill()
+    with mock_exchange("--speed=1") as mock:
+        result = asyncio.run(measure(mock.ws_url, mock.rest_url))
     sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
 
 
