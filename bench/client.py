@@ -1,32 +1,28 @@
-"""Benchmark clients of this project, each run in a fresh process against `bench.feed`.
+"""Benchmark clients of this project, each run in a fresh process against the mock exchange.
 
 `raw`: a count-only picows client, the ceiling of the websocket library itself.
 `ours`: the real path: StreamHub -> decode -> per-symbol channel -> PubSub -> a subscriber
 reading batches, counting typed trades delivered to it.
-Prints one JSON object: count (trades after the clock started), seconds, cpu_s, rss_mb; the clock
-starts at the first trade (for `ours`, after the first batch) and stops at the last.
+Prints one JSON object: count (trades after the clock started), seconds, cpu_s, rss_mb, and
+mock_cpu_s when $BENCH_MOCK_PID names the mock; the clock starts at the first trade (for `ours`,
+after the first batch) and stops at the last.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
 import sys
-import time
 
 import msgspec
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from bench.feed import SYMBOL
+from bench.peers.common import Clock
 from streamer.binance.config import StreamerConfig
 from streamer.binance.hub import StreamHub
 from streamer.pubsub import PubSub, topic
 
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+SYMBOL = "ADAUSDT"
 
 
 def rss_mb() -> float:
@@ -38,34 +34,32 @@ def rss_mb() -> float:
 
 
 class _Counter(WSListener):
-    def __init__(self, total: int, done: asyncio.Future[None]) -> None:
+    def __init__(self, total: int, done: asyncio.Future[Clock]) -> None:
         self.total = total
         self.count = 0
-        self.started = 0.0
+        self.started: Clock | None = None
         self.done = done
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type is WSMsgType.TEXT:
             if self.count == 0:
-                self.started = time.perf_counter()
+                self.started = Clock()
             self.count += 1
             if self.count == self.total and not self.done.done():
-                self.done.set_result(None)
+                self.done.set_result(Clock())
 
 
 async def run_raw(url: str, total: int) -> dict[str, float]:
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    done: asyncio.Future[Clock] = asyncio.get_running_loop().create_future()
     stream = SYMBOL.lower() + "@trade"
     transport, listener = await ws_connect(
         lambda: _Counter(total, done), f"{url}/stream?streams={stream}"
     )
     assert isinstance(listener, _Counter)
-    cpu0 = cpu_seconds()
-    await done
-    elapsed = time.perf_counter() - listener.started
-    cpu = cpu_seconds() - cpu0
+    end = await done
     transport.disconnect()
-    return {"count": listener.count - 1, "seconds": elapsed, "cpu_s": cpu, "rss_mb": rss_mb()}
+    assert listener.started is not None
+    return {**end.since(listener.started, total - 1), "rss_mb": rss_mb()}
 
 
 async def run_ours(url: str, total: int) -> dict[str, float]:
@@ -75,23 +69,15 @@ async def run_ours(url: str, total: int) -> dict[str, float]:
     runner = asyncio.create_task(hub.run())
     hub.attach(SYMBOL)
     first = len(await sub.get_batch())
-    started = time.perf_counter()
-    cpu0 = cpu_seconds()
+    started = Clock()
     count = 0
     while first + count < total:
         batch = await sub.get_batch()
         count += len(batch)
-    elapsed = time.perf_counter() - started
-    cpu = cpu_seconds() - cpu0
+    end = Clock()
     runner.cancel()
     await asyncio.gather(runner, return_exceptions=True)
-    return {
-        "count": count,
-        "seconds": elapsed,
-        "cpu_s": cpu,
-        "rss_mb": rss_mb(),
-        "dropped": sub.dropped,
-    }
+    return {**end.since(started, count), "rss_mb": rss_mb(), "dropped": sub.dropped}
 
 
 def main() -> None:

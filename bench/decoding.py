@@ -6,17 +6,28 @@ difference is only the decoder's. The faster one is what the stream uses.
 
 from __future__ import annotations
 
+import gzip
 import time
 from collections.abc import Callable
 from decimal import Decimal
 
 import orjson
 
-from bench.feed import FIRST_ID, recorded_rows
+from bench.client import SYMBOL
+from bench.mock_process import DATA
 from streamer.binance.decode import decode_envelope
 from streamer.binance.events import TradeEvent
 
 FRAMES = 200_000
+FIRST_ID = 100_000_000_000
+
+
+def recorded_rows() -> list[list[str]]:
+    """The recorded day of `SYMBOL`, in the recorder's 13 columns, in trade-id order."""
+    with gzip.open(DATA / "trades" / f"{SYMBOL}-2019-06-03.csv.gz", "rt") as fh:
+        rows = [line.rstrip("\n").split(";") for line in fh]
+    rows.sort(key=lambda row: int(row[4]))
+    return rows
 
 
 def frames(count: int = FRAMES) -> list[bytes]:

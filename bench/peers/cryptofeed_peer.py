@@ -1,8 +1,8 @@
 """cryptofeed's Binance feed (trades arrive as `Trade` objects with Decimal price and amount).
 
 Its symbol table is loaded from the recorded exchangeInfo instead of the network, and its
-websocket endpoint is pointed at the local feed. It subscribes to `@aggTrade` (the only trade
-stream it reads); the feed answers with the same trades in that shape. cryptofeed refuses
+websocket endpoint is pointed at the mock exchange. It subscribes to `@aggTrade` (the only trade
+stream it reads); the mock serves the same trades in that shape. cryptofeed refuses
 any address but `wss://`; the script lifts only that check, so it can reach a plain local socket.
 """
 

@@ -1,4 +1,4 @@
-"""python-binance's BinanceSocketManager multiplex socket, pointed at the local feed."""
+"""python-binance's BinanceSocketManager multiplex socket, pointed at the mock exchange."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""unicorn-binance-websocket-api with its picows option, pointed at the local feed.
+"""unicorn-binance-websocket-api with its picows option, pointed at the mock exchange.
 
 Output "dict": the library parses each frame before the callback, the closest of its forms to a
 typed trade (its default "raw_data" hands over the unparsed string).
