@@ -57,7 +57,10 @@ def only_symbols(*symbols: str) -> Iterator[Path]:
         (root / "trades").mkdir()
         (root / "exchange_info").symlink_to(DATA / "exchange_info")
         for symbol in symbols:
-            for path in (DATA / "trades").glob(f"{symbol}-*"):
+            paths = list((DATA / "trades").glob(f"{symbol}-*"))
+            if not paths:
+                raise FileNotFoundError(f"no recorded trades of {symbol} in {DATA / 'trades'}")
+            for path in paths:
                 (root / "trades" / path.name).symlink_to(path)
         yield root
 
