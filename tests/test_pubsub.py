@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from streamer.binance.events import GapNotice, TradeEvent
+from streamer.binance.events import Dropped, GapNotice, TradeEvent
 from streamer.pubsub import Overflow, PubSub, topic
 
 
@@ -50,7 +50,7 @@ async def test_drop_oldest_keeps_newest_and_counts() -> None:
     for i in range(10):
         ps.publish(topic("A"), trade("A", i))
     got = sub.get_nowait_batch()
-    assert [e.trade_id for e in got if isinstance(e, TradeEvent)] == [7, 8, 9]
+    assert got == [Dropped(7), *(trade("A", i) for i in (7, 8, 9))]
     assert sub.dropped == 7
 
 
@@ -130,3 +130,30 @@ def test_maxlen_must_be_positive() -> None:
     """A subscription of size zero is refused with a clear error."""
     with pytest.raises(ValueError, match="maxlen"):
         PubSub().subscribe(maxlen=0)
+
+
+def test_an_overflow_burst_is_announced_once_before_the_next_events() -> None:
+    """Every loss between two reads comes as one Dropped, ahead of the events that remain."""
+    ps = PubSub()
+    sub = ps.subscribe(topic("A"), maxlen=3)
+    for i in range(5):
+        ps.publish(topic("A"), trade("A", i))
+    ps.publish_many(topic("A"), [trade("A", i) for i in range(5, 8)])
+    assert sub.get_nowait_batch() == [Dropped(5), trade("A", 5), trade("A", 6), trade("A", 7)]
+    ps.publish(topic("A"), trade("A", 8))
+    assert sub.get_nowait_batch() == [trade("A", 8)]
+    assert sub.dropped == 5
+
+
+async def test_a_single_reader_gets_the_dropped_notice_first() -> None:
+    """`get` hands over the Dropped notice before the next queued event, within max_items too."""
+    ps = PubSub()
+    sub = ps.subscribe(topic("A"), maxlen=2, overflow=Overflow.DROP_NEWEST)
+    for i in range(4):
+        ps.publish(topic("A"), trade("A", i))
+    assert await sub.get() == Dropped(2)
+    assert await sub.get() == trade("A", 0)
+    for i in range(4, 8):
+        ps.publish(topic("A"), trade("A", i))
+    assert sub.get_nowait_batch(1) == [Dropped(3)]
+    assert sub.get_nowait_batch() == [trade("A", 1), trade("A", 4)]

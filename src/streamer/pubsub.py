@@ -2,7 +2,8 @@
 
 Publishing never blocks and never waits for a subscriber: each subscription owns a bounded queue
 with an explicit overflow policy, so a slow consumer loses its own oldest (or newest) events,
-counted, while the stream and every other subscriber carry on. A waiting consumer is woken at
+counted and announced to it by a `Dropped` event, while the stream and every other subscriber
+carry on. A waiting consumer is woken at
 most once per burst: the first event after it went to sleep resolves its future, the rest of the
 burst only lands in the queue, and the consumer takes the whole burst in one go.
 """
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from types import TracebackType
 
-from streamer.binance.events import Event
+from streamer.binance.events import Dropped, Event
 
 TOPIC_PREFIX = "TRADE_EVENTS:"
 DEFAULT_MAXLEN = 100_000
@@ -41,7 +42,9 @@ class Subscription:
     """A bounded queue of events from some topics (or all), read by one consumer.
 
     Read it with `async for event in sub`, or in batches with `await sub.get_batch()` (the fast
-    way: one wake-up, many events). `dropped` counts the events lost to overflow.
+    way: one wake-up, many events). `dropped` counts the events lost to overflow; the consumer
+    also gets a `Dropped(count)` before the next events it reads after an overflow, one per
+    overflow burst (every loss between two reads adds up into one notice).
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class Subscription:
         self.overflow = overflow
         self.dropped = 0
         self.received = 0
+        self._unannounced = 0
         self._pubsub = pubsub
         self._queue: deque[Event] = deque(maxlen=maxlen)
         self._drop_newest = overflow is Overflow.DROP_NEWEST
@@ -80,7 +84,9 @@ class Subscription:
         self.received += count
         room = self.maxlen - len(queue)
         if count > room:
-            self.dropped += count - room
+            lost = count - room
+            self.dropped += lost
+            self._unannounced += lost
             if self._drop_newest:
                 events = events[:room]
         queue.extend(events)
@@ -104,7 +110,14 @@ class Subscription:
     async def get(self) -> Event:
         """The next event, waiting for one; raises `SubscriptionClosed` once closed."""
         await self._wait()
+        if self._unannounced:
+            return self._announce()
         return self._queue.popleft()
+
+    def _announce(self) -> Dropped:
+        notice = Dropped(self._unannounced)
+        self._unannounced = 0
+        return notice
 
     async def get_batch(self, max_items: int | None = None) -> list[Event]:
         """Every queued event (at most `max_items`), waiting for at least one.
@@ -119,6 +132,10 @@ class Subscription:
 
     def get_nowait_batch(self, max_items: int | None = None) -> list[Event]:
         """Whatever is queued right now (at most `max_items`), without waiting."""
+        if self._unannounced:
+            notice = self._announce()
+            rest = None if max_items is None else max_items - 1
+            return [notice, *self.get_nowait_batch(rest)]
         queue = self._queue
         if max_items is None or max_items >= len(queue):
             batch = list(queue)
@@ -141,6 +158,7 @@ class Subscription:
             return
         self._closed = True
         self._queue.clear()
+        self._unannounced = 0
         self._pubsub._remove(self)
         waiter = self._waiter
         if waiter is not None and not waiter.done():

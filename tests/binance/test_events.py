@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import msgspec
 
-from streamer.binance.events import GapNotice, TradeEvent, as_dict
+from streamer.binance.events import Dropped, GapNotice, TradeEvent, as_dict
 
 
 def test_trade_decodes_from_wire_names_with_exact_decimals() -> None:
@@ -28,3 +28,8 @@ def test_as_dict_uses_long_names_and_marks_the_kind() -> None:
         "kind": "gap",
     }
     assert gap.missing == 3
+
+
+def test_dropped_as_dict_is_its_kind_and_count() -> None:
+    """A Dropped notice becomes {"kind": "dropped", "count": n}."""
+    assert as_dict(Dropped(7)) == {"kind": "dropped", "count": 7}

@@ -48,7 +48,20 @@ class GapNotice(msgspec.Struct, frozen=True, gc=False):
         return self.last_missing_id - self.first_missing_id + 1
 
 
-Event = TradeEvent | GapNotice
+class Dropped(msgspec.Struct, frozen=True, gc=False):
+    """`count` events were lost to this subscription's overflow since its consumer last read.
+
+    A subscription hands it over in place of the events it had to drop, before the events
+    that follow, so a consumer that falls behind learns how much it missed instead of
+    finding out from a counter it would have to poll.
+    """
+
+    count: int
+
+
+Event = TradeEvent | GapNotice | Dropped
+
+_KINDS = {TradeEvent: "trade", GapNotice: "gap", Dropped: "dropped"}
 
 
 def as_dict(event: Event) -> dict[str, Any]:
@@ -58,5 +71,5 @@ def as_dict(event: Event) -> dict[str, Any]:
     the process get the readable names instead.
     """
     data: dict[str, Any] = msgspec.structs.asdict(event)
-    data["kind"] = "trade" if isinstance(event, TradeEvent) else "gap"
+    data["kind"] = _KINDS[type(event)]
     return data
