@@ -223,3 +223,49 @@ async def test_resume_from_back_fills_from_the_seeded_trade(
     assert events[0].backfilled
     ids = [e.trade_id for e in events]
     assert ids == list(range(ids[0], ids[0] + len(ids)))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_staleness_follows_the_rhythm_since_attach_on_the_hub_clock() -> None:
+    """10 trades in the 100 s since attach make 10 s of silence normal and 110 s stale."""
+    clock = FakeClock()
+    async with FakeServer() as server:
+        config = StreamerConfig(
+            ws_url=server.url,
+            check_interval=0.02,
+            stale_factor=2.0,
+            stale_min=1.0,
+            dead_after=10_000.0,
+        )
+        hub = StreamHub(config, PubSub(), clock=clock)
+        runner = asyncio.create_task(hub.run())
+        channel = hub.attach("AAA")
+        await eventually(lambda: channel.state == "streaming")
+        (client,) = server.clients
+
+        def methods() -> list[str]:
+            return [msgspec.json.decode(raw)["method"] for raw in client.received]
+
+        def ticked() -> bool:
+            return hub._last_tick == clock.now and channel.checked_trades == channel.trades
+
+        server.trade("AAA", 1)
+        await eventually(lambda: channel.trades == 1 and ticked())
+        clock.now += 90.0
+        for trade_id in range(2, 11):
+            server.trade("AAA", trade_id)
+        await eventually(lambda: channel.trades == 10 and ticked())
+        clock.now += 10.0
+        await eventually(ticked)
+        assert methods() == []
+        clock.now += 100.0
+        await eventually(lambda: methods() == ["UNSUBSCRIBE", "SUBSCRIBE"])
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)

@@ -47,6 +47,7 @@ class SymbolChannel:
         "_route",
         "_waiter",
         "active_at",
+        "attached_at",
         "checked_trades",
         "duplicates",
         "gap",
@@ -89,6 +90,7 @@ class SymbolChannel:
         self.since = time.time()
         self.gap: tuple[int, int] | None = None
         self.active_at = time.monotonic()
+        self.attached_at = self.active_at
         self.checked_trades = 0
         self._held: list[TradeEvent] | None = None
         self._waiter: asyncio.Future[None] | None = None

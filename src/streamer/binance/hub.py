@@ -79,7 +79,7 @@ class StreamHub:
         channel = SymbolChannel(
             symbol, self.pubsub.route(topic(symbol)), self.dirty, self._resume.pop(symbol, None)
         )
-        channel.active_at = self.clock()
+        channel.active_at = channel.attached_at = self.clock()
         self.routes[symbol] = channel
         self._channels[symbol] = channel
         self._stopped.pop(symbol, None)
@@ -247,18 +247,22 @@ class StreamHub:
             if connection is None or connection.status != "connected":
                 channel.active_at = now
                 continue
-            if now - channel.active_at > self._stale_after(channel):
+            if now - channel.active_at > self._stale_after(channel, now):
                 stale[connection].append(stream_name(symbol))
                 channel.active_at = now
         for connection, streams in stale.items():
             log.info("%s: resubscribing %d silent stream(s)", connection.name, len(streams))
             connection.resubscribe(streams)
 
-    def _stale_after(self, channel: SymbolChannel) -> float:
-        """Silence that makes a symbol suspect: far longer than its own trade rhythm."""
+    def _stale_after(self, channel: SymbolChannel, now: float) -> float:
+        """Silence that makes a symbol suspect: far longer than its own trade rhythm.
+
+        The rhythm is the symbol's trades over the time since it was attached, both counted
+        from the same moment and on the hub's clock.
+        """
         if channel.trades == 0:
             return self.config.stale_min
-        age = max(time.time() - channel.since, 1e-3)
+        age = max(now - channel.attached_at, 1e-3)
         return max(self.config.stale_min, self.config.stale_factor * age / channel.trades)
 
     async def _close_all(self) -> None:
