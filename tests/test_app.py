@@ -10,8 +10,19 @@ import pytest
 
 from streamer.api.security import TokenRequired
 from streamer.app import Service
+from streamer.binance.config import StreamerConfig
+from streamer.binance.events import TradeEvent
 from streamer.config import Settings
-from streamer.db import DatabaseUnavailable
+from streamer.db import (
+    DatabaseUnavailable,
+    SettingsRepository,
+    Status,
+    create_engine,
+    upgrade,
+)
+from streamer.db.seed import seed
+from streamer.mock_exchange import MockExchange
+from streamer.pubsub import topic
 from tests.polling import eventually
 from tests.ports import closed_port
 
@@ -66,3 +77,47 @@ async def test_health_follows_the_database_after_start(
     assert "The database answers again" in caplog.text
     await service.root.stop()
     assert await task == 0
+
+
+async def test_a_restarted_service_back_fills_what_it_missed_while_down(
+    tmp_path: Path, mock_exchange: MockExchange
+) -> None:
+    """After a stop and a start, a symbol's trades continue from the last one delivered before."""
+    url = f"sqlite:///{tmp_path / 'streamer.db'}"
+    await upgrade(url)
+    engine = create_engine(url)
+    await seed(engine, ["ETHUSDT"])
+    await SettingsRepository(engine).set_status("ETHUSDT", Status.ON)
+    await engine.dispose()
+
+    def service() -> Service:
+        return Service(
+            Settings(
+                database_url=url, ws_url=mock_exchange.ws_url, rest_url=mock_exchange.rest_url
+            ),
+            streamer_config=StreamerConfig(
+                ws_url=mock_exchange.ws_url,
+                rest_url=mock_exchange.rest_url,
+                reorder_window=0.05,
+                backoff_base=0.05,
+            ),
+            http=False,
+            database_probe=0.1,
+        )
+
+    async def trades_of(running: Service, more_than: int) -> list[int]:
+        """Run `running` until its subscriber has seen more than `more_than` trades."""
+        seen: list[int] = []
+        with running.pubsub.subscribe(topic("ETHUSDT")) as sub:
+            task = asyncio.create_task(running.run())
+            while len(seen) <= more_than:
+                seen.extend(e.trade_id for e in await sub.get_batch() if isinstance(e, TradeEvent))
+            await running.root.stop()
+            assert await task == 0
+        return seen
+
+    before = await trades_of(service(), 20)
+    after = await trades_of(service(), 20)
+
+    assert after[0] == before[-1] + 1
+    assert after == list(range(after[0], after[0] + len(after)))

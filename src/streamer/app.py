@@ -116,10 +116,12 @@ class Service:
         self.root = Supervisor(children, strategy=Strategy.ONE_FOR_ONE, name="streamer")
 
     def _database_spec(self) -> ChildSpec:
-        """Migrates the database and owns the engine; never holds the rest of the tree back.
+        """Migrates the database, keeps stream positions in it, and owns the engine.
 
         It reports started at once, so the API comes up and answers "live, not ready" while the
-        database is down; autostart waits for `database_ready` instead.
+        database is down; autostart waits for `database_ready` instead. Before that is set, the
+        saved positions seed the hub, so symbols that streamed before a stop or a crash of the
+        process back-fill what they missed (or report it lost) instead of starting anywhere.
         """
 
         async def database(started: Started) -> None:
@@ -128,27 +130,47 @@ class Service:
             while True:
                 try:
                     await upgrade(self.database_url)
+                    positions = await self.repository.positions()
                     break
                 except DatabaseUnavailable as error:
                     log.warning("Waiting for the database: %s; retrying in %.1f s", error, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, DATABASE_RETRY_CAP)
+            for symbol, last_trade_id in positions.items():
+                self.hub.resume_from(symbol, last_trade_id)
             self.database_ready.set()
             try:
                 await self._watch_database()
             finally:
                 self.database_ready.clear()
+                await self._save_positions_at_stop()
                 await self.engine.dispose()
 
         return ChildSpec(id="database", start=database)
 
+    async def _save_positions_at_stop(self) -> None:
+        """The last save, after the streams have stopped (this child stops last)."""
+        try:
+            async with asyncio.timeout(self.database_probe):
+                await self.repository.save_positions(self.hub.positions())
+        except (DatabaseUnavailable, TimeoutError) as error:
+            log.warning(
+                "Could not save stream positions (%s); the next start resumes from the last save",
+                error or "timed out",
+            )
+
     async def _watch_database(self) -> None:
-        """Keep `database_ready` true to the database, so health and metrics see an outage."""
+        """Save stream positions every few seconds; the same round trip tells whether the
+        database answers, so health and metrics see an outage and its end."""
         while True:
             await asyncio.sleep(self.database_probe)
+            positions = self.hub.positions()
             try:
                 async with asyncio.timeout(self.database_probe):
-                    await self.repository.ping()
+                    if positions:
+                        await self.repository.save_positions(positions)
+                    else:
+                        await self.repository.ping()
             except (DatabaseUnavailable, TimeoutError) as error:
                 if self.database_ready.is_set():
                     log.warning("The database stopped answering: %s", error or "timed out")
