@@ -1,7 +1,8 @@
 """`GET /ws/trades?symbols=A,B`: live events as JSON text frames, for any other process.
 
 Each client reads its own bounded subscription, so a slow client only ever delays itself: when
-it falls behind, its oldest events are dropped and it is told how many with a `dropped` message.
+it falls behind, its oldest events are dropped and the subscription's `dropped` notice, sent in
+their place, tells it how many.
 """
 
 from __future__ import annotations
@@ -36,13 +37,8 @@ def parse_symbols(raw: str | None) -> list[str] | None:
 
 
 async def _forward(socket: WebSocket, sub: Subscription) -> None:
-    reported = 0
+    """Send every event, the subscription's own `dropped` notices included, in order."""
     while batch := await sub.get_batch(1000):
-        if sub.dropped != reported:
-            await socket.send_text(
-                _encode({"kind": "dropped", "count": sub.dropped - reported}).decode()
-            )
-            reported = sub.dropped
         for event in batch:
             await socket.send_text(_encode(as_dict(event)).decode())
 
