@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamer.symbols import InvalidSymbol, normalize_symbol
+from streamer.symbols import InvalidSymbol, normalize_prefix, normalize_symbol
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,15 @@ def test_normalize_is_idempotent(raw: str) -> None:
     once = normalize_symbol(raw)
     assert normalize_symbol(once) == once
     assert once == raw.upper()
+
+
+def test_a_prefix_is_trimmed_and_uppercased() -> None:
+    """`" eth "` filters on ETH; an empty prefix matches every symbol."""
+    assert normalize_prefix(" eth ") == "ETH"
+    assert normalize_prefix("") == ""
+
+
+def test_a_prefix_with_other_characters_is_rejected() -> None:
+    """A prefix that no symbol can start with is an error, not an empty result."""
+    with pytest.raises(InvalidSymbol, match="invalid symbol prefix"):
+        normalize_prefix("ETH/")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 _SYMBOL = re.compile(r"[A-Z0-9]{2,20}")
+_PREFIX = re.compile(r"[A-Z0-9]{0,20}")
 
 
 class InvalidSymbol(ValueError):
@@ -24,3 +25,11 @@ def normalize_symbol(raw: str) -> str:
             f"invalid symbol {shown!r}: a Binance symbol is 2 to 20 letters or digits, e.g. ETHUSDT"
         )
     return symbol
+
+
+def normalize_prefix(raw: str) -> str:
+    """The start of a symbol, for filters: trimmed, uppercased, up to 20 letters or digits."""
+    prefix = raw.strip().upper()
+    if not _PREFIX.fullmatch(prefix):
+        raise InvalidSymbol(f"invalid symbol prefix {raw!r}: use up to 20 letters or digits")
+    return prefix

@@ -30,6 +30,7 @@ import msgspec
 from streamer import __version__
 from streamer.config import BINANCE_REST_URL
 from streamer.symbols import InvalidSymbol, normalize_symbol
+from streamer.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +79,6 @@ _exchange_info = msgspec.json.Decoder(ExchangeInfo)
 _trades = msgspec.json.Decoder(list[HistoricalTrade])
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def decode_exchange_info(body: bytes, source: str) -> ExchangeInfo:
     """Validate an exchangeInfo body, or raise `RestError` saying what `source` got wrong.
 
@@ -91,10 +88,10 @@ def decode_exchange_info(body: bytes, source: str) -> ExchangeInfo:
     try:
         info = _exchange_info.decode(body)
     except msgspec.ValidationError as exc:
-        raise RestError(f"{source} is not a Binance exchangeInfo: {_one_line(str(exc))}") from None
+        raise RestError(f"{source} is not a Binance exchangeInfo: {one_line(str(exc))}") from None
     except msgspec.DecodeError as exc:
         raise RestError(
-            f"{source} is not valid JSON (truncated or not JSON at all): {_one_line(str(exc))}"
+            f"{source} is not valid JSON (truncated or not JSON at all): {one_line(str(exc))}"
         ) from None
     for index, entry in enumerate(info.symbols):
         try:
@@ -157,7 +154,7 @@ def _binance_message(response: httpx.Response) -> str:
         return ""
     if isinstance(body, dict) and isinstance(body.get("msg"), str):
         code = body.get("code")
-        return f": {_one_line(body['msg'])}" + (f" (code {code})" if code is not None else "")
+        return f": {one_line(body['msg'])}" + (f" (code {code})" if code is not None else "")
     return ""
 
 
@@ -221,7 +218,7 @@ class BinanceRest:
             return _trades.decode(body)
         except msgspec.DecodeError as exc:
             raise RestError(
-                f"the response of {self.base_url}{path} is not a trade list: {_one_line(str(exc))}"
+                f"the response of {self.base_url}{path} is not a trade list: {one_line(str(exc))}"
             ) from None
 
     async def _get(self, path: str, params: Mapping[str, str | int] | None = None) -> bytes:
@@ -236,7 +233,7 @@ class BinanceRest:
             except httpx.TimeoutException:
                 reason = f"no answer within {self._timeout:g} s"
             except httpx.TransportError as exc:
-                reason = f"cannot connect ({_one_line(str(exc)) or type(exc).__name__})"
+                reason = f"cannot connect ({one_line(str(exc)) or type(exc).__name__})"
             else:
                 status = response.status_code
                 if status < 300:

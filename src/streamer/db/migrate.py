@@ -30,6 +30,7 @@ from streamer.db.engine import (
 )
 from streamer.db.errors import DatabaseMissing, DatabaseUnavailable, SchemaOutOfDate
 from streamer.db.urls import display_url, endpoint, is_sqlite, parse_url, sqlite_path
+from streamer.text import one_line
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -130,7 +131,7 @@ async def _migrate(url: URL, step: Callable[[Config], None]) -> None:
     except CommandError as exc:
         # Alembic cannot place the database's revision among ours: a newer streamer migrated it.
         raise SchemaOutOfDate(
-            f"cannot migrate {display_url(url)}: {_one_line(str(exc))}; it was migrated by a "
+            f"cannot migrate {display_url(url)}: {one_line(str(exc))}; it was migrated by a "
             "newer version of streamer, so upgrade streamer instead"
         ) from None
     finally:
@@ -139,10 +140,6 @@ async def _migrate(url: URL, step: Callable[[Config], None]) -> None:
 
 def _run_alembic(connection: Connection, step: Callable[[Config], None]) -> None:
     step(_config(connection))
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _maintenance_url(url: URL) -> URL:

@@ -18,7 +18,7 @@ from streamer.db.engine import translate_errors
 from streamer.db.errors import UnknownSymbol
 from streamer.db.migrate import check_schema
 from streamer.db.models import Status, settings
-from streamer.symbols import InvalidSymbol, normalize_symbol
+from streamer.symbols import normalize_prefix, normalize_symbol
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +56,6 @@ _COLUMNS = (
     settings.c.inserted_at,
     settings.c.updated_at,
 )
-
-
-def _normalize_prefix(prefix: str) -> str:
-    cleaned = prefix.strip().upper()
-    if not cleaned.isascii() or not cleaned.isalnum() or len(cleaned) > 20:
-        raise InvalidSymbol(f"invalid symbol prefix {prefix!r}: use up to 20 letters or digits")
-    return cleaned
 
 
 #: Rows per INSERT: 5 parameters a row stays far below SQLite's and asyncpg's parameter limits.
@@ -138,7 +131,7 @@ class SettingsRepository:
         if status is not None:
             query = query.where(settings.c.status == Status(status))
         if prefix:
-            query = query.where(settings.c.symbol.startswith(_normalize_prefix(prefix)))
+            query = query.where(settings.c.symbol.startswith(normalize_prefix(prefix)))
         async with self._connection() as connection:
             rows = (await connection.execute(query)).all()
         return [_setting(row) for row in rows]
