@@ -11,7 +11,11 @@ FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Route every `streamer.*` logger to stderr, with colour only when a person is watching."""
+    """Send every log record of the process to stderr, coloured only when a person is watching.
+
+    The root logger's handlers are replaced, not added to, so that calling this twice (or
+    after a library configured logging) never prints a line twice.
+    """
     handler: logging.Handler
     if sys.stderr.isatty():
         handler = RichHandler(show_path=False, rich_tracebacks=True)
