@@ -34,10 +34,15 @@ def make(last_id: int | None = None) -> tuple[SymbolChannel, Subscription, list[
 
 
 def ids(events: list[Event]) -> list[int | tuple[int, int]]:
-    return [
-        e.trade_id if isinstance(e, TradeEvent) else (e.first_missing_id, e.last_missing_id)
-        for e in events
-    ]
+    result: list[int | tuple[int, int]] = []
+    for e in events:
+        if isinstance(e, TradeEvent):
+            result.append(e.trade_id)
+        elif isinstance(e, GapNotice):
+            result.append((e.first_missing_id, e.last_missing_id))
+        else:
+            raise AssertionError(f"unexpected {e!r}")
+    return result
 
 
 def test_in_order_trades_reach_subscribers_on_flush_as_one_batch() -> None:

@@ -13,7 +13,7 @@ from collections import defaultdict
 import pytest
 
 from streamer.binance.config import StreamerConfig
-from streamer.binance.events import Event, TradeEvent
+from streamer.binance.events import Dropped, Event, GapNotice, TradeEvent
 from streamer.binance.hub import StreamHub
 from streamer.binance.worker import stream_spec
 from streamer.mock_exchange import Limits, MockConfig, MockExchange
@@ -49,11 +49,13 @@ def account(events: list[Event]) -> tuple[int, int, int]:
             assert expected is None or event.trade_id == expected, (event, expected)
             expected = event.trade_id + 1
             trades += 1
-        else:
+        elif isinstance(event, GapNotice):
             assert expected is None or event.first_missing_id == expected, (event, expected)
             expected = event.last_missing_id + 1
             lost += event.missing
             notices += 1
+        else:
+            raise AssertionError(f"events were dropped: {event!r}")
     return trades, lost, notices
 
 
@@ -153,6 +155,7 @@ async def test_soak_every_trade_delivered_once_or_reported() -> None:
 
     by_symbol: dict[str, list[Event]] = defaultdict(list)
     for event in sub.get_nowait_batch():
+        assert not isinstance(event, Dropped), event
         by_symbol[event.symbol].append(event)
     assert sub.dropped == 0
     assert set(by_symbol) == set(SYMBOLS)
