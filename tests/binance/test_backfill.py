@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -57,12 +58,15 @@ def channel_with_gap(first_live: int, gap_start: int) -> tuple[SymbolChannel, Su
 
 
 def summary(events: list[Event]) -> list[object]:
-    return [
-        (e.trade_id, e.backfilled)
-        if isinstance(e, TradeEvent)
-        else ("gap", e.first_missing_id, e.last_missing_id)
-        for e in events
-    ]
+    result: list[object] = []
+    for e in events:
+        if isinstance(e, TradeEvent):
+            result.append((e.trade_id, e.backfilled))
+        elif isinstance(e, GapNotice):
+            result.append(("gap", e.first_missing_id, e.last_missing_id))
+        else:
+            raise AssertionError(f"unexpected {e!r}")
+    return result
 
 
 async def test_gap_is_filled_in_pages_and_marked_backfilled() -> None:
@@ -113,3 +117,31 @@ async def test_oversized_gap_only_fills_its_newest_part() -> None:
     assert isinstance(events[0], GapNotice)
     assert (events[0].first_missing_id, events[0].last_missing_id) == (1, 90)
     assert [e.trade_id for e in events[1:] if isinstance(e, TradeEvent)] == list(range(91, 102))
+
+
+class GatedHistory(History):
+    """A history whose answers wait for `gate`, recording how many requests wait at once."""
+
+    def __init__(self, available: set[int]) -> None:
+        super().__init__(available)
+        self.gate = asyncio.Event()
+        self.waiting = 0
+        self.most = 0
+
+    async def historical_trades(
+        self, symbol: str, from_id: int, limit: int = 1000
+    ) -> list[Historical]:
+        self.waiting += 1
+        self.most = max(self.most, self.waiting)
+        await self.gate.wait()
+        self.waiting -= 1
+        return await super().historical_trades(symbol, from_id, limit)
+
+
+async def test_a_gap_past_its_deadline_is_announced_and_the_live_trades_flow() -> None:
+    """A fill that outlives its deadline announces the rest lost, counts it, releases the held."""
+    channel, sub = channel_with_gap(first_live=10, gap_start=5)
+    history = GatedHistory({5, 6, 7, 8, 9})
+    await fill_gap(channel, history, 100, deadline=0.05)
+    assert summary(sub.get_nowait_batch()) == [("gap", 5, 9), (10, False)]
+    assert (channel.gaps_lost, channel.gaps_expired) == (1, 1)

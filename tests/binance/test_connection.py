@@ -253,3 +253,18 @@ async def test_a_refused_stream_url_falls_back_to_requests_so_healthy_streams_fl
         await eventually(lambda: all((hub.stats(s) or {})["trades"] > 0 for s in healthy))
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_a_gap_slower_than_its_deadline_is_announced_and_live_trades_resume() -> None:
+    """With REST slower than the gap deadline the gap is announced lost and live trades go on."""
+    async with streaming(gap_deadline=0.2) as run:
+        run.mock.faults.slow_rest(30.0)
+        skipped = run.mock.faults.skip_ids("ADAUSDT", 3)
+        await eventually(lambda: (run.hub.stats("ADAUSDT") or {}).get("gaps_expired") == 1)
+        await run.more_trades()
+        events = run.drain()
+        gaps = [(e.first_missing_id, e.last_missing_id) for e in events if isinstance(e, GapNotice)]
+        assert gaps == [(skipped[0], skipped[-1])]
+        ids = [e.trade_id for e in events if isinstance(e, TradeEvent)]
+        assert ids == sorted(ids)
+        assert ids == [i for i in range(ids[0], ids[-1] + 1) if i not in skipped]

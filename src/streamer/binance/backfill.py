@@ -4,10 +4,14 @@ Trade ids of a symbol are consecutive, so a jump means trades were lost on the w
 a dropped frame). They are fetched page by page from the REST trade history and published in
 order, marked as back-filled; whatever cannot be fetched is announced as a `GapNotice` and
 counted as lost, so a subscriber always knows exactly what it did not get.
+
+A gap has a deadline: its symbol's live trades wait behind it, so past the deadline the unfilled
+part is announced lost and the live trades flow again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from decimal import Decimal
@@ -60,11 +64,18 @@ def to_event(symbol: str, trade: HistoricalTradeLike) -> TradeEvent:
     )
 
 
-async def fill_gap(channel: SymbolChannel, history: TradeHistory, max_trades: int) -> None:
+async def fill_gap(
+    channel: SymbolChannel,
+    history: TradeHistory,
+    max_trades: int,
+    *,
+    deadline: float | None = None,
+) -> None:
     """Publish the trades of `channel.gap` in order, or announce what could not be had.
 
     A gap larger than `max_trades` (a long outage) is filled only for its newest `max_trades`
-    trades; the older part is announced as lost rather than replayed for minutes.
+    trades; the older part is announced as lost rather than replayed for minutes. What is not
+    filled by the `deadline` (seconds) is announced lost.
     """
     if channel.gap is None:
         return
@@ -74,25 +85,33 @@ async def fill_gap(channel: SymbolChannel, history: TradeHistory, max_trades: in
         channel.report_lost(first, last - max_trades)
         first = last - max_trades + 1
     next_id = first
+    timer = asyncio.timeout(deadline)
     try:
-        while next_id <= last:
-            page = await history.historical_trades(symbol, next_id, min(PAGE, last - next_id + 1))
-            trades = [t for t in page if next_id <= t.id <= last]
-            if not trades:
-                raise LookupError(f"the trade history has nothing from id {next_id}")
-            for trade in sorted(trades, key=lambda t: t.id):
-                if trade.id > next_id:
-                    channel.report_lost(next_id, trade.id - 1)
-                channel.publish_backfilled(to_event(symbol, trade))
-                next_id = trade.id + 1
-            channel.flush()
+        async with timer:
+            while next_id <= last:
+                size = min(PAGE, last - next_id + 1)
+                page = await history.historical_trades(symbol, next_id, size)
+                trades = [t for t in page if next_id <= t.id <= last]
+                if not trades:
+                    raise LookupError(f"the trade history has nothing from id {next_id}")
+                for trade in sorted(trades, key=lambda t: t.id):
+                    if trade.id > next_id:
+                        channel.report_lost(next_id, trade.id - 1)
+                    channel.publish_backfilled(to_event(symbol, trade))
+                    next_id = trade.id + 1
+                channel.flush()
     except (RestError, LookupError, OSError, TimeoutError) as exc:
+        if timer.expired():
+            channel.gaps_expired += 1
+            reason = f"not filled within {deadline:g}s"
+        else:
+            reason = str(exc)
         log.warning(
             "%s: trades %d..%d could not be back-filled (%s); reported as lost",
             symbol,
             next_id,
             last,
-            exc,
+            reason,
         )
         channel.report_lost(next_id, last)
         channel.gap_done(filled=False)

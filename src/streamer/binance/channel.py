@@ -51,6 +51,7 @@ class SymbolChannel:
         "checked_trades",
         "duplicates",
         "gap",
+        "gaps_expired",
         "gaps_filled",
         "gaps_lost",
         "last",
@@ -83,6 +84,7 @@ class SymbolChannel:
         self.malformed = 0
         self.gaps_filled = 0
         self.gaps_lost = 0
+        self.gaps_expired = 0
         self.trades_backfilled = 0
         self.trades_lost = 0
         self.rate = 0.0
@@ -241,6 +243,7 @@ class SymbolChannel:
             "last_trade_time": last.trade_time if last is not None else None,
             "gaps_filled": self.gaps_filled,
             "gaps_lost": self.gaps_lost,
+            "gaps_expired": self.gaps_expired,
             "trades_backfilled": self.trades_backfilled,
             "trades_lost": self.trades_lost,
             "duplicates": self.duplicates,

@@ -20,6 +20,9 @@ class StreamerConfig:
     `streams_per_connection` 1 reproduces one connection per symbol; the default keeps ~1,700
     symbols on 9 connections, far under the 1,024-stream cap and the 300-connects/5-min limit.
     `dead_after` must exceed the server's 20 s ping period; `rotate_after` stays under its 24 h cut.
+    A gap holds its symbol's live trades for at most `gap_deadline` seconds of filling;
+    `max_backfill` bounds how many trades one gap replays. Beyond either, the missing part is
+    announced lost.
     `receive_buffer` caps the socket's kernel buffer and so the trades handled per read: a
     backlog is then worked off in bursts that stay in the CPU cache and reach subscribers
     sooner, instead of megabyte reads whose first trade waits for thousands of others.
@@ -43,6 +46,7 @@ class StreamerConfig:
     rotate_after: float = 23.5 * 3600
     reorder_window: float = 0.25
     max_backfill: int = 100_000
+    gap_deadline: float = 10.0
     time_unit: str | None = None
     receive_buffer: int = 256 * 1024
 

@@ -33,7 +33,12 @@ async def run_symbol(hub: StreamHub, symbol: str, started: Started) -> None:
             await channel.wait()
             await asyncio.sleep(hub.config.reorder_window)
             if channel.settle():
-                await fill_gap(channel, hub.history, hub.config.max_backfill)
+                await fill_gap(
+                    channel,
+                    hub.history,
+                    hub.config.max_backfill,
+                    deadline=hub.config.gap_deadline,
+                )
     finally:
         hub.detach(symbol)
 
