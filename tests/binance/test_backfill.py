@@ -6,11 +6,12 @@ import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
 
-from streamer.binance.backfill import fill_gap
+from streamer.binance.backfill import BackfillLimiter, fill_gap
 from streamer.binance.channel import SymbolChannel
 from streamer.binance.events import Event, GapNotice, TradeEvent
 from streamer.binance.rest import RestError
 from streamer.pubsub import PubSub, Subscription, topic
+from tests.polling import eventually
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,22 @@ class GatedHistory(History):
         await self.gate.wait()
         self.waiting -= 1
         return await super().historical_trades(symbol, from_id, limit)
+
+
+async def test_the_limiter_lets_only_a_few_gaps_fill_at_once() -> None:
+    """Ten gaps sharing a limiter of two have at most two requests out, and all get filled."""
+    history = GatedHistory(set(range(1, 100)))
+    limiter = BackfillLimiter(2, 6000, lambda: 0.0)
+    channels = [channel_with_gap(first_live=50, gap_start=40)[0] for _ in range(10)]
+    fills = [asyncio.create_task(fill_gap(c, history, 100, limiter=limiter)) for c in channels]
+    await eventually(lambda: history.waiting == 2)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert history.waiting == 2
+    history.gate.set()
+    await asyncio.gather(*fills)
+    assert history.most == 2
+    assert [c.gaps_filled for c in channels] == [1] * 10
 
 
 async def test_a_gap_past_its_deadline_is_announced_and_the_live_trades_flow() -> None:

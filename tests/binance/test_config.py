@@ -26,9 +26,22 @@ def test_endpoints_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("streams_per_connection", 0), ("streams_per_connection", 1025), ("messages_per_second", 6)],
+    [
+        ("streams_per_connection", 0),
+        ("streams_per_connection", 1025),
+        ("messages_per_second", 6),
+        ("backfill_concurrency", 0),
+        ("backfill_weight_per_minute", 24),
+    ],
 )
 def test_limits_beyond_the_exchange_are_refused(field: str, value: int) -> None:
     """A stream cap or message rate the exchange would punish is refused with a clear error."""
     with pytest.raises(ValueError, match=field):
         StreamerConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_default_back_fill_budget_stays_under_the_exchange_weight_limit() -> None:
+    """By default one gap replays at most 5,000 trades and back-fills spend under 6,000/min."""
+    config = StreamerConfig()
+    assert config.max_backfill == 5_000
+    assert config.backfill_weight_per_minute < 6_000

@@ -15,6 +15,7 @@ from streamer.binance.protocol import (
     Pong,
     Request,
     SlidingWindow,
+    WeightWindow,
     cooldown_for,
     stream_name,
     symbol_of,
@@ -219,3 +220,18 @@ def test_cooldowns_honour_retry_after_and_default() -> None:
     assert cooldown_for(429, None) == 60.0
     assert cooldown_for(418, None) == 300.0
     assert cooldown_for(503, None) is None
+
+
+def test_weight_window_waits_until_enough_weight_has_aged_out() -> None:
+    """With 100 per minute spent in quarters, more weight waits for the oldest spends to age."""
+    window = WeightWindow(100, 60.0)
+    for at in (0.0, 10.0, 20.0, 30.0):
+        assert window.delay(at, 25) == 0.0
+        window.record(at, 25)
+    assert window.delay(40.0, 25) == 20.0
+    assert window.delay(40.0, 50) == 30.0
+    assert window.delay(60.0, 25) == 0.0
+    window.record(60.0, 25)
+    assert window.spent == 100
+    with pytest.raises(ValueError, match="never fit"):
+        window.delay(60.0, 101)

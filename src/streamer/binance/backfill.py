@@ -5,20 +5,25 @@ a dropped frame). They are fetched page by page from the REST trade history and 
 order, marked as back-filled; whatever cannot be fetched is announced as a `GapNotice` and
 counted as lost, so a subscriber always knows exactly what it did not get.
 
-A gap has a deadline: its symbol's live trades wait behind it, so past the deadline the unfilled
-part is announced lost and the live trades flow again.
+When a connection carrying hundreds of symbols drops, hundreds of gaps open at once; they share
+one `BackfillLimiter`, so the requests that fill them stay within the exchange's REST weight
+limit instead of earning a 429 (then a 418 ban) that would lose every gap. A gap also has a
+deadline: its symbol's live trades wait behind it, so past the deadline the unfilled part is
+announced lost and the live trades flow again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, nullcontext
 from decimal import Decimal
 from typing import Protocol
 
 from streamer.binance.channel import SymbolChannel
 from streamer.binance.events import TradeEvent
+from streamer.binance.protocol import HISTORICAL_TRADES_WEIGHT, Clock, WeightWindow
 from streamer.binance.rest import RestError
 
 log = logging.getLogger(__name__)
@@ -49,6 +54,36 @@ class TradeHistory(Protocol):
     ) -> Sequence[HistoricalTradeLike]: ...
 
 
+class BackfillLimiter:
+    """The REST budget every back-fill of a hub shares: a few gaps at a time, a weight per minute.
+
+    The exchange's `X-MBX-USED-WEIGHT-1M` header is not exposed by the REST client, so the
+    budget is kept on this side: each page request spends its published weight in a sliding
+    one-minute window and waits when the window is full.
+    """
+
+    def __init__(self, concurrency: int, weight_per_minute: int, clock: Clock) -> None:
+        self._slots = asyncio.Semaphore(concurrency)
+        self._window = WeightWindow(weight_per_minute, 60.0)
+        self._lock = asyncio.Lock()
+        self._clock = clock
+        self.waits = 0
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the concurrent back-fill places for the whole of one gap."""
+        async with self._slots:
+            yield
+
+    async def spend(self, weight: int = HISTORICAL_TRADES_WEIGHT) -> None:
+        """Wait until `weight` fits in the last minute's budget, then spend it."""
+        async with self._lock:
+            while (wait := self._window.delay(self._clock(), weight)) > 0:
+                self.waits += 1
+                await asyncio.sleep(wait)
+            self._window.record(self._clock(), weight)
+
+
 def to_event(symbol: str, trade: HistoricalTradeLike) -> TradeEvent:
     """A history trade as the stream would have carried it, marked back-filled."""
     return TradeEvent(
@@ -69,13 +104,14 @@ async def fill_gap(
     history: TradeHistory,
     max_trades: int,
     *,
+    limiter: BackfillLimiter | None = None,
     deadline: float | None = None,
 ) -> None:
     """Publish the trades of `channel.gap` in order, or announce what could not be had.
 
     A gap larger than `max_trades` (a long outage) is filled only for its newest `max_trades`
-    trades; the older part is announced as lost rather than replayed for minutes. What is not
-    filled by the `deadline` (seconds) is announced lost.
+    trades; the older part is announced as lost rather than replayed for minutes. Waiting for
+    the `limiter` counts against the `deadline`: what is not filled by then is announced lost.
     """
     if channel.gap is None:
         return
@@ -87,8 +123,10 @@ async def fill_gap(
     next_id = first
     timer = asyncio.timeout(deadline)
     try:
-        async with timer:
+        async with timer, limiter.slot() if limiter is not None else nullcontext():
             while next_id <= last:
+                if limiter is not None:
+                    await limiter.spend()
                 size = min(PAGE, last - next_id + 1)
                 page = await history.historical_trades(symbol, next_id, size)
                 trades = [t for t in page if next_id <= t.id <= last]

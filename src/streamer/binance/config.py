@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from streamer.binance.protocol import (
     CONNECT_WINDOW_S,
     CONNECTS_PER_WINDOW,
+    HISTORICAL_TRADES_WEIGHT,
     MAX_STREAMS_PER_CONNECTION,
     MESSAGES_PER_SECOND,
 )
@@ -20,9 +21,11 @@ class StreamerConfig:
     `streams_per_connection` 1 reproduces one connection per symbol; the default keeps ~1,700
     symbols on 9 connections, far under the 1,024-stream cap and the 300-connects/5-min limit.
     `dead_after` must exceed the server's 20 s ping period; `rotate_after` stays under its 24 h cut.
-    A gap holds its symbol's live trades for at most `gap_deadline` seconds of filling;
-    `max_backfill` bounds how many trades one gap replays. Beyond either, the missing part is
-    announced lost.
+    Gap back-fills share one REST budget: at most `backfill_concurrency` gaps are filled at
+    once and their requests spend at most `backfill_weight_per_minute` of the exchange's 6,000
+    per minute (the rest is left to other requests from the same IP). A gap holds its symbol's
+    live trades for at most `gap_deadline` seconds of filling; `max_backfill` bounds how many
+    trades one gap replays. Beyond either, the missing part is announced lost.
     `receive_buffer` caps the socket's kernel buffer and so the trades handled per read: a
     backlog is then worked off in bursts that stay in the CPU cache and reach subscribers
     sooner, instead of megabyte reads whose first trade waits for thousands of others.
@@ -45,8 +48,10 @@ class StreamerConfig:
     stale_min: float = 300.0
     rotate_after: float = 23.5 * 3600
     reorder_window: float = 0.25
-    max_backfill: int = 100_000
+    max_backfill: int = 5_000
     gap_deadline: float = 10.0
+    backfill_concurrency: int = 4
+    backfill_weight_per_minute: int = 3_000
     time_unit: str | None = None
     receive_buffer: int = 256 * 1024
 
@@ -55,6 +60,15 @@ class StreamerConfig:
             raise ValueError(
                 f"streams_per_connection must be 1..{MAX_STREAMS_PER_CONNECTION}, "
                 f"got {self.streams_per_connection}"
+            )
+        if self.backfill_concurrency < 1:
+            raise ValueError(
+                f"backfill_concurrency must be at least 1, got {self.backfill_concurrency}"
+            )
+        if self.backfill_weight_per_minute < HISTORICAL_TRADES_WEIGHT:
+            raise ValueError(
+                f"backfill_weight_per_minute must be at least {HISTORICAL_TRADES_WEIGHT}, "
+                f"got {self.backfill_weight_per_minute}"
             )
         if not 1 <= self.messages_per_second <= MESSAGES_PER_SECOND:
             raise ValueError(

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from streamer.binance.backfill import TradeHistory
+from streamer.binance.backfill import BackfillLimiter, TradeHistory
 from streamer.binance.channel import State, SymbolChannel
 from streamer.binance.config import StreamerConfig
 from streamer.binance.connection import ConnectGate, StreamConnection
@@ -58,6 +58,9 @@ class StreamHub:
         self.registry = registry if registry is not None else Registry("streams")
         self.clock = clock
         self.gate = ConnectGate(config, clock)
+        self.backfills = BackfillLimiter(
+            config.backfill_concurrency, config.backfill_weight_per_minute, clock
+        )
         self.routes: dict[str, SymbolChannel] = {}
         self.dirty: list[SymbolChannel] = []
         self._channels: dict[str, SymbolChannel] = {}

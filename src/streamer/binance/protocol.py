@@ -23,6 +23,7 @@ MAX_STREAMS_PER_CONNECTION = 1024
 MESSAGES_PER_SECOND = 5
 CONNECTS_PER_WINDOW = 300
 CONNECT_WINDOW_S = 300.0
+HISTORICAL_TRADES_WEIGHT = 25
 
 
 def stream_name(symbol: str) -> str:
@@ -59,6 +60,49 @@ class SlidingWindow:
     def record(self, now: float) -> None:
         """Count one event at `now`."""
         self._times.append(now)
+
+
+class WeightWindow:
+    """At most `limit` units of request weight in any `period` seconds.
+
+    The exchange's REST limit is a weight per minute (6,000, a trade-history page costing 25),
+    counted over the whole IP: every request spends its weight now, and the weight comes back
+    `period` seconds later.
+    """
+
+    def __init__(self, limit: int, period: float = 60.0) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        self.limit = limit
+        self.period = period
+        self.spent = 0
+        self._spends: deque[tuple[float, int]] = deque()
+
+    def _expire(self, now: float) -> None:
+        spends = self._spends
+        while spends and spends[0][0] + self.period <= now:
+            self.spent -= spends.popleft()[1]
+
+    def delay(self, now: float, weight: int) -> float:
+        """Seconds to wait before `weight` more fits in the window (0 when it fits now)."""
+        if weight > self.limit:
+            raise ValueError(f"a weight of {weight} can never fit in a limit of {self.limit}")
+        self._expire(now)
+        excess = self.spent + weight - self.limit
+        if excess <= 0:
+            return 0.0
+        # weight <= limit, so the excess is at most what the window holds: the loop ends on it.
+        spends, index = self._spends, 0
+        while excess > 0:
+            excess -= spends[index][1]
+            index += 1
+        return spends[index - 1][0] + self.period - now
+
+    def record(self, now: float, weight: int) -> None:
+        """Spend `weight` at `now`."""
+        self._expire(now)
+        self._spends.append((now, weight))
+        self.spent += weight
 
 
 class Backoff:

@@ -37,6 +37,7 @@ async def run_symbol(hub: StreamHub, symbol: str, started: Started) -> None:
                     channel,
                     hub.history,
                     hub.config.max_backfill,
+                    limiter=hub.backfills,
                     deadline=hub.config.gap_deadline,
                 )
     finally:
