@@ -306,7 +306,9 @@ recorded ADAUSDT day of `../shared/data` as `adausdt@trade` (cryptofeed: `adausd
 same trades), from the same first trade id, {frames:,} trades per run. Each client runs in a fresh
 process, one at a time, best of {rounds} rounds. The clock runs from the first trade received to
 the last counted one, not to the close handshake. The machine has 2 cores shared with other work;
-the load averages at start and end are recorded above, since a busy machine lowers every figure.
+the load averages at start and end are recorded above, since a busy machine lowers every figure
+(a run keeps two processes busy itself, the mock and a client, so the load at the end counts
+them too).
 
 ## Who set the pace
 
