@@ -17,14 +17,18 @@ from enum import StrEnum
 from types import TracebackType
 
 from streamer.binance.events import Dropped, Event
+from streamer.symbols import normalize_symbol
 
 TOPIC_PREFIX = "TRADE_EVENTS:"
 DEFAULT_MAXLEN = 100_000
 
 
 def topic(symbol: str) -> str:
-    """The topic of a symbol's trades: `topic(" ethusdt ") == "TRADE_EVENTS:ETHUSDT"`."""
-    return TOPIC_PREFIX + symbol.strip().upper()
+    """The topic of a symbol's trades: `topic(" ethusdt ") == "TRADE_EVENTS:ETHUSDT"`.
+
+    Raises `InvalidSymbol` for a name that cannot be a symbol.
+    """
+    return TOPIC_PREFIX + normalize_symbol(symbol)
 
 
 class Overflow(StrEnum):
@@ -74,9 +78,6 @@ class Subscription:
 
     def __len__(self) -> int:
         return len(self._queue)
-
-    def _push(self, event: Event) -> None:
-        self._push_batch((event,))
 
     def _push_batch(self, events: Sequence[Event]) -> None:
         queue = self._queue
@@ -249,10 +250,6 @@ class PubSub:
                 self._by_topic.setdefault(name, set()).add(sub)
         self._refresh(wanted)
         return sub
-
-    def unsubscribe(self, sub: Subscription) -> None:
-        """Same as `sub.close()`."""
-        sub.close()
 
     def _remove(self, sub: Subscription) -> None:
         if sub.topics is None:

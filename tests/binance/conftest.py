@@ -14,16 +14,6 @@ from streamer.mock_exchange import MockExchange
 from streamer.pubsub import PubSub
 
 
-async def eventually(check: Callable[[], bool], within: float = 20.0) -> None:
-    """Wait until `check()` holds; fail saying so if it never does within `within` seconds."""
-    try:
-        async with asyncio.timeout(within):
-            while not check():  # noqa: ASYNC110 - polling state that no event announces
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"condition not reached within {within}s") from None
-
-
 @pytest.fixture
 def streamer_config(mock_exchange: MockExchange) -> StreamerConfig:
     """Short backoffs and watchdogs, pointed at the mock."""

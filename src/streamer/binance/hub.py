@@ -61,7 +61,6 @@ class StreamHub:
         self.backfills = BackfillLimiter(
             config.backfill_concurrency, config.backfill_weight_per_minute, clock
         )
-        self.routes: dict[str, SymbolChannel] = {}
         self.dirty: list[SymbolChannel] = []
         self._channels: dict[str, SymbolChannel] = {}
         self._connection_of: dict[str, StreamConnection] = {}
@@ -83,7 +82,6 @@ class StreamHub:
             symbol, self.pubsub.route(topic(symbol)), self.dirty, self._resume.pop(symbol, None)
         )
         channel.active_at = channel.attached_at = self.clock()
-        self.routes[symbol] = channel
         self._channels[symbol] = channel
         self._stopped.pop(symbol, None)
         connection = self._connection_with_room()
@@ -100,7 +98,6 @@ class StreamHub:
         channel = self._channels.pop(symbol, None)
         if channel is None:
             return
-        self.routes.pop(symbol, None)
         connection = self._connection_of.pop(symbol, None)
         if connection is not None:
             connection.remove([stream_name(symbol)])
@@ -154,7 +151,7 @@ class StreamHub:
                 return connection
         self._serial += 1
         connection = StreamConnection(
-            f"conn-{self._serial}", self.config, self.routes, self.dirty, self.gate, self.clock
+            f"conn-{self._serial}", self.config, self._channels, self.dirty, self.gate, self.clock
         )
         self._connections.append(connection)
         self._spawn(connection)

@@ -15,6 +15,7 @@ from streamer.binance.backfill import fill_gap
 from streamer.binance.config import StreamerConfig
 from streamer.binance.hub import StreamHub
 from streamer.otp import ChildSpec, Registry, Restart, Started
+from streamer.symbols import normalize_symbol
 
 __all__ = ["StreamHub", "StreamerConfig", "run_symbol", "stream_spec"]
 
@@ -51,8 +52,11 @@ def stream_spec(
     restart: Restart = Restart.PERMANENT,
     registry: Registry | None = None,
 ) -> ChildSpec:
-    """The child spec of `symbol`'s worker, named by the uppercase symbol in `hub.registry`."""
-    name = symbol.strip().upper()
+    """The child spec of `symbol`'s worker, named by the normalised symbol in `hub.registry`.
+
+    Raises `InvalidSymbol` for a name that cannot be a symbol.
+    """
+    name = normalize_symbol(symbol)
 
     async def body(started: Started) -> None:
         await run_symbol(hub, name, started)
