@@ -146,7 +146,11 @@ class StreamConnection:
 
     Its task reconnects with jittered backoff through the process-wide `ConnectGate`, puts every
     wanted stream in the URL of each new socket (no SUBSCRIBE needed), and moves the live set
-    toward the wanted one with batched requests paced at 5 messages/s, pongs included.
+    toward the wanted one with batched requests paced at 5 messages/s, pongs included. A stream
+    the exchange refuses is a fact about that stream, not a failure of its worker: it shows as
+    backoff and is asked for again on its own schedule; once the exchange has refused a whole
+    URL (`by_subscribe`), the connection asks for its streams by request, where a refusal names
+    the culprit.
     """
 
     def __init__(
