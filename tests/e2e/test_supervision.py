@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from streamer.binance.events import Event, GapNotice
+from streamer.binance.events import Event, GapNotice, TradeEvent
 from streamer.mock_exchange import MockExchange
 from streamer.otp import Child, ChildState
 from streamer.pubsub import topic
@@ -47,7 +47,7 @@ def accounted_for(events: list[Event]) -> bool:
             if expected is not None and event.first_missing_id != expected:
                 return False
             expected = event.last_missing_id + 1
-        else:
+        elif isinstance(event, TradeEvent):
             if expected is not None and event.trade_id != expected:
                 return False
             expected = event.trade_id + 1
