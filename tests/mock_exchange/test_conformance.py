@@ -6,19 +6,16 @@ trades of ../shared/data unchanged: every field of every trade, in trade-id orde
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import os
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from streamer.mock_exchange import Limits, MockConfig, MockExchange
 from streamer.mock_exchange.config import find_shared_data
+from tests.binance.recorded import payload, recorded_rows
 
 with warnings.catch_warnings():
     # python-binance still imports the deprecated legacy API of the websockets library.
@@ -40,26 +37,9 @@ def shared_data() -> Path:
     return data
 
 
-def recorded(data: Path, count: int) -> list[dict[str, Any]]:
+def recorded(count: int) -> list[dict[str, object]]:
     """The first `count` recorded trades in id order, read independently of the mock."""
-    with gzip.open(data / "trades" / f"{SYMBOL}-2019-06-03.csv.gz", "rt") as handle:
-        rows = sorted(
-            csv.reader(io.StringIO(handle.read()), delimiter=";"), key=lambda r: int(r[4])
-        )
-    return [
-        {
-            "e": row[1],
-            "E": int(row[2]),
-            "s": row[3],
-            "t": int(row[4]),
-            "p": row[5],
-            "q": row[6],
-            "T": int(row[9]),
-            "m": row[10] == "t",
-            "M": True,
-        }
-        for row in rows[:count]
-    ]
+    return [payload(row) for row in recorded_rows(SYMBOL, count)]
 
 
 @pytest.fixture
@@ -89,7 +69,7 @@ async def test_trade_socket_receives_the_recorded_trades(
     mock: MockExchange, client: AsyncClient
 ) -> None:
     """python-binance's trade_socket gets the recorded trades, field for field, in id order."""
-    expected = recorded(shared_data(), COUNT)
+    expected = recorded(COUNT)
     async with sockets(client, mock).trade_socket(SYMBOL) as socket:
         received = [await socket.recv() for _ in range(COUNT)]
     assert received == expected
@@ -99,7 +79,7 @@ async def test_multiplex_socket_receives_combined_frames(
     mock: MockExchange, client: AsyncClient
 ) -> None:
     """python-binance's multiplex_socket gets {"stream", "data"} frames with recorded trades."""
-    expected = recorded(shared_data(), 50)
+    expected = recorded(50)
     stream = f"{SYMBOL.lower()}@trade"
     async with sockets(client, mock).multiplex_socket([stream]) as socket:
         received = [await socket.recv() for _ in range(50)]
@@ -116,7 +96,7 @@ async def test_rest_client_reads_exchange_info_and_history(
     async with sockets(client, mock).trade_socket(SYMBOL) as socket:
         for _ in range(20):
             await socket.recv()
-    expected = recorded(shared_data(), 20)
+    expected = recorded(20)
     history = await client.get_historical_trades(symbol=SYMBOL, fromId=expected[0]["t"], limit=20)
     assert [(t["id"], t["price"], t["qty"], t["time"]) for t in history] == [
         (e["t"], e["p"], e["q"], e["T"]) for e in expected
