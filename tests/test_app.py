@@ -10,19 +10,13 @@ import pytest
 
 from streamer.api.security import TokenRequired
 from streamer.app import Service
-from streamer.binance.config import StreamerConfig
 from streamer.binance.events import TradeEvent
 from streamer.config import Settings
-from streamer.db import (
-    DatabaseUnavailable,
-    SettingsRepository,
-    Status,
-    create_engine,
-    upgrade,
-)
-from streamer.db.seed import seed
+from streamer.db import DatabaseUnavailable
 from streamer.mock_exchange import MockExchange
 from streamer.pubsub import topic
+from tests.fixtures.database import seed_database
+from tests.fixtures.mock_exchange import fast_streamer_config
 from tests.polling import eventually
 from tests.ports import closed_port
 
@@ -84,23 +78,14 @@ async def test_a_restarted_service_back_fills_what_it_missed_while_down(
 ) -> None:
     """After a stop and a start, a symbol's trades continue from the last one delivered before."""
     url = f"sqlite:///{tmp_path / 'streamer.db'}"
-    await upgrade(url)
-    engine = create_engine(url)
-    await seed(engine, ["ETHUSDT"])
-    await SettingsRepository(engine).set_status("ETHUSDT", Status.ON)
-    await engine.dispose()
+    await seed_database(url, ["ETHUSDT"], on=["ETHUSDT"])
 
     def service() -> Service:
         return Service(
             Settings(
                 database_url=url, ws_url=mock_exchange.ws_url, rest_url=mock_exchange.rest_url
             ),
-            streamer_config=StreamerConfig(
-                ws_url=mock_exchange.ws_url,
-                rest_url=mock_exchange.rest_url,
-                reorder_window=0.05,
-                backoff_base=0.05,
-            ),
+            streamer_config=fast_streamer_config(mock_exchange),
             http=False,
             database_probe=0.1,
         )

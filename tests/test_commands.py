@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from streamer.cli import app
-from streamer.db import SettingsRepository, Status, create_engine, upgrade
-from streamer.db.seed import seed
+from streamer.db import SettingsRepository, Status, create_engine
+from tests.fixtures.database import seed_database
 from tests.ports import closed_port
 
 SYMBOLS = ["ETHUSDT", "NEOUSDT", "BTCUSDT"]
@@ -23,13 +23,7 @@ SYMBOLS = ["ETHUSDT", "NEOUSDT", "BTCUSDT"]
 
 @pytest.fixture
 def seeded(database_url: str) -> str:
-    async def prepare() -> None:
-        await upgrade(database_url)
-        engine = create_engine(database_url)
-        await seed(engine, SYMBOLS)
-        await engine.dispose()
-
-    asyncio.run(prepare())
+    asyncio.run(seed_database(database_url, SYMBOLS))
     return database_url
 
 

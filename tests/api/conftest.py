@@ -9,11 +9,10 @@ import httpx
 import pytest
 
 from streamer.app import Service
-from streamer.binance.config import StreamerConfig
 from streamer.config import Settings
-from streamer.db import create_engine, upgrade
-from streamer.db.seed import seed
 from streamer.mock_exchange import MockExchange
+from tests.fixtures.database import seed_database
+from tests.fixtures.mock_exchange import fast_streamer_config
 
 SYMBOLS = ["ETHUSDT", "NEOUSDT", "BTCUSDT", "ADAUSDT"]
 TOKEN = "s3cret-token"
@@ -38,10 +37,7 @@ def service_token() -> str | None:
 async def running(
     database_url: str, mock_exchange: MockExchange, service_token: str | None
 ) -> AsyncIterator[Running]:
-    await upgrade(database_url)
-    engine = create_engine(database_url)
-    await seed(engine, SYMBOLS)
-    await engine.dispose()
+    await seed_database(database_url, SYMBOLS)
     settings = Settings(
         database_url=database_url,
         ws_url=mock_exchange.ws_url,
@@ -53,13 +49,7 @@ async def running(
     listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     service = Service(
         settings,
-        streamer_config=StreamerConfig(
-            ws_url=mock_exchange.ws_url,
-            rest_url=mock_exchange.rest_url,
-            backoff_base=0.05,
-            backoff_cap=0.2,
-            reorder_window=0.05,
-        ),
+        streamer_config=fast_streamer_config(mock_exchange),
         on_listening=lambda host, port: listening.set_result(f"http://{host}:{port}"),
     )
     task = asyncio.create_task(service.run())

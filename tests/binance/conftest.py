@@ -12,21 +12,13 @@ from streamer.binance.config import StreamerConfig
 from streamer.binance.hub import StreamHub
 from streamer.mock_exchange import MockExchange
 from streamer.pubsub import PubSub
+from tests.fixtures.mock_exchange import fast_streamer_config
 
 
 @pytest.fixture
 def streamer_config(mock_exchange: MockExchange) -> StreamerConfig:
     """Short backoffs and watchdogs, pointed at the mock."""
-    return StreamerConfig(
-        ws_url=mock_exchange.ws_url,
-        rest_url=mock_exchange.rest_url,
-        backoff_base=0.05,
-        backoff_cap=0.2,
-        check_interval=0.05,
-        dead_after=1.0,
-        reorder_window=0.05,
-        handshake_timeout=2.0,
-    )
+    return fast_streamer_config(mock_exchange)
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from typing import TypeVar
 import httpx
 
 from streamer.app import Service
-from streamer.binance.config import StreamerConfig
 from streamer.config import Settings
 from streamer.demo import prepare_database
 from streamer.mock_exchange import MockExchange
+from tests.fixtures.mock_exchange import fast_streamer_config
 
 DEADLINE = 20.0
 """Seconds an awaited condition may take before the test fails; far beyond a loaded machine."""
@@ -47,20 +47,6 @@ async def eventually(
         if time.monotonic() > end:
             raise AssertionError(f"no {what} within {deadline:.0f} s")
         await asyncio.sleep(POLL)
-
-
-def fast_config(mock: MockExchange) -> StreamerConfig:
-    """The streaming engine tuned for a local exchange: quick reconnects and dead-socket checks."""
-    return StreamerConfig(
-        ws_url=mock.ws_url,
-        rest_url=mock.rest_url,
-        backoff_base=0.05,
-        backoff_cap=0.5,
-        handshake_timeout=2.0,
-        dead_after=1.0,
-        check_interval=0.1,
-        reorder_window=0.05,
-    )
 
 
 @dataclass
@@ -116,7 +102,7 @@ async def running_service(
     )
     service = Service(
         settings,
-        streamer_config=fast_config(mock),
+        streamer_config=fast_streamer_config(mock),
         on_listening=lambda _, port: listening.append(port),
         database_retry=database_retry,
     )
