@@ -6,12 +6,14 @@ from typing import Any
 
 import httpx
 
+from streamer.errors import StreamerError
 
-class ServiceNotRunning(ConnectionError):
+
+class ServiceNotRunning(StreamerError, ConnectionError):
     """Nothing answers at the service's address."""
 
 
-class ApiError(RuntimeError):
+class ApiError(StreamerError, RuntimeError):
     """The service answered with an error; the message is the service's own explanation."""
 
     def __init__(self, status_code: int, detail: str) -> None:

@@ -17,6 +17,7 @@ from enum import StrEnum
 from types import TracebackType
 
 from streamer.binance.events import Dropped, Event
+from streamer.errors import StreamerError
 from streamer.symbols import normalize_symbol
 
 TOPIC_PREFIX = "TRADE_EVENTS:"
@@ -38,7 +39,7 @@ class Overflow(StrEnum):
     DROP_NEWEST = "drop_newest"
 
 
-class SubscriptionClosed(Exception):
+class SubscriptionClosed(StreamerError):
     """The subscription was closed; no more events will come."""
 
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from streamer.db import DatabaseUnavailable, SettingsRepository, Status
+from streamer.errors import StreamerError
 from streamer.otp import (
     AlreadyStarted,
     ChildSpec,
@@ -35,7 +36,7 @@ WorkerSpec = Callable[[str], ChildSpec]
 """Builds the supervised worker of one symbol; its spec must be named `(registry, SYMBOL)`."""
 
 
-class StreamingUnavailable(RuntimeError):
+class StreamingUnavailable(StreamerError, RuntimeError):
     """The dynamic supervisor is restarting after a failure; nothing was changed."""
 
 

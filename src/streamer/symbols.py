@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 
+from streamer.errors import StreamerError
+
 _SYMBOL = re.compile(r"[A-Z0-9]{2,20}")
 _PREFIX = re.compile(r"[A-Z0-9]{0,20}")
 
 
-class InvalidSymbol(ValueError):
+class InvalidSymbol(StreamerError, ValueError):
     """A symbol that cannot be a Binance spot symbol; the message is one line fit for a user."""
 
 

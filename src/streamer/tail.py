@@ -8,8 +8,10 @@ from typing import Any
 import msgspec
 from picows import WSError, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
+from streamer.errors import StreamerError
 
-class TailError(ConnectionError):
+
+class TailError(StreamerError, ConnectionError):
     """The service could not be reached, or it closed the stream with a reason."""
 
 

@@ -16,10 +16,12 @@ from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request, status
 
+from streamer.errors import StreamerError
+
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]"]
 
 
-class TokenRequired(RuntimeError):
+class TokenRequired(StreamerError, RuntimeError):
     """Raised at start when the API would listen beyond loopback without a token."""
 
 

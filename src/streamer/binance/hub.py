@@ -22,6 +22,7 @@ from streamer.binance.config import StreamerConfig
 from streamer.binance.connection import ConnectGate, StreamConnection
 from streamer.binance.protocol import stream_name
 from streamer.binance.rest import BinanceRest
+from streamer.errors import StreamerError
 from streamer.otp import ChildSpec, Registry, Started
 from streamer.pubsub import PubSub, topic
 from streamer.symbols import normalize_symbol
@@ -29,7 +30,7 @@ from streamer.symbols import normalize_symbol
 log = logging.getLogger(__name__)
 
 
-class AlreadyAttached(RuntimeError):
+class AlreadyAttached(StreamerError, RuntimeError):
     """A symbol can be streamed by one worker at a time."""
 
 

@@ -29,6 +29,7 @@ import msgspec
 
 from streamer import __version__
 from streamer.config import BINANCE_REST_URL
+from streamer.errors import StreamerError
 from streamer.symbols import InvalidSymbol, normalize_symbol
 from streamer.text import one_line
 
@@ -38,7 +39,7 @@ MARKET_DATA_URL = "https://data-api.binance.vision"
 MAX_HISTORY_PAGE = 1000
 
 
-class RestError(Exception):
+class RestError(StreamerError):
     """A request to the exchange failed for good; `str()` says why in one line."""
 
     def __init__(self, message: str, *, status: int | None = None) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from streamer.errors import StreamerError
 
-class DatabaseError(Exception):
+
+class DatabaseError(StreamerError):
     """Base of every settings-database failure; `str()` is a complete one-line explanation."""
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from streamer.errors import StreamerError
+
 if TYPE_CHECKING:
     from streamer.otp.child import Child
 
 
-class StartError(Exception):
+class StartError(StreamerError):
     """A child did not come up: its body raised, or ended, before it signalled it had started."""
 
     def __init__(self, child_id: str, reason: BaseException) -> None:
@@ -34,11 +36,11 @@ class MaxChildrenReached(StartError):
         self.max_children = max_children
 
 
-class ChildNotFound(LookupError):
+class ChildNotFound(StreamerError, LookupError):
     """The child is not (or no longer) supervised here: it was terminated, or was never started."""
 
 
-class SupervisorFailed(Exception):
+class SupervisorFailed(StreamerError):
     """A supervisor gave up: more restarts than it allows in its window, so its parent decides."""
 
     def __init__(self, supervisor: str, child_id: str, reason: BaseException | None) -> None:
