@@ -25,9 +25,10 @@ from typing import Protocol
 
 from streamer.binance.channel import SymbolChannel
 from streamer.binance.events import TradeEvent
+from streamer.binance.limits import MILLISECONDS
 from streamer.binance.protocol import HISTORICAL_TRADES_WEIGHT, Clock, WeightWindow
 from streamer.binance.rest import RestError
-from streamer.binance.validate import MILLISECONDS, check
+from streamer.binance.validate import check
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ async def fill_gap(
                     if rejected is None:
                         channel.publish_backfilled(event)
                     else:
-                        channel.reject(rejected, event)
+                        channel.reject(rejected, f"history row {trade.id}: {trade}")
                         channel.report_lost(trade.id, trade.id)
                     next_id = trade.id + 1
                 channel.flush()
