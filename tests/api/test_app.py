@@ -96,7 +96,13 @@ async def test_health_reports_live_and_ready(running: Running) -> None:
     response = await running.http.get("/api/health")
 
     assert response.status_code == 200
-    assert response.json() == {"live": True, "ready": True, "database": True, "streaming": 0}
+    assert response.json() == {
+        "live": True,
+        "ready": True,
+        "database": True,
+        "streaming": 0,
+        "sinks": [],
+    }
 
 
 async def test_tree_shows_the_supervision_tree(running: Running) -> None:
