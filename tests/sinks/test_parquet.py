@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import re
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -237,3 +239,37 @@ async def test_readers_never_see_a_half_written_part(tmp_path: Path) -> None:
     assert read(tmp_path).column("trade_id").to_pylist() == [1]
     await record(tmp_path, [trade(2)])
     assert pq.read_table(folder / "part-1.parquet").column("trade_id").to_pylist() == [2]
+
+
+def readme_query() -> str:
+    """The DuckDB example of the README, as a user would paste it."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    match = re.search(r"```python\n(import duckdb\n.*?)```", readme, re.DOTALL)
+    assert match, "the README shows no DuckDB query"
+    return match.group(1)
+
+
+async def test_the_readme_query_reads_the_recording_with_duckdb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's three lines give trades per minute and VWAP straight from the files."""
+    await record(
+        tmp_path / "recording",
+        [
+            trade(1, symbol="ETHUSDT", time=DAY_MS, price="3000", quantity="1"),
+            trade(2, symbol="ETHUSDT", time=DAY_MS + 30_000, price="3010", quantity="3"),
+            trade(3, symbol="ETHUSDT", time=DAY_MS + 60_000, price="2990.5", quantity="0.5"),
+            trade(1, symbol="BTCUSDT", time=DAY_MS, price="9", quantity="9"),
+            GapNotice("ETHUSDT", 4, 9),
+        ],
+    )
+    monkeypatch.chdir(tmp_path)
+    shown = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", shown)
+    exec(readme_query(), {})
+    rows = [line for line in shown.getvalue().splitlines() if "2019-06-03" in line]
+    assert len(rows) == 2
+    assert "│      2 │" in rows[0]
+    assert "3007.5" in rows[0]
+    assert "│      1 │" in rows[1]
+    assert "2990.5" in rows[1]
