@@ -41,6 +41,15 @@ class StopResponse(BaseModel):
     was_running: bool
 
 
+class BulkResponse(BaseModel):
+    """A start or stop of many symbols: `changed` were started (or stopped), `unchanged`
+    already were, `failed` could not be started, with why."""
+
+    changed: list[str]
+    unchanged: list[str]
+    failed: dict[str, str] = Field(default_factory=dict)
+
+
 class Health(BaseModel):
     """`live`: the process answers; `ready`: database reachable and streaming supervised."""
 
