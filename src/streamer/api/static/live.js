@@ -11,7 +11,8 @@ const TREE_CHILDREN_SHOWN = 100;
 const QUOTES = ["FDUSD", "USDT", "USDC", "TUSD", "BUSD", "DAI", "EUR", "TRY", "BRL", "JPY",
   "GBP", "AUD", "ARS", "MXN", "ZAR", "PLN", "RON", "UAH", "IDR", "COP", "CZK", "BTC", "ETH", "BNB",
   "XRP", "TRX", "DOGE", "SOL", "DOT", "PAX", "BIDR", "BVND", "NGN", "RUB"];
-const ALERT_STATES = new Set(["backoff", "stalled", "quarantined", "halted"]);
+// Any state but these two means trades are not flowing although they should: the row is tinted.
+const CALM_STATES = new Set(["streaming", "stopped"]);
 const KNOWN_STATES = new Set(["streaming", "connecting", "backoff", "stalled", "quarantined",
   "halted", "stopped"]);
 
@@ -20,6 +21,8 @@ const rows = new Map();          // symbol -> row as the feed sent it
 const histories = new Map();     // symbol -> {t, price, rate, gaps}
 const requested = new Set();     // symbols whose history was asked for on this connection
 const selected = new Set();      // symbols ticked for bulk start/stop
+const listed = new Set();        // symbols active at some point while the page is open: a
+                                 // symbol that stops stays in view, marked stopped
 let view = [];                   // symbols after filter and sort, in display order
 let viewDirty = true;
 let sortKey = "symbol", sortAsc = true;
@@ -169,7 +172,7 @@ function fillRow(el, r) {
   el.dataset.symbol = r.symbol;
   el.dataset.state = r.state;
   el.style.borderLeftColor = `var(--${KNOWN_STATES.has(r.state) ? r.state : "other"})`;
-  el.classList.toggle("alert", ALERT_STATES.has(r.state));
+  el.classList.toggle("alert", !CALM_STATES.has(r.state));
   el.classList.toggle("selected", r.symbol === focus);
   const c = el.cells;
   el.box.checked = selected.has(r.symbol);
@@ -243,7 +246,8 @@ function computeView() {
   const showStopped = $("show-stopped").checked;
   const out = [];
   for (const r of rows.values()) {
-    if (!showStopped && r.state === "stopped" && r.status !== "on") continue;
+    if (r.state !== "stopped" || r.status === "on") listed.add(r.symbol);
+    if (!showStopped && !listed.has(r.symbol)) continue;
     if (text && !r.symbol.includes(text)) continue;
     if (quote && quoteOf(r.symbol) !== quote) continue;
     out.push(r);
@@ -295,7 +299,7 @@ function renderTotals() {
   let streaming = 0, rate = 0, filled = 0, lost = 0, alerts = 0;
   for (const r of rows.values()) {
     if (r.state === "streaming") streaming++;
-    if (ALERT_STATES.has(r.state)) alerts++;
+    if (!CALM_STATES.has(r.state)) alerts++;
     rate += r.rate;
     filled += r.gaps_filled;
     lost += r.gaps_lost;
