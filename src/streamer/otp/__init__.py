@@ -6,11 +6,17 @@ from streamer.otp.application import run_application
 from streamer.otp.child import Child, ChildState
 from streamer.otp.dynamic import DynamicSupervisor
 from streamer.otp.errors import (
+    AlreadyPresent,
     AlreadyStarted,
     ChildNotFound,
+    ChildRestarting,
+    ChildRunning,
+    Ignore,
     MaxChildrenReached,
+    Shutdown,
     StartError,
     SupervisorFailed,
+    SupervisorNotRunning,
 )
 from streamer.otp.intensity import RestartIntensity
 from streamer.otp.registry import Registry
@@ -18,21 +24,27 @@ from streamer.otp.spec import ChildSpec, ChildType, Restart, Started, Strategy
 from streamer.otp.supervisor import Supervisor
 
 __all__ = [
+    "AlreadyPresent",
     "AlreadyStarted",
     "Child",
     "ChildNotFound",
+    "ChildRestarting",
+    "ChildRunning",
     "ChildSpec",
     "ChildState",
     "ChildType",
     "DynamicSupervisor",
+    "Ignore",
     "MaxChildrenReached",
     "Registry",
     "Restart",
     "RestartIntensity",
+    "Shutdown",
     "StartError",
     "Started",
     "Strategy",
     "Supervisor",
     "SupervisorFailed",
+    "SupervisorNotRunning",
     "run_application",
 ]
