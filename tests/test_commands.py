@@ -121,3 +121,11 @@ def test_run_refuses_to_serve_beyond_loopback_without_a_token(database_url: str)
 
     assert code == 2
     assert "STREAMER_TOKEN" in err
+
+
+def test_run_refuses_a_sink_url_it_cannot_use(database_url: str) -> None:
+    """`streamer run --sink kafka://...` exits 2 naming the schemes it knows, before starting."""
+    code, _, err = invoke("run", "--sink", "kafka://127.0.0.1:9092", "--database-url", database_url)
+
+    assert code == 2
+    assert "nats://, redis://" in err

@@ -36,3 +36,16 @@ def test_the_environment_chooses_the_database(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("STREAMER_DATABASE_URL", "postgresql://postgres@127.0.0.1/streamer")
 
     assert Settings().resolved_database_url() == "postgresql://postgres@127.0.0.1/streamer"
+
+
+def test_sinks_are_a_comma_separated_list_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """STREAMER_SINKS names several brokers at once, separated by commas."""
+    monkeypatch.setenv("STREAMER_SINKS", "nats://127.0.0.1:4222, redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("STREAMER_SINK_REQUIRED", "true")
+
+    settings = Settings()
+
+    assert settings.sinks == ["nats://127.0.0.1:4222", "redis://127.0.0.1:6379/0"]
+    assert settings.sink_required is True

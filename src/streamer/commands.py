@@ -195,10 +195,28 @@ def run_command(
         str | None,
         typer.Option("--log-level", help="DEBUG, INFO, WARNING (env STREAMER_LOG_LEVEL)"),
     ] = None,
+    sinks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sink",
+            help="Publish every event to this broker too: nats://host:4222 or "
+            "redis://host:6379/0 (repeatable; env STREAMER_SINKS, comma-separated)",
+            show_default=False,
+        ),
+    ] = None,
+    sink_required: Annotated[
+        bool | None,
+        typer.Option(
+            "--sink-required/--sink-optional",
+            help="Ready only while every sink's broker answers (env STREAMER_SINK_REQUIRED)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the service: migrate the database, autostart the enabled symbols, serve the API."""
     from streamer.api.security import TokenRequired
     from streamer.app import Service
+    from streamer.sinks import SinkError
 
     settings = settings_from(
         database_url=database_url,
@@ -208,11 +226,13 @@ def run_command(
         port=port,
         token=token,
         log_level=log_level,
+        sinks=sinks or None,
+        sink_required=sink_required,
     )
     configure_logging(settings.log_level)
     try:
         service = Service(settings)
-    except TokenRequired as error:
+    except (TokenRequired, SinkError) as error:
         raise fail(str(error), 2) from None
     except DatabaseError as error:
         raise fail(str(error)) from None
