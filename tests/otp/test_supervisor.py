@@ -608,6 +608,40 @@ async def test_terminate_child_keeps_the_spec_until_deleted() -> None:
     await task
 
 
+async def test_an_abandoned_child_cannot_be_restarted_until_its_task_ends() -> None:
+    """A terminated child still running past its shutdown time is `running` to restart_child and
+    delete_child, so no second run starts; once its task ended it restarts normally."""
+    release = asyncio.Event()
+    runs = 0
+
+    async def stubborn(started: Started) -> None:
+        nonlocal runs
+        runs += 1
+        started()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await release.wait()
+
+    sup = Supervisor([ChildSpec("stubborn", stubborn, shutdown=0.01)])
+    task = await running(sup)
+    (child,) = sup.which_children()
+    stuck = child.task
+    assert stuck is not None
+    await sup.terminate_child("stubborn")
+    with pytest.raises(ChildRunning, match="abandoned"):
+        await sup.restart_child("stubborn")
+    with pytest.raises(ChildRunning):
+        await sup.delete_child("stubborn")
+    assert runs == 1
+    release.set()
+    await asyncio.wait({stuck})
+    await sup.restart_child("stubborn")
+    assert runs == 2
+    await sup.stop()
+    await task
+
+
 async def test_restart_and_delete_refuse_a_running_child() -> None:
     """restart_child and delete_child of a running child are OTP's `running` error."""
     probe = Probe()
