@@ -424,3 +424,19 @@ async def test_starting_a_symbol_whose_stopped_worker_is_still_ending_fails_and_
     release.set()
     await dynamic.stop()
     await task
+
+
+async def test_a_bulk_start_logs_one_summary_line(
+    tree: Tree, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Starting many symbols in one call starts each and logs one line, not one per symbol."""
+    symbols = sorted(await tree.repository.symbols())
+
+    with caplog.at_level(logging.INFO, logger="streamer.streaming"):
+        report = await tree.streaming.start_many(s.lower() for s in symbols)
+
+    assert sorted(report.changed) == symbols
+    assert sorted(tree.registry.names()) == symbols
+    assert [r.getMessage() for r in caplog.records if r.name == "streamer.streaming"] == [
+        f"Started streaming on {len(symbols)} symbols (0 already running, 0 failed)"
+    ]
