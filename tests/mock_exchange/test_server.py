@@ -320,3 +320,19 @@ async def test_preload_reads_every_recording(tiny_data: Path) -> None:
         await mock.preload()
         loaded = sorted(s for s in mock.exchange.files if s in mock.exchange.markets)
     assert loaded == ["BNBBTC", "ETHBTC", "XRPUSDT"]
+
+
+@pytest.mark.parametrize("speed", [1.0, 25.0, 1000.0])
+async def test_trade_times_agree_with_server_time_at_every_speed(
+    tiny_data: Path, speed: float
+) -> None:
+    """At any replay speed a streamed or listed trade's time is a moment the server has seen."""
+    config = MockConfig(data_dir=tiny_data, speed=speed, limits=QUIET)
+    async with MockExchange(config) as mock, httpx.AsyncClient(base_url=mock.rest_url) as client:
+        async with connect(f"{mock.ws_url}/ws/bnbbtc@trade") as ws:
+            streamed = [json.loads(await ws.recv()) for _ in range(3)]
+        history = (await client.get("/api/v3/trades", params={"symbol": "BNBBTC"})).json()
+        now = (await client.get("/api/v3/time")).json()["serverTime"]
+    times = [e["T"] for e in streamed] + [e["E"] for e in streamed] + [t["time"] for t in history]
+    assert all(now - 60_000 < t <= now for t in times), (now, times)
+    assert [e["T"] for e in streamed] == sorted(e["T"] for e in streamed)
