@@ -20,6 +20,7 @@ from streamer.binance.events import GapNotice, TradeEvent
 from streamer.recording.layout import JOURNAL_DIR, read_gaps
 from streamer.sinks.base import SinkError, SinkEvent
 from streamer.sinks.parquet import JOURNAL, ROLL_BYTES, ParquetSink
+from streamer.sinks.urls import InvalidSinkUrl, sink_from_url
 
 DAY_MS = 1_559_520_000_000  # 2019-06-03 00:00 UTC
 
@@ -273,3 +274,41 @@ async def test_the_readme_query_reads_the_recording_with_duckdb(
     assert "3007.5" in rows[0]
     assert "│      1 │" in rows[1]
     assert "2990.5" in rows[1]
+
+
+def test_a_parquet_url_names_the_folder_and_the_roll_limits(tmp_path: Path) -> None:
+    """`--sink parquet:///dir?roll_mb=..&roll_seconds=..` gives a sink on that folder."""
+    sink, _ = sink_from_url(f"parquet://{tmp_path}/my%20rec?roll_mb=0.5&roll_seconds=10&batch=9")
+    assert isinstance(sink, ParquetSink)
+    assert sink.root == tmp_path / "my rec"
+    assert (sink.roll_bytes, sink.roll_seconds) == (512 * 1024, 10.0)
+    assert sink.name == f"parquet://{tmp_path}/my rec"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("parquet://", "names no folder"),
+        ("parquet:///tmp/x?roll_mb=0", "must be positive"),
+        ("parquet:///tmp/x?compression=gzip", "unknown parameter compression"),
+    ],
+)
+def test_a_bad_parquet_url_is_one_clear_error(url: str, message: str) -> None:
+    """A URL without a folder, a zero roll limit or an unknown parameter is refused at start."""
+    with pytest.raises(InvalidSinkUrl, match=message):
+        sink_from_url(url)
+
+
+async def test_a_cancelled_publish_sent_again_is_recorded_once(tmp_path: Path) -> None:
+    """A publish cancelled mid-write finishes in its thread; the resent batch waits, then drops
+    the trades it finds already held."""
+    batch = [trade(i) for i in range(1, 20_001)]
+    sink = ParquetSink(tmp_path)
+    await sink.open()
+    first = asyncio.create_task(sink.publish(batch))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    await sink.publish(batch)
+    await sink.close()
+    assert read(tmp_path).column("trade_id").to_pylist() == list(range(1, 20_001))

@@ -19,6 +19,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +27,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO
+from typing import IO, Any
+from urllib.parse import unquote, urlsplit
 
 import msgspec
 import pyarrow as pa
@@ -51,12 +53,14 @@ from streamer.recording.layout import (
     write_atomically,
 )
 from streamer.sinks.base import SinkError, SinkEvent, SinkUnavailable
+from streamer.sinks.urls import InvalidSinkUrl, SinkUrl
 
 log = logging.getLogger(__name__)
 
 ROLL_BYTES = 32 * 1024 * 1024
 ROLL_SECONDS = 300.0
 JOURNAL = "trades.jsonl"
+GAP_CAUSE = "announced: not in the exchange's history, or lost before the recording"
 LOCK = "lock"
 
 
@@ -101,6 +105,9 @@ class ParquetSink:
         self._unit: str | None = None
         self._journal: IO[bytes] | None = None
         self._lock: IO[bytes] | None = None
+        self._busy = threading.Lock()
+        self.duplicates = 0
+        """Trades dropped because the recording already held them (resends, restarts)."""
 
     @property
     def name(self) -> str:
@@ -112,18 +119,24 @@ class ParquetSink:
         return MappingProxyType(self._last_ids)
 
     async def open(self) -> None:
-        await asyncio.to_thread(self._open)
+        await asyncio.to_thread(self._serialized, self._open)
 
     async def publish(self, events: Sequence[SinkEvent]) -> None:
-        await asyncio.to_thread(self._publish, list(events))
+        await asyncio.to_thread(self._serialized, self._publish, list(events))
 
     async def close(self) -> None:
         try:
-            await asyncio.to_thread(self._close)
+            await asyncio.to_thread(self._serialized, self._close)
         except (OSError, SinkError) as error:
             log.error("%s: could not roll the last trades into parts: %s", self.name, error)
 
     # --- in a worker thread ----------------------------------------------------------------
+
+    def _serialized(self, work: Callable[..., None], *args: Any) -> None:
+        """One file operation at a time: a cancelled `publish` goes on in its thread, and the
+        batch sent again meanwhile must wait for it, then find its trades already held."""
+        with self._busy:
+            work(*args)
 
     def _open(self) -> None:
         journal_dir = self.root / JOURNAL_DIR
@@ -184,6 +197,7 @@ class ParquetSink:
         fresh: list[JournalTrade] = []
         gaps: list[GapNotice] = []
         last_ids = dict(self._last_ids)
+        held = 0
         for event in events:
             if isinstance(event, GapNotice):
                 key = (event.symbol, event.first_missing_id, event.last_missing_id)
@@ -192,6 +206,8 @@ class ParquetSink:
             elif event.trade_id > last_ids.get(event.symbol, -1):
                 fresh.append(self._journal_trade(event))
                 last_ids[event.symbol] = event.trade_id
+            else:
+                held += 1
         try:
             if fresh:
                 self._journal.write(_encoder.encode_lines(fresh))
@@ -202,6 +218,7 @@ class ParquetSink:
         except OSError as error:
             raise SinkUnavailable(f"{self.name}: {error}") from error
         self._last_ids = last_ids
+        self.duplicates += held
         self._buffer.extend(fresh)
         if fresh and self._buffered_since is None:
             self._buffered_since = self._clock()
@@ -245,7 +262,7 @@ class ParquetSink:
                 "first_missing_id": [g.first_missing_id for g in gaps],
                 "last_missing_id": [g.last_missing_id for g in gaps],
                 "missing": [g.missing for g in gaps],
-                "cause": [gap_cause(g) for g in gaps],
+                "cause": [GAP_CAUSE] * len(gaps),
                 "recorded_at": [now] * len(gaps),
             },
             schema=GAP_SCHEMA,
@@ -310,12 +327,6 @@ class ParquetSink:
                 self._lock = None
 
 
-def gap_cause(notice: GapNotice) -> str:
-    """Why the trades are missing: the notice's own cause where it carries one."""
-    cause = getattr(notice, "cause", None)
-    return str(cause) if cause else "not in the exchange's history"
-
-
 def fits(value: Decimal) -> bool:
     """Whether DECIMAL(38, 18) holds `value` exactly (checked before it reaches the journal)."""
     if not value.is_finite() or value.adjusted() >= DECIMAL_INTEGER_DIGITS:
@@ -324,3 +335,17 @@ def fits(value: Decimal) -> bool:
     if isinstance(exponent, int) and exponent >= -DECIMAL_SCALE:
         return True
     return value == round(value, DECIMAL_SCALE)
+
+
+def from_url(url: SinkUrl) -> ParquetSink:
+    """`parquet:///absolute/dir` or `parquet://relative/dir`; `?roll_mb=&roll_seconds=`."""
+    url.check_params({"roll_mb", "roll_seconds"})
+    split = urlsplit(url.text)
+    folder = unquote(split.netloc + split.path)
+    if not folder:
+        raise InvalidSinkUrl(f"{url.text!r} names no folder: write parquet:///path/to/dir")
+    roll_mb = url.number("roll_mb", ROLL_BYTES / 2**20, float)
+    roll_seconds = url.number("roll_seconds", ROLL_SECONDS, float)
+    if roll_mb <= 0 or roll_seconds <= 0:
+        raise InvalidSinkUrl(f"{url.label}: roll_mb and roll_seconds must be positive")
+    return ParquetSink(Path(folder), roll_bytes=int(roll_mb * 2**20), roll_seconds=roll_seconds)
