@@ -184,3 +184,36 @@ async def test_a_rebound_host_name_is_refused_without_a_token(running: Running) 
 
     assert response.status_code == 400
     assert running.service.registry.names() == []
+
+
+async def test_many_symbols_start_and_stop_in_one_call(running: Running) -> None:
+    """`POST /api/settings/start` with a JSON list starts them all and says which were running;
+    `POST /api/settings/stop` stops them all."""
+    await running.http.post("/api/settings/ETHUSDT/start")
+
+    response = await running.http.post(
+        "/api/settings/start", json=["ethusdt", "ADAUSDT", "BTCUSDT"]
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "changed": ["ADAUSDT", "BTCUSDT"],
+        "unchanged": ["ETHUSDT"],
+        "failed": {},
+    }
+    assert sorted(running.service.registry.names()) == ["ADAUSDT", "BTCUSDT", "ETHUSDT"]
+    stopped = await running.http.post("/api/settings/stop", json=["ADAUSDT", "NEOUSDT"])
+    assert stopped.json() == {"changed": ["ADAUSDT"], "unchanged": ["NEOUSDT"], "failed": {}}
+    assert sorted(running.service.registry.names()) == ["BTCUSDT", "ETHUSDT"]
+
+
+async def test_one_unknown_symbol_fails_a_bulk_start_before_anything_changes(
+    running: Running,
+) -> None:
+    """A list with an unknown symbol is refused with 404 naming it, and starts nothing."""
+    response = await running.http.post("/api/settings/start", json=["ETHUSDT", "NOSUCHCOIN"])
+
+    assert response.status_code == 404
+    assert "NOSUCHCOIN" in response.json()["detail"]
+    assert running.service.registry.names() == []
+    assert (await running.service.repository.get("ETHUSDT")).status is Status.OFF

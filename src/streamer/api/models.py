@@ -57,6 +57,15 @@ class SinkHealth(BaseModel):
     last_error: str | None = None
 
 
+class BulkResponse(BaseModel):
+    """A start or stop of many symbols: `changed` were started (or stopped), `unchanged`
+    already were, `failed` could not be started, with why."""
+
+    changed: list[str]
+    unchanged: list[str]
+    failed: dict[str, str] = Field(default_factory=dict)
+
+
 class Health(BaseModel):
     """`live`: the process answers; `ready`: database reachable and streaming supervised
     (and every sink up, when sinks are required)."""
