@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from streamer.cli_support import exit_on_errors, fail, settings_from
-from streamer.commands import RestUrl, Symbols, WsUrl, normalized
+from streamer.commands import RestUrl, WsUrl, normalized
 from streamer.config import Settings
 from streamer.logs import configure_logging
 from streamer.sinks.base import SinkError
@@ -17,7 +17,7 @@ from streamer.sinks.base import SinkError
 
 def record_command(
     folder: Annotated[Path, typer.Argument(help="The recording's folder (created if needed).")],
-    symbols: Symbols,
+    symbols: Annotated[list[str], typer.Argument(help="Symbols, e.g. ETHUSDT btcusdt")],
     ws_url: WsUrl = None,
     rest_url: RestUrl = None,
     log_level: Annotated[
