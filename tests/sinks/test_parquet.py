@@ -99,6 +99,16 @@ async def test_microsecond_streams_keep_microseconds(tmp_path: Path) -> None:
     assert table.column("trade_time").cast(pa.int64()).to_pylist() == [DAY_MS * 1000 + 123]
 
 
+async def test_milliseconds_into_a_microsecond_recording_become_microseconds(
+    tmp_path: Path,
+) -> None:
+    """A ms trade joins a µs dataset exactly, its times multiplied by 1000."""
+    await record(tmp_path, [trade(1, time=DAY_MS * 1000 + 5)])
+    await record(tmp_path, [trade(2, time=DAY_MS + 7)])
+    times = read(tmp_path).column("trade_time").cast(pa.int64()).to_pylist()
+    assert times == [DAY_MS * 1000 + 5, (DAY_MS + 7) * 1000]
+
+
 async def test_a_batch_sent_again_and_a_restart_record_each_trade_once(tmp_path: Path) -> None:
     """Trades already held (a resent batch, a restarted stream) are dropped by symbol and id."""
     await record(tmp_path, [trade(1), trade(2)], [trade(1), trade(2), trade(3)])
