@@ -381,3 +381,19 @@ async def test_a_start_while_the_dynamic_supervisor_restarts_changes_nothing(
         await streaming.start_streaming("ETHUSDT")
 
     assert (await repository.get("ETHUSDT")).status is Status.OFF
+
+
+async def test_a_bulk_start_logs_one_summary_line(
+    tree: Tree, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Starting many symbols in one call starts each and logs one line, not one per symbol."""
+    symbols = sorted(await tree.repository.symbols())
+
+    with caplog.at_level(logging.INFO, logger="streamer.streaming"):
+        report = await tree.streaming.start_many(s.lower() for s in symbols)
+
+    assert sorted(report.changed) == symbols
+    assert sorted(tree.registry.names()) == symbols
+    assert [r.getMessage() for r in caplog.records if r.name == "streamer.streaming"] == [
+        f"Started streaming on {len(symbols)} symbols (0 already running, 0 failed)"
+    ]

@@ -6,6 +6,7 @@ import pytest
 
 from streamer.db import Status
 from tests.api.conftest import TOKEN, Running
+from tests.binance.live import live
 from tests.polling import eventually
 
 
@@ -26,7 +27,7 @@ async def test_start_makes_the_symbol_stream_and_persists_on(running: Running) -
     assert response.json() == {"symbol": "ETHUSDT", "already_running": False}
     assert (await running.service.repository.get("ETHUSDT")).status is Status.ON
 
-    await eventually(lambda: (running.service.hub.stats("ETHUSDT") or {}).get("trades", 0) > 0)
+    await eventually(lambda: live(running.service.hub, "ETHUSDT").trades > 0)
     state = (await running.http.get("/api/settings/ETHUSDT")).json()
     assert state["state"] == "streaming"
     assert state["trades"] > 0
@@ -95,7 +96,13 @@ async def test_health_reports_live_and_ready(running: Running) -> None:
     response = await running.http.get("/api/health")
 
     assert response.status_code == 200
-    assert response.json() == {"live": True, "ready": True, "database": True, "streaming": 0}
+    assert response.json() == {
+        "live": True,
+        "ready": True,
+        "database": True,
+        "streaming": 0,
+        "sinks": [],
+    }
 
 
 async def test_tree_shows_the_supervision_tree(running: Running) -> None:
@@ -117,7 +124,7 @@ async def test_tree_shows_the_supervision_tree(running: Running) -> None:
 async def test_metrics_expose_per_symbol_counters(running: Running) -> None:
     """`GET /metrics` is Prometheus text with per-symbol trade counters."""
     await running.http.post("/api/settings/ETHUSDT/start")
-    await eventually(lambda: (running.service.hub.stats("ETHUSDT") or {}).get("trades", 0) > 0)
+    await eventually(lambda: live(running.service.hub, "ETHUSDT").trades > 0)
 
     response = await running.http.get("/metrics")
 
@@ -177,3 +184,36 @@ async def test_a_rebound_host_name_is_refused_without_a_token(running: Running) 
 
     assert response.status_code == 400
     assert running.service.registry.names() == []
+
+
+async def test_many_symbols_start_and_stop_in_one_call(running: Running) -> None:
+    """`POST /api/settings/start` with a JSON list starts them all and says which were running;
+    `POST /api/settings/stop` stops them all."""
+    await running.http.post("/api/settings/ETHUSDT/start")
+
+    response = await running.http.post(
+        "/api/settings/start", json=["ethusdt", "ADAUSDT", "BTCUSDT"]
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "changed": ["ADAUSDT", "BTCUSDT"],
+        "unchanged": ["ETHUSDT"],
+        "failed": {},
+    }
+    assert sorted(running.service.registry.names()) == ["ADAUSDT", "BTCUSDT", "ETHUSDT"]
+    stopped = await running.http.post("/api/settings/stop", json=["ADAUSDT", "NEOUSDT"])
+    assert stopped.json() == {"changed": ["ADAUSDT"], "unchanged": ["NEOUSDT"], "failed": {}}
+    assert sorted(running.service.registry.names()) == ["BTCUSDT", "ETHUSDT"]
+
+
+async def test_one_unknown_symbol_fails_a_bulk_start_before_anything_changes(
+    running: Running,
+) -> None:
+    """A list with an unknown symbol is refused with 404 naming it, and starts nothing."""
+    response = await running.http.post("/api/settings/start", json=["ETHUSDT", "NOSUCHCOIN"])
+
+    assert response.status_code == 404
+    assert "NOSUCHCOIN" in response.json()["detail"]
+    assert running.service.registry.names() == []
+    assert (await running.service.repository.get("ETHUSDT")).status is Status.OFF

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import websockets
+from websockets.typing import Origin
 
 from streamer.api.live import LiveBoard
 from streamer.binance.events import TradeEvent
@@ -148,6 +149,6 @@ async def test_a_bad_request_gets_an_error_and_the_feed_goes_on(running: Running
 async def test_a_foreign_origin_is_refused(running: Running) -> None:
     """A page from another site cannot open the feed (websockets are not covered by CORS)."""
     with pytest.raises(websockets.InvalidStatus) as refused:
-        async with websockets.connect(ws_url(running), origin="http://evil.example"):
+        async with websockets.connect(ws_url(running), origin=Origin("http://evil.example")):
             pass
     assert refused.value.response.status_code == 403

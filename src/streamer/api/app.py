@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -15,6 +16,7 @@ from streamer import __version__
 from streamer.api.live import LiveFeed
 from streamer.api.metrics import render_metrics
 from streamer.api.models import (
+    BulkResponse,
     Health,
     Problem,
     StartResponse,
@@ -25,7 +27,7 @@ from streamer.api.models import (
 from streamer.api.page import mount_page
 from streamer.api.security import LOOPBACK_NAMES, MutationGuard
 from streamer.api.trades import trades_socket
-from streamer.binance.channel import State
+from streamer.binance.stats import LiveState
 from streamer.db import DatabaseError, Status, UnknownSymbol
 from streamer.otp import StartError
 from streamer.streaming import StreamingUnavailable
@@ -97,13 +99,28 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
         """Every setting with its worker's live state."""
         states = await service.symbol_states(status=status, prefix=prefix)
         if active:
-            states = [s for s in states if s.status is Status.ON or s.state is not State.STOPPED]
+            states = [
+                s for s in states if s.status is Status.ON or s.state is not LiveState.STOPPED
+            ]
         return states
 
     @app.get("/api/settings/{symbol}", responses=ERRORS)
     async def get_setting(symbol: str) -> SymbolState:
         """One symbol's setting and live state."""
         return await service.symbol_state(symbol)
+
+    @app.post("/api/settings/start", dependencies=mutating, responses=ERRORS)
+    async def start_many(symbols: Annotated[list[str], Body(max_length=10_000)]) -> BulkResponse:
+        """Start many symbols in one call; all are checked first, so one bad symbol changes
+        nothing."""
+        result = await service.streaming.start_many(symbols)
+        return BulkResponse(**dataclasses.asdict(result))
+
+    @app.post("/api/settings/stop", dependencies=mutating, responses=ERRORS)
+    async def stop_many(symbols: Annotated[list[str], Body(max_length=10_000)]) -> BulkResponse:
+        """Stop many symbols in one call; all are checked first."""
+        result = await service.streaming.stop_many(symbols)
+        return BulkResponse(**dataclasses.asdict(result))
 
     @app.post("/api/settings/{symbol}/start", dependencies=mutating, responses=ERRORS)
     async def start(symbol: str) -> StartResponse:

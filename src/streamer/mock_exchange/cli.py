@@ -114,6 +114,7 @@ async def _serve(config: MockConfig, refuse: int, retry_after: int, slow_rest: f
     typer.echo(f"REST:  {mock.rest_url}")
     typer.echo(f"WS:    {mock.ws_url}")
     typer.echo(f"Admin: {mock.rest_url}{ADMIN}")
+    typer.echo(f"Data:  {mock.exchange.describe_data()}")
     preloading = asyncio.ensure_future(mock.preload())
     await mock.wait_stopped()
     preloading.cancel()
