@@ -362,6 +362,7 @@ class LiveFeed:
     def endpoint(self) -> Callable[[WebSocket], Awaitable[None]]:
         async def live(socket: WebSocket) -> None:
             if is_foreign_origin(socket.headers):
+                # Refused before the upgrade: the browser sees HTTP 403.
                 await socket.close(code=POLICY_VIOLATION, reason="cross-origin live feed refused")
                 return
             await socket.accept()
