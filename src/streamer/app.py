@@ -2,6 +2,7 @@
 
     streamer (one_for_one)
     ├── database        waits for the database, migrates it, owns the engine
+    ├── sinks           one_for_one, one child per configured sink (only with sinks)
     ├── stream_hub      the shared exchange connections and per-symbol live stats
     ├── streaming (rest_for_one)
     │   ├── streamers   dynamic supervisor: one worker per symbol, named by its symbol
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from streamer.api.app import create_app
-from streamer.api.models import Health, SymbolState
+from streamer.api.models import Health, SinkHealth, SymbolState
 from streamer.api.security import check_bind
 from streamer.api.server import server_spec
 from streamer.binance.config import StreamerConfig
@@ -46,6 +47,8 @@ from streamer.otp import (
     run_application,
 )
 from streamer.pubsub import PubSub
+from streamer.sinks.runner import Sinks
+from streamer.sinks.urls import sink_from_url
 from streamer.streaming import Streaming, WorkerSpec
 from streamer.symbols import normalize_symbol
 
@@ -79,6 +82,11 @@ class Service:
         self.database_retry = database_retry
         self.database_probe = database_probe
         self.pubsub = PubSub()
+        self.sinks = Sinks(
+            [sink_from_url(url) for url in config.sinks],
+            self.pubsub,
+            required=config.sink_required,
+        )
         self.registry = Registry("streams")
         self.hub = StreamHub(
             streamer_config or StreamerConfig.from_settings(config),
@@ -92,7 +100,7 @@ class Service:
             registry=self.registry,
             worker_spec=worker_spec or (lambda symbol: stream_spec(symbol, self.hub)),
             wait_ready=self.database_ready.wait,
-            on_stopped=self.hub.forget,
+            on_stopped=self._forget,
         )
         self.streaming_supervisor = Supervisor(
             [self.streamers.child_spec("streamers"), self.streaming.autostart_spec()],
@@ -101,6 +109,7 @@ class Service:
         )
         children = [
             self._database_spec(),
+            *([self.sinks.child_spec()] if config.sinks else []),
             self.hub.child_spec(),
             self.streaming_supervisor.child_spec("streaming"),
         ]
@@ -138,6 +147,7 @@ class Service:
                     delay = min(delay * 2, DATABASE_RETRY_CAP)
             for symbol, last_trade_id in positions.items():
                 self.hub.resume_from(symbol, last_trade_id)
+            self.sinks.resume_from(positions)
             self.database_ready.set()
             try:
                 await self._watch_database()
@@ -152,7 +162,7 @@ class Service:
         """The last save, after the streams have stopped (this child stops last)."""
         try:
             async with asyncio.timeout(self.database_probe):
-                await self.repository.save_positions(self.hub.positions())
+                await self.repository.save_positions(self._positions())
         except (DatabaseUnavailable, TimeoutError) as error:
             log.warning(
                 "Could not save stream positions (%s); the next start resumes from the last save",
@@ -164,7 +174,7 @@ class Service:
         database answers, so health and metrics see an outage and its end."""
         while True:
             await asyncio.sleep(self.database_probe)
-            positions = self.hub.positions()
+            positions = self._positions()
             try:
                 async with asyncio.timeout(self.database_probe):
                     if positions:
@@ -179,6 +189,14 @@ class Service:
                 if not self.database_ready.is_set():
                     log.info("The database answers again")
                     self.database_ready.set()
+
+    def _positions(self) -> dict[str, int]:
+        """Resume points to save: no further than every sink has made durable."""
+        return self.sinks.hold_back(self.hub.positions())
+
+    def _forget(self, symbol: str) -> None:
+        self.hub.forget(symbol)
+        self.sinks.forget(symbol)
 
     # --- live state --------------------------------------------------------------------------
 
@@ -219,9 +237,21 @@ class Service:
         streaming = self.streaming_supervisor.state is ChildState.RUNNING
         return Health(
             live=True,
-            ready=self.database_ready.is_set() and streaming,
+            ready=self.database_ready.is_set() and streaming and self.sinks.ready,
             database=self.database_ready.is_set(),
             streaming=len(self.registry),
+            sinks=[
+                SinkHealth(
+                    name=stats.name,
+                    state=str(stats.state),
+                    healthy=stats.healthy,
+                    required=self.sinks.required,
+                    lost=stats.lost,
+                    queued=stats.queued,
+                    last_error=stats.last_error,
+                )
+                for stats in self.sinks.stats()
+            ],
         )
 
     async def run(self) -> int:

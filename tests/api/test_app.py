@@ -76,10 +76,10 @@ async def test_unknown_symbol_is_404_with_a_clear_reason(running: Running) -> No
 
 async def test_malformed_symbol_is_422_with_a_clear_reason(running: Running) -> None:
     """A symbol that cannot be a Binance symbol answers 422 with the rule it broke."""
-    response = await running.http.post("/api/settings/ETH-USDT/start")
+    response = await running.http.post("/api/settings/ETH$USDT/start")
 
     assert response.status_code == 422
-    assert "ETH-USDT" in response.json()["detail"]
+    assert "ETH$USDT" in response.json()["detail"]
 
 
 async def test_a_cross_origin_page_cannot_change_the_running_set(running: Running) -> None:
@@ -97,7 +97,13 @@ async def test_health_reports_live_and_ready(running: Running) -> None:
     response = await running.http.get("/api/health")
 
     assert response.status_code == 200
-    assert response.json() == {"live": True, "ready": True, "database": True, "streaming": 0}
+    assert response.json() == {
+        "live": True,
+        "ready": True,
+        "database": True,
+        "streaming": 0,
+        "sinks": [],
+    }
 
 
 async def test_tree_shows_the_supervision_tree(running: Running) -> None:
@@ -207,3 +213,36 @@ async def test_a_rebound_host_name_is_refused_without_a_token(running: Running) 
 
     assert response.status_code == 400
     assert running.service.registry.names() == []
+
+
+async def test_many_symbols_start_and_stop_in_one_call(running: Running) -> None:
+    """`POST /api/settings/start` with a JSON list starts them all and says which were running;
+    `POST /api/settings/stop` stops them all."""
+    await running.http.post("/api/settings/ETHUSDT/start")
+
+    response = await running.http.post(
+        "/api/settings/start", json=["ethusdt", "ADAUSDT", "BTCUSDT"]
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "changed": ["ADAUSDT", "BTCUSDT"],
+        "unchanged": ["ETHUSDT"],
+        "failed": {},
+    }
+    assert sorted(running.service.registry.names()) == ["ADAUSDT", "BTCUSDT", "ETHUSDT"]
+    stopped = await running.http.post("/api/settings/stop", json=["ADAUSDT", "NEOUSDT"])
+    assert stopped.json() == {"changed": ["ADAUSDT"], "unchanged": ["NEOUSDT"], "failed": {}}
+    assert sorted(running.service.registry.names()) == ["BTCUSDT", "ETHUSDT"]
+
+
+async def test_one_unknown_symbol_fails_a_bulk_start_before_anything_changes(
+    running: Running,
+) -> None:
+    """A list with an unknown symbol is refused with 404 naming it, and starts nothing."""
+    response = await running.http.post("/api/settings/start", json=["ETHUSDT", "NOSUCHCOIN"])
+
+    assert response.status_code == 404
+    assert "NOSUCHCOIN" in response.json()["detail"]
+    assert running.service.registry.names() == []
+    assert (await running.service.repository.get("ETHUSDT")).status is Status.OFF

@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from streamer.binance.stats import LiveState
+from streamer.sinks.runner import metric_families
 
 if TYPE_CHECKING:
     from streamer.app import Service
@@ -83,6 +84,7 @@ class ServiceCollector(Collector):
         )
         dropped.add_metric([], float(sum(sub.dropped for sub in service.pubsub.subscriptions())))
         yield dropped
+        yield from metric_families(service.sinks)
 
 
 def render_metrics(service: Service) -> bytes:

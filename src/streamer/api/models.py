@@ -45,13 +45,36 @@ class StopResponse(BaseModel):
     was_running: bool
 
 
+class SinkHealth(BaseModel):
+    """One sink: whether its destination answers, and what it could not deliver."""
+
+    name: str
+    state: str = Field(description="connecting, up, retrying or stopped")
+    healthy: bool
+    required: bool = Field(description="whether readiness waits for this sink")
+    lost: int = Field(description="trades announced lost in gap notices of this sink")
+    queued: int
+    last_error: str | None = None
+
+
+class BulkResponse(BaseModel):
+    """A start or stop of many symbols: `changed` were started (or stopped), `unchanged`
+    already were, `failed` could not be started, with why."""
+
+    changed: list[str]
+    unchanged: list[str]
+    failed: dict[str, str] = Field(default_factory=dict)
+
+
 class Health(BaseModel):
-    """`live`: the process answers; `ready`: database reachable and streaming supervised."""
+    """`live`: the process answers; `ready`: database reachable and streaming supervised
+    (and every sink up, when sinks are required)."""
 
     live: bool
     ready: bool
     database: bool
     streaming: int = Field(description="symbols with a running worker")
+    sinks: list[SinkHealth] = Field(default_factory=list)
 
 
 class Tree(BaseModel):
