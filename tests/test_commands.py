@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,18 @@ def test_start_without_symbols_is_a_usage_error(seeded: str) -> None:
 
     assert code == 2
     assert "--all" in err
+
+
+def test_a_port_in_use_is_one_error_line(database_url: str) -> None:
+    """`streamer run` on a port another program holds exits 1 with one `error:` line."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code, _, err = invoke("run", "--database-url", database_url, "--port", str(port))
+
+    assert code == 1
+    assert err.splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use: another program "
+        "uses it; choose another with --port"
+    ]

@@ -281,9 +281,16 @@ def run_command(
         str | None,
         typer.Option("--log-level", help="DEBUG, INFO, WARNING (env STREAMER_LOG_LEVEL)"),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format", help="text or json, one object a line (env STREAMER_LOG_FORMAT)"
+        ),
+    ] = None,
 ) -> None:
     """Run the service: migrate the database, autostart the enabled symbols, serve the API."""
     from streamer.api.security import TokenRequired
+    from streamer.api.server import bind
     from streamer.app import Service
 
     settings = settings_from(
@@ -294,8 +301,13 @@ def run_command(
         port=port,
         token=token,
         log_level=log_level,
+        log_format=log_format,
     )
-    configure_logging(settings.log_level)
+    try:
+        bind(settings.host, settings.port).close()
+    except OSError as error:
+        raise fail(f"{error}: another program uses it; choose another with --port") from None
+    configure_logging(settings.log_level, settings.log_format)
     try:
         service = Service(settings)
     except TokenRequired as error:

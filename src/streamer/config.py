@@ -12,6 +12,8 @@ from platformdirs import user_data_path
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamer.logs import LogFormat
+
 BINANCE_WS_URL = "wss://stream.binance.com:9443"
 BINANCE_REST_URL = "https://api.binance.com"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -40,6 +42,7 @@ class Settings(BaseSettings):
     port: int = 8000
     token: SecretStr | None = None
     log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.TEXT
 
     @field_validator("log_level")
     @classmethod
