@@ -183,3 +183,11 @@ def test_a_port_in_use_is_one_error_line(database_url: str) -> None:
         f"error: cannot listen on 127.0.0.1:{port}: Address already in use: another program "
         "uses it; choose another with --port"
     ]
+
+
+def test_run_refuses_a_sink_url_it_cannot_use(database_url: str) -> None:
+    """`streamer run --sink kafka://...` exits 2 naming the schemes it knows, before starting."""
+    code, _, err = invoke("run", "--sink", "kafka://127.0.0.1:9092", "--database-url", database_url)
+
+    assert code == 2
+    assert "nats://, redis://" in err

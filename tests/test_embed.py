@@ -8,9 +8,9 @@ import logging
 import pytest
 
 from streamer import (
+    LiveState,
     NotRunning,
     NotStreaming,
-    State,
     Status,
     Streamer,
     TradeEvent,
@@ -60,7 +60,7 @@ async def test_start_stop_and_status(database_url: str, mock_exchange: MockExcha
         (stopped,) = await streamer.stop_streaming("ADAUSDT")
         assert stopped.was_running
         assert [state.symbol for state in await streamer.status()] == ["FETUSDT"]
-        assert {state.state for state in await streamer.status()} <= set(State)
+        assert {state.state for state in await streamer.status()} <= set(LiveState)
 
 
 async def test_a_symbol_that_is_not_streaming_is_refused_at_once(

@@ -287,11 +287,29 @@ def run_command(
             "--log-format", help="text or json, one object a line (env STREAMER_LOG_FORMAT)"
         ),
     ] = None,
+    sinks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sink",
+            help="Publish every event to this broker too: nats://host:4222 or "
+            "redis://host:6379/0 (repeatable; env STREAMER_SINKS, comma-separated)",
+            show_default=False,
+        ),
+    ] = None,
+    sink_required: Annotated[
+        bool | None,
+        typer.Option(
+            "--sink-required/--sink-optional",
+            help="Ready only while every sink's broker answers (env STREAMER_SINK_REQUIRED)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the service: migrate the database, autostart the enabled symbols, serve the API."""
     from streamer.api.security import TokenRequired
     from streamer.api.server import bind
     from streamer.app import Service
+    from streamer.sinks import SinkError
 
     settings = settings_from(
         database_url=database_url,
@@ -302,18 +320,20 @@ def run_command(
         token=token,
         log_level=log_level,
         log_format=log_format,
+        sinks=sinks or None,
+        sink_required=sink_required,
     )
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        service = Service(settings)
+    except (TokenRequired, SinkError) as error:
+        raise fail(str(error), 2) from None
+    except DatabaseError as error:
+        raise fail(str(error)) from None
     try:
         bind(settings.host, settings.port).close()
     except OSError as error:
         raise fail(f"{error}: another program uses it; choose another with --port") from None
-    configure_logging(settings.log_level, settings.log_format)
-    try:
-        service = Service(settings)
-    except TokenRequired as error:
-        raise fail(str(error), 2) from None
-    except DatabaseError as error:
-        raise fail(str(error)) from None
     raise typer.Exit(asyncio.run(service.run()))
 
 

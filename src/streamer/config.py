@@ -7,10 +7,11 @@ so the CLI, the service and the tests agree on where things are without passing 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from platformdirs import user_data_path
 from pydantic import SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from streamer.logs import LogFormat
 
@@ -43,6 +44,10 @@ class Settings(BaseSettings):
     token: SecretStr | None = None
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.TEXT
+    sinks: Annotated[list[str], NoDecode] = []
+    """Sink URLs (`nats://...`, `redis://...`); the variable is a comma-separated list."""
+    sink_required: bool = False
+    """Whether the service is ready only while every sink's destination answers."""
 
     @field_validator("log_level")
     @classmethod
@@ -51,6 +56,13 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise ValueError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
         return level
+
+    @field_validator("sinks", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     def resolved_database_url(self) -> str:
         """The configured database URL, or the per-user SQLite file when none is set."""

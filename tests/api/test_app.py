@@ -6,6 +6,7 @@ import pytest
 
 from streamer.db import Status
 from tests.api.conftest import TOKEN, Running
+from tests.binance.live import live
 from tests.polling import eventually
 
 
@@ -26,7 +27,7 @@ async def test_start_makes_the_symbol_stream_and_persists_on(running: Running) -
     assert response.json() == {"symbol": "ETHUSDT", "already_running": False}
     assert (await running.service.repository.get("ETHUSDT")).status is Status.ON
 
-    await eventually(lambda: (running.service.hub.stats("ETHUSDT") or {}).get("trades", 0) > 0)
+    await eventually(lambda: live(running.service.hub, "ETHUSDT").trades > 0)
     state = (await running.http.get("/api/settings/ETHUSDT")).json()
     assert state["state"] == "streaming"
     assert state["trades"] > 0
@@ -95,7 +96,13 @@ async def test_health_reports_live_and_ready(running: Running) -> None:
     response = await running.http.get("/api/health")
 
     assert response.status_code == 200
-    assert response.json() == {"live": True, "ready": True, "database": True, "streaming": 0}
+    assert response.json() == {
+        "live": True,
+        "ready": True,
+        "database": True,
+        "streaming": 0,
+        "sinks": [],
+    }
 
 
 async def test_tree_shows_the_supervision_tree(running: Running) -> None:
@@ -117,7 +124,7 @@ async def test_tree_shows_the_supervision_tree(running: Running) -> None:
 async def test_metrics_expose_per_symbol_counters(running: Running) -> None:
     """`GET /metrics` is Prometheus text with per-symbol trade counters."""
     await running.http.post("/api/settings/ETHUSDT/start")
-    await eventually(lambda: (running.service.hub.stats("ETHUSDT") or {}).get("trades", 0) > 0)
+    await eventually(lambda: live(running.service.hub, "ETHUSDT").trades > 0)
 
     response = await running.http.get("/metrics")
 

@@ -7,8 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from streamer.binance.channel import State, SymbolChannel
+from streamer.binance.channel import SymbolChannel
 from streamer.binance.events import Event, GapNotice, TradeEvent
+from streamer.binance.stats import LiveState
 from streamer.pubsub import PubSub, Subscription, topic
 
 
@@ -55,7 +56,7 @@ def test_in_order_trades_reach_subscribers_on_flush_as_one_batch() -> None:
     channel.flush()
     assert ids(sub.get_nowait_batch()) == [10, 11, 12, 13, 14]
     assert (channel.trades, channel.last_id) == (5, 14)
-    assert channel.stats()["last_trade_time"] == 14
+    assert channel.stats().last_trade_time == 14
 
 
 def test_duplicates_are_dropped_and_counted() -> None:
@@ -147,8 +148,8 @@ def test_state_changes_move_since() -> None:
     """A new state records when it began; the same state again does not."""
     channel, _, _ = make()
     channel.since = 0.0
-    channel.set_state(State.CONNECTING)
+    channel.set_state(LiveState.CONNECTING)
     assert channel.since == 0.0
-    channel.set_state(State.STREAMING)
+    channel.set_state(LiveState.STREAMING)
     assert channel.since > 0.0
-    assert channel.stats()["state"] == "streaming"
+    assert channel.stats().state == "streaming"

@@ -17,6 +17,7 @@ from streamer.binance.worker import stream_spec
 from streamer.mock_exchange import Limits, MockConfig, MockExchange
 from streamer.otp import DynamicSupervisor, Restart
 from streamer.pubsub import PubSub, topic
+from tests.binance.live import live
 from tests.polling import eventually
 
 
@@ -50,11 +51,11 @@ async def test_terminating_the_worker_unsubscribes_its_stream(
     """Stopping a worker takes its stream off the connection and marks it stopped."""
     await supervisor.start_child(stream_spec("ADAUSDT", hub))
     btc = await supervisor.start_child(stream_spec("BTCPAX", hub))
-    await eventually(lambda: (hub.stats("BTCPAX") or {}).get("state") == "streaming")
+    await eventually(lambda: live(hub, "BTCPAX").state == "streaming")
     await supervisor.terminate_child(btc)
     (server_side,) = mock_exchange.connections.values()
     await eventually(lambda: list(server_side.session.streams) == ["adausdt@trade"])
-    assert (hub.stats("BTCPAX") or {})["state"] == "stopped"
+    assert live(hub, "BTCPAX").state == "stopped"
     assert hub.registry.lookup("BTCPAX") is None
 
 
@@ -65,7 +66,7 @@ async def test_a_crash_in_one_symbol_restarts_only_that_worker(
     ada = await supervisor.start_child(stream_spec("ADAUSDT", hub))
     btc = await supervisor.start_child(stream_spec("BTCPAX", hub))
     sub = pubsub.subscribe(topic("ADAUSDT"))
-    await eventually(lambda: (hub.stats("ADAUSDT") or {}).get("trades", 0) > 5)
+    await eventually(lambda: live(hub, "ADAUSDT").trades > 5)
     original = SymbolChannel.on_trade
     failed: list[str] = []
 
@@ -77,7 +78,7 @@ async def test_a_crash_in_one_symbol_restarts_only_that_worker(
 
     monkeypatch.setattr(SymbolChannel, "on_trade", flaky)
     await eventually(lambda: ada.restarts == 1)
-    await eventually(lambda: (hub.stats("ADAUSDT") or {}).get("gaps_filled", 0) >= 1)
+    await eventually(lambda: live(hub, "ADAUSDT").gaps_filled >= 1)
     assert btc.restarts == 0
     ids = [e.trade_id for e in sub.get_nowait_batch() if isinstance(e, TradeEvent)]
     assert ids == list(range(ids[0], ids[0] + len(ids)))
@@ -114,15 +115,15 @@ async def test_a_stream_the_exchange_refuses_backs_off_alone_without_a_restart(
         children = [await sup.start_child(stream_spec(s, hub)) for s in symbols]
 
         def states() -> list[str]:
-            return sorted((hub.stats(s) or {}).get("state", "") for s in symbols)
+            return sorted(live(hub, s).state for s in symbols)
 
         await eventually(lambda: states() == ["backoff", "streaming", "streaming"])
-        refused = next(s for s in symbols if (hub.stats(s) or {})["state"] == "backoff")
+        refused = next(s for s in symbols if live(hub, s).state == "backoff")
         healthy = [s for s in symbols if s != refused]
-        counts = {s: (hub.stats(s) or {})["trades"] for s in healthy}
-        await eventually(lambda: all((hub.stats(s) or {})["trades"] > counts[s] for s in healthy))
+        counts = {s: live(hub, s).trades for s in healthy}
+        await eventually(lambda: all(live(hub, s).trades > counts[s] for s in healthy))
         await eventually(lambda: sum(c["sent"] for c in hub.connections()) >= 8)
-        assert (hub.stats(refused) or {})["state"] == "backoff"
+        assert live(hub, refused).state == "backoff"
         assert [c.restarts for c in children] == [0, 0, 0]
         assert all(hub.registry.lookup(s) is not None for s in symbols)
         assert not tasks[1].done()

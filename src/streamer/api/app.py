@@ -26,7 +26,7 @@ from streamer.api.models import (
 from streamer.api.page import STATUS_PAGE
 from streamer.api.security import LOOPBACK_NAMES, MutationGuard
 from streamer.api.trades import trades_socket
-from streamer.binance.channel import State
+from streamer.binance.stats import LiveState
 from streamer.db import DatabaseError, Status, UnknownSymbol
 from streamer.otp import StartError
 from streamer.streaming import StreamingUnavailable
@@ -93,7 +93,9 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
         """Every setting with its worker's live state."""
         states = await service.symbol_states(status=status, prefix=prefix)
         if active:
-            states = [s for s in states if s.status is Status.ON or s.state is not State.STOPPED]
+            states = [
+                s for s in states if s.status is Status.ON or s.state is not LiveState.STOPPED
+            ]
         return states
 
     @app.get("/api/settings/{symbol}", responses=ERRORS)

@@ -14,24 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from enum import StrEnum
-from typing import Any
 
 from streamer.binance.events import GapNotice, TradeEvent
+from streamer.binance.stats import LiveState, SymbolStats
 from streamer.pubsub import Route
+
+State = LiveState
+"""The name the live state had before it moved to `streamer.binance.stats`."""
 
 
 def _trade_id(event: TradeEvent) -> int:
     return event.trade_id
-
-
-class State(StrEnum):
-    """What a symbol's stream is doing, for status views."""
-
-    CONNECTING = "connecting"
-    STREAMING = "streaming"
-    BACKOFF = "backoff"
-    STOPPED = "stopped"
 
 
 class SymbolChannel:
@@ -56,7 +49,10 @@ class SymbolChannel:
         "gaps_lost",
         "last",
         "malformed",
+        "quarantines",
         "rate",
+        "reason",
+        "rejected",
         "since",
         "state",
         "symbol",
@@ -87,8 +83,11 @@ class SymbolChannel:
         self.gaps_expired = 0
         self.trades_backfilled = 0
         self.trades_lost = 0
+        self.rejected: dict[str, int] = {}
+        self.quarantines = 0
+        self.reason: str | None = None
         self.rate = 0.0
-        self.state = State.CONNECTING
+        self.state = LiveState.CONNECTING
         self.since = time.time()
         self.gap: tuple[int, int] | None = None
         self.active_at = time.monotonic()
@@ -173,10 +172,11 @@ class SymbolChannel:
             self.trades += len(out)
             self._route.publish_batch(out)
 
-    def set_state(self, state: State) -> None:
+    def set_state(self, state: LiveState, reason: str | None = None) -> None:
         if state is not self.state:
             self.state = state
             self.since = time.time()
+        self.reason = reason
 
     # --- the worker's side -------------------------------------------------------------------
 
@@ -230,22 +230,26 @@ class SymbolChannel:
         self._release()
         self.flush()
 
-    def stats(self) -> dict[str, Any]:
-        """Plain data for status views and metrics."""
+    def stats(self, connection: str | None = None) -> SymbolStats:
+        """A frozen snapshot for status views and metrics."""
         last = self.last
-        return {
-            "symbol": self.symbol,
-            "state": str(self.state),
-            "since": self.since,
-            "trades": self.trades,
-            "rate": round(self.rate, 3),
-            "last_trade_id": self.last_id,
-            "last_trade_time": last.trade_time if last is not None else None,
-            "gaps_filled": self.gaps_filled,
-            "gaps_lost": self.gaps_lost,
-            "gaps_expired": self.gaps_expired,
-            "trades_backfilled": self.trades_backfilled,
-            "trades_lost": self.trades_lost,
-            "duplicates": self.duplicates,
-            "malformed": self.malformed,
-        }
+        return SymbolStats(
+            symbol=self.symbol,
+            state=self.state,
+            since=self.since,
+            reason=self.reason,
+            connection=connection,
+            trades=self.trades,
+            rate=round(self.rate, 3),
+            last_trade_id=self.last_id,
+            last_trade_time=last.trade_time if last is not None else None,
+            gaps_filled=self.gaps_filled,
+            gaps_lost=self.gaps_lost,
+            gaps_expired=self.gaps_expired,
+            trades_backfilled=self.trades_backfilled,
+            trades_lost=self.trades_lost,
+            duplicates=self.duplicates,
+            malformed=self.malformed,
+            rejected=dict(self.rejected),
+            quarantines=self.quarantines,
+        )

@@ -17,11 +17,12 @@ from collections.abc import Callable
 from typing import Any
 
 from streamer.binance.backfill import BackfillLimiter, TradeHistory
-from streamer.binance.channel import State, SymbolChannel
+from streamer.binance.channel import SymbolChannel
 from streamer.binance.config import StreamerConfig
 from streamer.binance.connection import ConnectGate, StreamConnection
 from streamer.binance.protocol import stream_name
 from streamer.binance.rest import BinanceRest
+from streamer.binance.stats import LiveState, SymbolStats
 from streamer.errors import StreamerError
 from streamer.otp import ChildSpec, Registry, Started
 from streamer.pubsub import PubSub, topic
@@ -68,7 +69,7 @@ class StreamHub:
         self._connections: list[StreamConnection] = []
         self._tasks: dict[StreamConnection, asyncio.Task[None]] = {}
         self._resume: dict[str, int] = {}
-        self._stopped: dict[str, dict[str, Any]] = {}
+        self._stopped: dict[str, SymbolStats] = {}
         self._failure: BaseException | None = None
         self._serial = 0
         self._last_tick = clock()
@@ -104,7 +105,7 @@ class StreamHub:
             connection.remove([stream_name(symbol)])
         if channel.last_id is not None:
             self._resume[symbol] = channel.last_id
-        channel.set_state(State.STOPPED)
+        channel.set_state(LiveState.STOPPED)
         channel.rate = 0.0
         self._stopped[symbol] = channel.stats()
 
@@ -179,17 +180,15 @@ class StreamHub:
 
     # --- status --------------------------------------------------------------------------------
 
-    def stats(self, symbol: str) -> dict[str, Any] | None:
-        """Live stats of one symbol (plain data), `stopped` ones included; None if never seen."""
+    def stats(self, symbol: str) -> SymbolStats | None:
+        """Live stats of one symbol, `stopped` ones included; None if never seen."""
         channel = self._channels.get(symbol)
         if channel is not None:
-            data = channel.stats()
             connection = self._connection_of.get(symbol)
-            data["connection"] = connection.name if connection is not None else None
-            return data
+            return channel.stats(connection.name if connection is not None else None)
         return self._stopped.get(symbol)
 
-    def all_stats(self) -> dict[str, dict[str, Any]]:
+    def all_stats(self) -> dict[str, SymbolStats]:
         """Stats of every symbol streaming now or stopped since the hub started."""
         result = dict(self._stopped)
         for symbol in self._channels:
@@ -275,7 +274,7 @@ class StreamHub:
         self._connections.clear()
         self._connection_of.clear()
         for channel in self._channels.values():
-            channel.set_state(State.CONNECTING)
+            channel.set_state(LiveState.CONNECTING)
         if self._own_history is not None:
             own, self._own_history = self._own_history, None
             await own.aclose()

@@ -20,12 +20,15 @@ from streamer.mock_exchange.data import DataError, load_tape, scan_trade_files
 from streamer.mock_exchange.encoding import Encoded, LruCache, Template
 from streamer.mock_exchange.exchange_info import load_exchange_info
 from streamer.mock_exchange.market import Market
+from streamer.mock_exchange.recording import is_recorded, load_recording, scan_recording
 from streamer.mock_exchange.sources import ReplaySource, TradeSource, WalkSource
 
 
 @functools.lru_cache(maxsize=64)
 def replay_source(symbol: str, paths: tuple[Path, ...]) -> ReplaySource:
     """A recording read once per process: sources are immutable, so every mock can share them."""
+    if is_recorded(paths):
+        return ReplaySource(load_recording(symbol, paths))
     return ReplaySource(load_tape(symbol, paths))
 
 
@@ -50,7 +53,7 @@ class Exchange:
         if not data_dir.is_dir():
             raise DataError(f"data folder {data_dir} does not exist")
         self.data_dir = data_dir
-        self.files = scan_trade_files(data_dir)
+        self.files = scan_trade_files(data_dir) | scan_recording(data_dir)
         self.info = load_exchange_info(config.exchange_info, data_dir)
         self.listed: dict[str, dict[str, Any]] = {s["symbol"]: s for s in self.info["symbols"]}
         self.started = clock()
