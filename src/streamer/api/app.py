@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from streamer import __version__
-from streamer.api.metrics import render_metrics
+from streamer.api.metrics import SocketClients, metrics_registry, render_metrics
 from streamer.api.models import (
     BulkResponse,
     Health,
@@ -60,6 +60,8 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
     if service.token is None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES)
     guard = MutationGuard(service.token)
+    clients = SocketClients()
+    registry = metrics_registry(service, clients)
     mutating = [Depends(guard)]
 
     @app.exception_handler(InvalidSymbol)
@@ -141,11 +143,11 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(render_metrics(service), media_type=CONTENT_TYPE_LATEST)
+        return Response(render_metrics(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     async def status_page() -> HTMLResponse:
         return HTMLResponse(STATUS_PAGE)
 
-    app.add_api_websocket_route("/ws/trades", trades_socket(service))
+    app.add_api_websocket_route("/ws/trades", trades_socket(service, clients))
     return app
