@@ -40,6 +40,19 @@ def test_the_environment_chooses_the_database(monkeypatch: pytest.MonkeyPatch) -
     assert Settings().resolved_database_url() == "postgresql://postgres@127.0.0.1/streamer"
 
 
+def test_sinks_are_a_comma_separated_list_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """STREAMER_SINKS names several brokers at once, separated by commas."""
+    monkeypatch.setenv("STREAMER_SINKS", "nats://127.0.0.1:4222, redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("STREAMER_SINK_REQUIRED", "true")
+
+    settings = Settings()
+
+    assert settings.sinks == ["nats://127.0.0.1:4222", "redis://127.0.0.1:6379/0"]
+    assert settings.sink_required is True
+
+
 def test_a_dotenv_file_in_the_working_directory_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -52,16 +65,3 @@ def test_a_dotenv_file_in_the_working_directory_is_read(
     settings = Settings()
 
     assert (settings.host, settings.port) == ("127.0.0.2", 9123)
-
-
-def test_sinks_are_a_comma_separated_list_in_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """STREAMER_SINKS names several brokers at once, separated by commas."""
-    monkeypatch.setenv("STREAMER_SINKS", "nats://127.0.0.1:4222, redis://127.0.0.1:6379/0")
-    monkeypatch.setenv("STREAMER_SINK_REQUIRED", "true")
-
-    settings = Settings()
-
-    assert settings.sinks == ["nats://127.0.0.1:4222", "redis://127.0.0.1:6379/0"]
-    assert settings.sink_required is True

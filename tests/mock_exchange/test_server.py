@@ -54,7 +54,7 @@ async def test_time_unit_header_over_http(tiny_data: Path) -> None:
     assert response.json()["serverTime"] > 10**15
 
 
-@pytest.mark.parametrize(("path", "status"), [("/ws/a@trade?timeUnit=SECOND", 400), ("/x", 404)])
+@pytest.mark.parametrize(("path", "status"), [("/ws/aa@trade?timeUnit=SECOND", 400), ("/x", 404)])
 async def test_bad_websocket_urls_are_refused(tiny_data: Path, path: str, status: int) -> None:
     """An upgrade to a bad URL is answered with an HTTP error instead of a websocket."""
     async with running(tiny_data) as mock:
@@ -69,7 +69,7 @@ async def test_too_many_streams_in_the_url(tiny_data: Path) -> None:
     limits = Limits(max_streams=1, ping_interval=None, lifetime=None, max_messages_per_s=None)
     async with running(tiny_data, limits=limits) as mock:
         with pytest.raises(InvalidStatus) as caught:
-            async with connect(f"{mock.ws_url}/stream?streams=a@trade/b@trade"):
+            async with connect(f"{mock.ws_url}/stream?streams=aa@trade/bb@trade"):
                 pass
     assert caught.value.response.status_code == 400
 
@@ -139,12 +139,12 @@ async def test_slow_rest(tiny_data: Path) -> None:
 
 async def test_admin_lists_connections(tiny_data: Path) -> None:
     """GET /_mock/connections describes each open websocket connection."""
-    async with running(tiny_data) as mock, connect(f"{mock.ws_url}/stream?streams=a@trade"):
+    async with running(tiny_data) as mock, connect(f"{mock.ws_url}/stream?streams=aa@trade"):
         await until(lambda: len(mock.connections) == 1)
         async with httpx.AsyncClient(base_url=mock.rest_url) as client:
             listed = (await client.get("/_mock/connections")).json()
     assert len(listed) == 1
-    assert listed[0]["streams"] == ["a@trade"]
+    assert listed[0]["streams"] == ["aa@trade"]
     assert listed[0]["combined"] is True
 
 

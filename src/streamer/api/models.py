@@ -45,15 +45,6 @@ class StopResponse(BaseModel):
     was_running: bool
 
 
-class BulkResponse(BaseModel):
-    """A start or stop of many symbols: `changed` were started (or stopped), `unchanged`
-    already were, `failed` could not be started, with why."""
-
-    changed: list[str]
-    unchanged: list[str]
-    failed: dict[str, str] = Field(default_factory=dict)
-
-
 class SinkHealth(BaseModel):
     """One sink: whether its destination answers, and what it could not deliver."""
 
@@ -64,6 +55,15 @@ class SinkHealth(BaseModel):
     lost: int = Field(description="trades announced lost in gap notices of this sink")
     queued: int
     last_error: str | None = None
+
+
+class BulkResponse(BaseModel):
+    """A start or stop of many symbols: `changed` were started (or stopped), `unchanged`
+    already were, `failed` could not be started, with why."""
+
+    changed: list[str]
+    unchanged: list[str]
+    failed: dict[str, str] = Field(default_factory=dict)
 
 
 class Health(BaseModel):

@@ -12,6 +12,7 @@ from streamer.binance.protocol import (
     MESSAGES_PER_SECOND,
 )
 from streamer.config import BINANCE_REST_URL, BINANCE_WS_URL, Settings
+from streamer.symbols import url_quote
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,9 @@ class StreamerConfig:
         return cls(ws_url=settings.ws_url, rest_url=settings.rest_url)
 
     def stream_url(self, streams: list[str]) -> str:
-        """The combined-stream URL carrying `streams` from the first byte."""
-        url = f"{self.ws_url.rstrip('/')}/stream?streams={'/'.join(streams)}"
+        """The combined-stream URL carrying `streams` from the first byte, percent-encoded."""
+        names = "/".join(url_quote(name) for name in streams)
+        url = f"{self.ws_url.rstrip('/')}/stream?streams={names}"
         if self.time_unit:
             url += f"&timeUnit={self.time_unit}"
         return url

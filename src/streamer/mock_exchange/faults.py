@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamer.mock_exchange.exchange import Exchange
 from streamer.mock_exchange.market import Market
+from streamer.symbols import ascii_upper
 
 if TYPE_CHECKING:
     from streamer.mock_exchange.connection import MockConnection
@@ -113,7 +114,7 @@ class Faults:
     def _market(self, symbol: str, count: int) -> Market:
         if count < 1:
             raise FaultError(f"count must be at least 1, not {count}")
-        market = self._exchange.market(symbol.upper())
+        market = self._exchange.market(ascii_upper(symbol))
         if market is None:
             raise FaultError(f"unknown symbol {symbol!r}")
         return market

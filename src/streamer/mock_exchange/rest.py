@@ -16,10 +16,12 @@ from streamer.mock_exchange.encoding import encode_json
 from streamer.mock_exchange.exchange import Exchange
 from streamer.mock_exchange.exchange_info import STATUSES
 from streamer.mock_exchange.market import AGG_TRADE, TRADE
+from streamer.symbols import MAX_LENGTH
 
 JSON_TYPE = "application/json;charset=UTF-8"
 MAX_LIMIT = 1000
-_SYMBOL = re.compile(r"[A-Z0-9\-_.]{1,20}")
+#: Binance's legal range for `symbol`, plus the non-ASCII letters and digits allowed since 2025-12.
+_SYMBOL = re.compile(r"(?:[A-Z0-9\-_.]|[^\x00-\x7f])+")
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ class RestApi:
 
 
 def _symbol(value: str, name: str) -> str:
-    if not _SYMBOL.fullmatch(value):
+    if len(value) > MAX_LENGTH or not _SYMBOL.fullmatch(value):
         raise RestError(
             -1100,
             _illegal(name, "^[A-Z0-9-_.]{1,20}$"),
