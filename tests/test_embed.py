@@ -34,7 +34,7 @@ async def test_trades_arrive_in_order_and_shutdown_is_quiet(
     block stops everything without a single error or crash line in the log."""
     caplog.set_level(logging.INFO)
     received: list[TradeEvent] = []
-    async with embedded(database_url, mock_exchange, "adausdt") as streamer:
+    async with embedded(database_url, mock_exchange, "ada/usdt") as streamer:
         async for event in streamer.trades("ADAUSDT"):
             assert isinstance(event, TradeEvent)
             received.append(event)
