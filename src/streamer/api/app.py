@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from streamer import __version__
+from streamer.api.docs import serve_docs
 from streamer.api.metrics import SocketClients, metrics_registry, render_metrics
 from streamer.api.models import (
     BulkResponse,
@@ -56,7 +57,10 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
         version=__version__,
         summary="Live Binance trade streams for a persisted set of symbols.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    serve_docs(app)
     if service.token is None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES)
     guard = MutationGuard(service.token)
