@@ -28,7 +28,7 @@ SMALL_INFO = {
     ],
 }
 
-BAD_SYMBOL = {"symbol": "ETH/BTC", "status": "TRADING", "baseAsset": "ETH", "quoteAsset": "BTC"}
+BAD_SYMBOL = {"symbol": "ETH;BTC", "status": "TRADING", "baseAsset": "ETH", "quoteAsset": "BTC"}
 
 
 class Recorder:
