@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from streamer.binance.protocol import (
     CONNECT_WINDOW_S,
+    CONTROL_MESSAGES_PER_SECOND,
     CONNECTS_PER_WINDOW,
     HISTORICAL_TRADES_WEIGHT,
     MAX_STREAMS_PER_CONNECTION,
@@ -28,6 +29,8 @@ class StreamerConfig:
     per minute (the rest is left to other requests from the same IP). A gap holds its symbol's
     live trades for at most `gap_deadline` seconds of filling; `max_backfill` bounds how many
     trades one gap replays. Beyond either, the missing part is announced lost.
+    `messages_per_second` paces what a connection sends (requests and pongs alike): 4 by
+    default, a margin under the exchange's 5, at most 5.
     `receive_buffer` caps the socket's kernel buffer and so the trades handled per read: a
     backlog is then worked off in bursts that stay in the CPU cache and reach subscribers
     sooner, instead of megabyte reads whose first trade waits for thousands of others.
@@ -40,7 +43,7 @@ class StreamerConfig:
     rest_url: str = BINANCE_REST_URL
     streams_per_connection: int = 200
     streams_per_message: int = 200
-    messages_per_second: int = MESSAGES_PER_SECOND
+    messages_per_second: int = CONTROL_MESSAGES_PER_SECOND
     send_margin: float = 0.1
     connects_per_window: int = CONNECTS_PER_WINDOW
     connect_window: float = CONNECT_WINDOW_S
