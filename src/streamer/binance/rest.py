@@ -28,6 +28,7 @@ import httpx
 import msgspec
 
 from streamer import __version__
+from streamer.binance.budget import RestBudget
 from streamer.config import BINANCE_REST_URL
 from streamer.errors import StreamerError
 from streamer.symbols import InvalidSymbol, normalize_symbol
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 MARKET_DATA_URL = "https://data-api.binance.vision"
 MAX_HISTORY_PAGE = 1000
+EXCHANGE_INFO_WEIGHT = 20
+TRADES_WEIGHT = 25
+"""`historicalTrades` and `trades` both cost 25 (rest-api.md)."""
 
 
 class RestError(StreamerError):
@@ -169,8 +173,10 @@ class BinanceRest:
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        budget: RestBudget | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.budget = budget
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._client = httpx.AsyncClient(
@@ -197,7 +203,7 @@ class BinanceRest:
     async def exchange_info(self) -> ExchangeInfo:
         """The exchange's symbols, validated; a body that is not exchangeInfo is a RestError."""
         path = "/api/v3/exchangeInfo"
-        body = await self._get(path)
+        body = await self._get(path, weight=EXCHANGE_INFO_WEIGHT)
         return decode_exchange_info(body, f"the response of {self.base_url}{path}")
 
     async def historical_trades(
@@ -214,7 +220,7 @@ class BinanceRest:
             "fromId": from_id,
             "limit": limit,
         }
-        body = await self._get(path, params)
+        body = await self._get(path, params, weight=TRADES_WEIGHT)
         try:
             return _trades.decode(body)
         except msgspec.DecodeError as exc:
@@ -222,13 +228,22 @@ class BinanceRest:
                 f"the response of {self.base_url}{path} is not a trade list: {one_line(str(exc))}"
             ) from None
 
-    async def _get(self, path: str, params: Mapping[str, str | int] | None = None) -> bytes:
-        """The body of a successful GET, after retrying what is worth retrying."""
+    async def _get(
+        self, path: str, params: Mapping[str, str | int] | None = None, *, weight: int = 1
+    ) -> bytes:
+        """The body of a successful GET, after retrying what is worth retrying.
+
+        With a `budget`, every attempt first reserves its `weight` there and every answer
+        reports back to it, so a 429 makes all requests of the process wait, not this one only.
+        """
         url = f"{self.base_url}{path}"
         policy = self._retry
+        budget = self.budget
         reason = "no attempt made"
         for attempt in range(policy.attempts):
             final = attempt + 1 == policy.attempts
+            if budget is not None:
+                await budget.spend(weight)
             try:
                 response = await self._client.get(path, params=params)
             except httpx.TimeoutException:
@@ -237,6 +252,11 @@ class BinanceRest:
                 reason = f"cannot connect ({one_line(str(exc)) or type(exc).__name__})"
             else:
                 status = response.status_code
+                if budget is not None:
+                    limited = status in (418, 429)
+                    budget.observe(
+                        status, response.headers, _retry_after(response) if limited else None
+                    )
                 if status < 300:
                     return response.content
                 if status in (403, 451):
@@ -258,7 +278,8 @@ class BinanceRest:
                     log.warning(
                         "GET %s: HTTP %s, waiting %g s as the server asks", url, status, wait
                     )
-                    await policy.sleep(wait)
+                    if budget is None:
+                        await policy.sleep(wait)
                     continue
                 if status < 500:
                     raise RestError(
