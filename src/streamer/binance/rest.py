@@ -51,6 +51,10 @@ class RestError(StreamerError):
         self.status = status
 
 
+class HistoryUnavailable(RestError):
+    """The REST host does not serve `historicalTrades` (e.g. data-api.binance.vision)."""
+
+
 class SymbolInfo(msgspec.Struct, frozen=True, rename="camel"):
     """One symbol of exchangeInfo; only what this project reads, the rest is ignored."""
 
@@ -177,6 +181,7 @@ class BinanceRest:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.budget = budget
+        self._history_missing = False
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._client = httpx.AsyncClient(
@@ -209,18 +214,43 @@ class BinanceRest:
     async def historical_trades(
         self, symbol: str, from_id: int, limit: int = MAX_HISTORY_PAGE
     ) -> list[HistoricalTrade]:
-        """Up to `limit` (at most 1000) trades of `symbol` with ids from `from_id` on, in order."""
+        """Up to `limit` (at most 1000) trades of `symbol` with ids from `from_id` on, in order.
+
+        A host without the endpoint (404) raises `HistoryUnavailable`, then and on every later
+        call without asking again, so the caller can fall back to `recent_trades`.
+        """
         if not 1 <= limit <= MAX_HISTORY_PAGE:
             raise ValueError(f"limit must be 1 to {MAX_HISTORY_PAGE}, not {limit}")
         if from_id < 0:
             raise ValueError(f"from_id must not be negative, not {from_id}")
         path = "/api/v3/historicalTrades"
+        if self._history_missing:
+            raise HistoryUnavailable(f"{self.base_url} does not serve {path}", status=404)
         params: dict[str, str | int] = {
             "symbol": normalize_symbol(symbol),
             "fromId": from_id,
             "limit": limit,
         }
-        body = await self._get(path, params, weight=TRADES_WEIGHT)
+        try:
+            body = await self._get(path, params, weight=TRADES_WEIGHT)
+        except RestError as error:
+            if error.status != 404:
+                raise
+            self._history_missing = True
+            raise HistoryUnavailable(f"{self.base_url} does not serve {path}", status=404) from None
+        return self._trade_list(body, path)
+
+    async def recent_trades(
+        self, symbol: str, limit: int = MAX_HISTORY_PAGE
+    ) -> list[HistoricalTrade]:
+        """The latest `limit` (at most 1000) trades of `symbol`, oldest first (`/api/v3/trades`)."""
+        if not 1 <= limit <= MAX_HISTORY_PAGE:
+            raise ValueError(f"limit must be 1 to {MAX_HISTORY_PAGE}, not {limit}")
+        path = "/api/v3/trades"
+        params: dict[str, str | int] = {"symbol": normalize_symbol(symbol), "limit": limit}
+        return self._trade_list(await self._get(path, params, weight=TRADES_WEIGHT), path)
+
+    def _trade_list(self, body: bytes, path: str) -> list[HistoricalTrade]:
         try:
             return _trades.decode(body)
         except msgspec.DecodeError as exc:
