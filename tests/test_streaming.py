@@ -178,7 +178,7 @@ async def test_starting_an_unknown_symbol_fails_and_changes_nothing(tree: Tree) 
 async def test_starting_a_malformed_symbol_fails_before_touching_anything(tree: Tree) -> None:
     """A symbol that cannot be a Binance symbol raises InvalidSymbol."""
     with pytest.raises(InvalidSymbol):
-        await tree.streaming.start_streaming("eth/usdt")
+        await tree.streaming.start_streaming("eth usdt")
 
     assert tree.registry.names() == []
 

@@ -33,7 +33,10 @@ Host = Annotated[
     str | None, typer.Option("--host", help="API address (env STREAMER_HOST)", show_default=False)
 ]
 Port = Annotated[
-    int | None, typer.Option("--port", help="API port (env STREAMER_PORT)", show_default=False)
+    int | None,
+    typer.Option(
+        "--port", min=0, max=65535, help="API port (env STREAMER_PORT)", show_default=False
+    ),
 ]
 Token = Annotated[
     str | None,
@@ -42,6 +45,8 @@ Token = Annotated[
 
 
 def api_url(settings: Settings) -> str:
+    if settings.port == 0:
+        raise fail("port 0 names no running service: give the API's port (--port)", 2)
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     return f"http://{host}:{settings.port}"
 
@@ -356,7 +361,9 @@ def demo_command(
     speed: Annotated[
         float, typer.Option("--speed", help="Replay speed: 1 is the recorded pace.")
     ] = 20.0,
-    port: Annotated[int, typer.Option("--port", help="API port; 0 picks a free one.")] = 0,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="API port; 0 picks a free one.")
+    ] = 0,
     duration: Annotated[
         float | None, typer.Option("--duration", help="Stop after this many seconds.")
     ] = None,

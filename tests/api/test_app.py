@@ -75,10 +75,10 @@ async def test_unknown_symbol_is_404_with_a_clear_reason(running: Running) -> No
 
 async def test_malformed_symbol_is_422_with_a_clear_reason(running: Running) -> None:
     """A symbol that cannot be a Binance symbol answers 422 with the rule it broke."""
-    response = await running.http.post("/api/settings/ETH-USDT/start")
+    response = await running.http.post("/api/settings/ETH-USDT-X/start")
 
     assert response.status_code == 422
-    assert "ETH-USDT" in response.json()["detail"]
+    assert "ETH-USDT-X" in response.json()["detail"]
 
 
 async def test_a_cross_origin_page_cannot_change_the_running_set(running: Running) -> None:
@@ -174,6 +174,21 @@ class TestWithToken:
         response = await running.http.get("/api/settings")
 
         assert response.status_code == 200
+
+    async def test_a_token_keeps_the_host_check(self, running: Running) -> None:
+        """With a token set, a rebound Host name is still refused, even with the token."""
+        response = await running.http.get(
+            "/api/settings",
+            headers={"host": "attacker.example:8000", "authorization": f"Bearer {TOKEN}"},
+        )
+
+        assert response.status_code == 400
+
+    async def test_a_symbol_path_takes_the_forms_users_type(self, running: Running) -> None:
+        """`/api/settings/eth-usdt` is ETHUSDT; a URL-encoded long s is another, unknown, name."""
+        assert (await running.http.get("/api/settings/eth-usdt")).json()["symbol"] == "ETHUSDT"
+        long_s = await running.http.get("/api/settings/ETHU%C5%BFDT")
+        assert long_s.status_code == 404
 
 
 async def test_a_rebound_host_name_is_refused_without_a_token(running: Running) -> None:

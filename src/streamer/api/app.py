@@ -24,7 +24,7 @@ from streamer.api.models import (
     Tree,
 )
 from streamer.api.page import STATUS_PAGE
-from streamer.api.security import LOOPBACK_NAMES, MutationGuard
+from streamer.api.security import MutationGuard, allowed_hosts
 from streamer.api.trades import trades_socket
 from streamer.binance.stats import LiveState
 from streamer.db import DatabaseError, Status, UnknownSymbol
@@ -57,8 +57,8 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
         summary="Live Binance trade streams for a persisted set of symbols.",
         lifespan=lifespan,
     )
-    if service.token is None:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES)
+    hosts = allowed_hosts(service.config.host, service.config.allowed_hosts)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
     guard = MutationGuard(service.token)
     mutating = [Depends(guard)]
 
