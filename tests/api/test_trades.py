@@ -158,7 +158,7 @@ class TestSlowClients:
         """A client reading slower than the stream is told what it lost and is never cut."""
         await running.http.post("/api/settings/ETHUSDT/start")
         await running.http.post("/api/settings/BTCUSDT/start")
-        notices = []
+        notices: list[dict[str, Any]] = []
         async with connect(
             ws_url(running, ""), sock=small_socket(running), max_queue=1, close_timeout=0.1
         ) as ws:

@@ -71,8 +71,8 @@ def _machine_names() -> list[str]:
     return names
 
 
-def is_cross_origin(headers: Headers) -> bool:
-    """A browser request from a page of another origin than the API's own."""
+def is_foreign_origin(headers: Headers) -> bool:
+    """A browser says where the calling page came from; only the service's own pages may act."""
     origin = headers.get("origin")
     return origin is not None and urlsplit(origin).netloc != headers.get("host")
 
@@ -88,7 +88,7 @@ def websocket_refusal(headers: Headers, *, token: str | None, bind_host: str) ->
         if token is None or not has_token(headers, token):
             return "a bearer token is required: Authorization: Bearer <STREAMER_TOKEN>"
         return None
-    if is_cross_origin(headers):
+    if is_foreign_origin(headers):
         return "cross-origin websockets are refused"
     return None
 
@@ -100,7 +100,7 @@ class MutationGuard:
         self._token = token
 
     async def __call__(self, request: Request) -> None:
-        if is_cross_origin(request.headers):
+        if is_foreign_origin(request.headers):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin requests may not mutate")
         if self._token is None:
             return
