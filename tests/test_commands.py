@@ -175,3 +175,17 @@ def test_start_without_symbols_is_a_usage_error(seeded: str) -> None:
 
     assert code == 2
     assert "--all" in err
+
+
+def test_run_on_a_file_that_is_not_a_database_is_one_error_line(tmp_path: Path) -> None:
+    """`streamer run` on an SQLite file of something else says so in one line and exits 1."""
+    corrupt = tmp_path / "streamer.db"
+    corrupt.write_bytes(b"\x00garbage" * 1000)
+
+    code, _, err = invoke("run", "--database-url", f"sqlite:///{corrupt}", "--port", "0")
+
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"error: SQLite file {corrupt} is not an SQLite database (file is not a database): "
+        "move it away or point STREAMER_DATABASE_URL at another file"
+    ]

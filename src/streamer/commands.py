@@ -327,7 +327,11 @@ def run_command(
         raise fail(str(error), 2) from None
     except DatabaseError as error:
         raise fail(str(error)) from None
-    raise typer.Exit(asyncio.run(service.run()))
+    try:
+        code = asyncio.run(service.run())
+    except DatabaseError as error:
+        raise fail(str(error)) from None
+    raise typer.Exit(code)
 
 
 def tail_command(
