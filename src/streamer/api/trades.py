@@ -21,6 +21,7 @@ import msgspec
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
+from streamer.api.metrics import SocketClients
 from streamer.api.security import websocket_refusal
 from streamer.binance.events import as_dict
 from streamer.db import DatabaseError, UnknownSymbol
@@ -69,19 +70,33 @@ async def _until_disconnect(socket: WebSocket) -> None:
             await socket.receive_text()
 
 
-async def _checked_symbols(service: Service, socket: WebSocket) -> list[str] | None:
-    """The symbols asked for, each in the settings; raises with the reason to close with."""
-    symbols = parse_symbols(socket.query_params.get("symbols"))
-    for symbol in symbols or ():
-        await service.repository.get(symbol)
-    return symbols
+async def _idle_notices(service: Service, symbols: list[str]) -> list[dict[str, str]]:
+    """A notice for each symbol that is known but not streaming, sent before anything else, so
+    a client learns at once why no trades come; an unknown symbol raises `UnknownSymbol`."""
+    notices = []
+    for symbol in symbols:
+        if service.registry.lookup(symbol) is not None:
+            continue
+        try:
+            await service.repository.get(symbol)
+        except UnknownSymbol:
+            raise
+        except DatabaseError:
+            pass  # the database is down: the symbol may well exist, so say only what is known
+        notices.append(
+            {
+                "kind": "notice",
+                "symbol": symbol,
+                "message": f"{symbol} is not streaming: start it with `streamer start {symbol}`",
+            }
+        )
+    return notices
 
 
-def trades_socket(service: Service) -> Callable[[WebSocket], Awaitable[None]]:
-    clients = 0
-
+def trades_socket(
+    service: Service, clients: SocketClients
+) -> Callable[[WebSocket], Awaitable[None]]:
     async def endpoint(socket: WebSocket) -> None:
-        nonlocal clients
         refusal = websocket_refusal(
             socket.headers, token=service.token, bind_host=service.config.host
         )
@@ -90,28 +105,33 @@ def trades_socket(service: Service) -> Callable[[WebSocket], Awaitable[None]]:
         if refusal is not None:
             await socket.close(code=POLICY_VIOLATION, reason=refusal)
             return
-        if clients >= MAX_CLIENTS:
+        if clients.open >= MAX_CLIENTS:
             reason = f"too many /ws/trades clients (at most {MAX_CLIENTS}); try again later"
             await socket.close(code=TRY_AGAIN_LATER, reason=reason)
             return
-        clients += 1
+        clients.accepted += 1
+        clients.open += 1
         try:
             await _serve(service, socket)
         finally:
-            clients -= 1
+            clients.open -= 1
 
     return endpoint
 
 
 async def _serve(service: Service, socket: WebSocket) -> None:
     try:
-        symbols = await _checked_symbols(service, socket)
-    except (InvalidSymbol, UnknownSymbol) as error:
+        symbols = parse_symbols(socket.query_params.get("symbols"))
+        notices = await _idle_notices(service, symbols or [])
+    except InvalidSymbol as error:
         await socket.close(code=POLICY_VIOLATION, reason=str(error)[:120])
         return
-    except DatabaseError as error:
-        await socket.close(code=TRY_AGAIN_LATER, reason=f"database unavailable: {error}"[:120])
+    except UnknownSymbol as error:
+        reason = f"unknown symbol {error.symbol}: not in the settings (see `streamer seed`)"
+        await socket.close(code=POLICY_VIOLATION, reason=reason[:120])
         return
+    for notice in notices:
+        await socket.send_text(_encode(notice).decode())
     topics = None if symbols is None else [topic(s) for s in symbols]
     reason = ""
     subscription = service.pubsub.subscribe(
