@@ -205,3 +205,15 @@ def test_run_on_a_file_that_is_not_a_database_is_one_error_line(tmp_path: Path) 
         f"error: SQLite file {corrupt} is not an SQLite database (file is not a database): "
         "move it away or point STREAMER_DATABASE_URL at another file"
     ]
+
+
+def test_start_takes_the_forms_users_type_and_unicode_names(database_url: str) -> None:
+    """`start eth/usdt 这是测试币456` switches on ETHUSDT and the Unicode symbol, as listed."""
+    asyncio.run(seed_database(database_url, [*SYMBOLS, "这是测试币456"]))
+
+    code, out, err = invoke("start", "eth/usdt", "这是测试币456", *offline(database_url))
+
+    assert code == 0, err
+    assert "ETHUSDT, 这是测试币456" in out
+    assert statuses(database_url)["这是测试币456"] == "on"
+    assert statuses(database_url)["ETHUSDT"] == "on"

@@ -27,7 +27,7 @@ from streamer.client import ApiError, ServiceClient, ServiceNotRunning
 from streamer.config import Settings
 from streamer.db import DatabaseError, SettingsRepository, Status, create_engine
 from streamer.logs import configure_logging
-from streamer.symbols import InvalidSymbol, normalize_symbol
+from streamer.symbols import InvalidSymbol, ascii_upper, normalize_symbol, url_quote
 
 Host = Annotated[
     str | None, typer.Option("--host", help="API address (env STREAMER_HOST)", show_default=False)
@@ -82,7 +82,7 @@ def with_quote(symbols: list[str], quote: str | None) -> list[str]:
     """The symbols quoted in `quote` (their name ends with it), or all when no quote is given."""
     if quote is None:
         return symbols
-    suffix = quote.strip().upper()
+    suffix = ascii_upper(quote.strip())
     return [s for s in symbols if s.endswith(suffix) and len(s) > len(suffix)]
 
 
@@ -360,7 +360,7 @@ def tail_command(
     wanted = normalized(symbols or [])
     url = api_url(settings).replace("http://", "ws://", 1) + "/ws/trades"
     if wanted:
-        url += "?symbols=" + ",".join(wanted)
+        url += "?symbols=" + ",".join(url_quote(symbol) for symbol in wanted)
     try:
         asyncio.run(follow(url, print_event))
     except KeyboardInterrupt:

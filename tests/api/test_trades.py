@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -219,3 +221,27 @@ async def test_an_unknown_symbol_closes_the_socket_saying_so(running: Running) -
     """A well-formed symbol missing from the settings is refused at once with the reason."""
     with pytest.raises(TailError, match="unknown symbol XRPUSDT"):
         await follow(ws_url(running, "?symbols=ETHUSDT,XRPUSDT"), lambda _: None)
+
+
+class TestUnicodeSymbols:
+    """The spot testnet's non-ASCII symbol, listed by the mock's built-in exchangeInfo."""
+
+    SYMBOL = "这是测试币456"
+
+    @pytest.fixture
+    def mock_config(self, tmp_path: Path) -> MockConfig:
+        return MockConfig(port=0, speed=50.0, data_dir=tmp_path, synthetic_rate=20.0)
+
+    async def test_a_non_ascii_symbol_streams_end_to_end(self, running: Running) -> None:
+        """Seeded, started through its URL-encoded API path, streamed, and followed by name."""
+        await running.service.repository.add_missing({self.SYMBOL})
+        path = "/api/settings/" + quote(self.SYMBOL) + "/start"
+
+        started = await running.http.post(path)
+        events = await collect(ws_url(running, "?symbols=" + quote(self.SYMBOL)), 3)
+        state = (await running.http.get("/api/settings/" + quote(self.SYMBOL))).json()
+
+        assert started.status_code == 200
+        assert started.json()["symbol"] == self.SYMBOL
+        assert [e["symbol"] for e in events if e["kind"] == "trade"] == [self.SYMBOL] * 3
+        assert state["symbol"] == self.SYMBOL
