@@ -27,13 +27,16 @@ from streamer.client import ApiError, ServiceClient, ServiceNotRunning
 from streamer.config import Settings
 from streamer.db import DatabaseError, SettingsRepository, Status, create_engine
 from streamer.logs import configure_logging
-from streamer.symbols import InvalidSymbol, normalize_symbol
+from streamer.symbols import InvalidSymbol, ascii_upper, normalize_symbol, url_quote
 
 Host = Annotated[
     str | None, typer.Option("--host", help="API address (env STREAMER_HOST)", show_default=False)
 ]
 Port = Annotated[
-    int | None, typer.Option("--port", help="API port (env STREAMER_PORT)", show_default=False)
+    int | None,
+    typer.Option(
+        "--port", min=0, max=65535, help="API port (env STREAMER_PORT)", show_default=False
+    ),
 ]
 Token = Annotated[
     str | None,
@@ -42,6 +45,8 @@ Token = Annotated[
 
 
 def api_url(settings: Settings) -> str:
+    if settings.port == 0:
+        raise fail("port 0 names no running service: give the API's port (--port)", 2)
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     return f"http://{host}:{settings.port}"
 
@@ -77,7 +82,7 @@ def with_quote(symbols: list[str], quote: str | None) -> list[str]:
     """The symbols quoted in `quote` (their name ends with it), or all when no quote is given."""
     if quote is None:
         return symbols
-    suffix = quote.strip().upper()
+    suffix = ascii_upper(quote.strip())
     return [s for s in symbols if s.endswith(suffix) and len(s) > len(suffix)]
 
 
@@ -334,7 +339,11 @@ def run_command(
         bind(settings.host, settings.port).close()
     except OSError as error:
         raise fail(f"{error}: another program uses it; choose another with --port") from None
-    raise typer.Exit(asyncio.run(service.run()))
+    try:
+        code = asyncio.run(service.run())
+    except DatabaseError as error:
+        raise fail(str(error)) from None
+    raise typer.Exit(code)
 
 
 def tail_command(
@@ -351,7 +360,7 @@ def tail_command(
     wanted = normalized(symbols or [])
     url = api_url(settings).replace("http://", "ws://", 1) + "/ws/trades"
     if wanted:
-        url += "?symbols=" + ",".join(wanted)
+        url += "?symbols=" + ",".join(url_quote(symbol) for symbol in wanted)
     try:
         asyncio.run(follow(url, print_event))
     except KeyboardInterrupt:
@@ -368,7 +377,9 @@ def demo_command(
     speed: Annotated[
         float, typer.Option("--speed", help="Replay speed: 1 is the recorded pace.")
     ] = 20.0,
-    port: Annotated[int, typer.Option("--port", help="API port; 0 picks a free one.")] = 0,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="API port; 0 picks a free one.")
+    ] = 0,
     duration: Annotated[
         float | None, typer.Option("--duration", help="Stop after this many seconds.")
     ] = None,
