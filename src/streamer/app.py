@@ -24,8 +24,8 @@ from streamer.api.app import create_app
 from streamer.api.models import Health, SinkHealth, SymbolState
 from streamer.api.security import check_bind
 from streamer.api.server import server_spec
-from streamer.binance.channel import State
 from streamer.binance.config import StreamerConfig
+from streamer.binance.stats import LiveState
 from streamer.binance.worker import StreamHub, stream_spec
 from streamer.config import Settings
 from streamer.db import (
@@ -204,20 +204,24 @@ class Service:
         child = self.registry.lookup(setting.symbol)
         stats = self.hub.stats(setting.symbol) if child is not None else None
         if child is None or stats is None:
-            return SymbolState(symbol=setting.symbol, status=setting.status, state=State.STOPPED)
-        last_time = stats["last_trade_time"]
+            return SymbolState(
+                symbol=setting.symbol, status=setting.status, state=LiveState.STOPPED
+            )
+        last_time = stats.last_trade_time
         return SymbolState(
             symbol=setting.symbol,
             status=setting.status,
-            state=State(stats["state"]),
-            since=_from_epoch(stats["since"]),
+            state=stats.state,
+            reason=stats.reason,
+            since=_from_epoch(stats.since),
             restarts=child.restarts,
-            trades=stats["trades"],
-            rate=stats["rate"],
-            last_trade_id=stats["last_trade_id"],
-            last_trade_time=None if last_time is None else _from_exchange_time(last_time),
-            gaps_filled=stats["gaps_filled"],
-            gaps_lost=stats["gaps_lost"],
+            trades=stats.trades,
+            rate=stats.rate,
+            last_trade_id=stats.last_trade_id,
+            last_trade_time=_from_exchange_time(last_time),
+            gaps_filled=stats.gaps_filled,
+            gaps_lost=stats.gaps_lost,
+            rejected=stats.rejected,
         )
 
     async def symbol_states(
@@ -259,6 +263,14 @@ def _from_epoch(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-def _from_exchange_time(value: int) -> datetime:
-    """Exchange times are in ms, or in µs on connections that asked for microseconds."""
-    return datetime.fromtimestamp(value / (1_000_000 if value > 10**14 else 1_000), UTC)
+def _from_exchange_time(value: int | None) -> datetime | None:
+    """Exchange times are in ms, or in µs on connections that asked for microseconds.
+
+    A time no calendar can hold is shown as unknown rather than failing the whole status view.
+    """
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(value / (1_000_000 if value > 10**14 else 1_000), UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

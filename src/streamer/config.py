@@ -30,7 +30,9 @@ def default_database_url() -> str:
 class Settings(BaseSettings):
     """The service's configuration; defaults point at the real Binance and a local SQLite file."""
 
-    model_config = SettingsConfigDict(env_prefix="STREAMER_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMER_", extra="ignore", env_file=".env", env_file_encoding="utf-8"
+    )
 
     database_url: str = ""
     ws_url: str = BINANCE_WS_URL
