@@ -261,7 +261,7 @@ class SinkRunner:
                     self._pending = self.tracker.prepare(events)
                 await self._deliver(self._pending)
                 self._pending = None
-                _reraise_cancellation()
+                reraise_cancellation()
         except asyncio.CancelledError:
             await self._flush()
             raise
@@ -288,7 +288,7 @@ class SinkRunner:
                 if batch.events:
                     await self.sink.publish(batch.events)
             except SinkError as error:
-                _reraise_cancellation()
+                reraise_cancellation()
                 if self._open and not isinstance(error, SinkUnavailable):
                     log.error("sink %s refused %d events: %s", self.name, len(batch.events), error)
                     self.last_error = str(error)
@@ -348,12 +348,12 @@ class SinkRunner:
             )
 
 
-def _reraise_cancellation() -> None:
+def reraise_cancellation() -> None:
     """Raise a cancellation that a client library swallowed or turned into its own error.
 
     nats-py, for one, drops a cancellation that arrives while it hands a message to its
-    flusher, and reports a cancelled wait for room in its publish window as
-    `TooManyStalledMsgsError`. Without this check the shutdown of the child would be lost,
+    flusher and reports a cancelled wait for room in its publish window as
+    `TooManyStalledMsgsError`; redis-py can drop one that arrives as it sends a command. Without this check the shutdown of the child would be lost,
     and the child would wait for the next batch until its supervisor abandoned it.
     """
     task = asyncio.current_task()
