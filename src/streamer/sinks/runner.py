@@ -353,8 +353,9 @@ def reraise_cancellation() -> None:
 
     nats-py, for one, drops a cancellation that arrives while it hands a message to its
     flusher and reports a cancelled wait for room in its publish window as
-    `TooManyStalledMsgsError`; redis-py can drop one that arrives as it sends a command. Without this check the shutdown of the child would be lost,
-    and the child would wait for the next batch until its supervisor abandoned it.
+    `TooManyStalledMsgsError`; redis-py can drop one that arrives as it sends a command.
+    Without this check a stopping child would go on waiting for its next batch until its
+    supervisor abandoned it.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling():
