@@ -20,7 +20,7 @@ def test_verify_of_the_csv_recordings_names_each_hole_and_exits_1(tmp_path: Path
     lines = result.output.splitlines()
     assert lines[0] == "ADAUSDT 2019-06-03: ids 14364021..14421163, 57018 trades"
     assert sum("not in the gap ledger" in line for line in lines) == 7
-    assert lines[-1].startswith("1 symbols, 1 days, 57018 trades; 7 holes not in the ledger (125")
+    assert lines[-1].startswith("1 symbol, 1 day, 57018 trades; 7 holes not in the ledger (125")
     assert lines[-1].endswith("NOT CLEAN")
 
 
