@@ -18,7 +18,8 @@ import pytest
 
 from streamer.binance.events import GapNotice, TradeEvent
 from streamer.recording.layout import JOURNAL_DIR, read_gaps
-from streamer.sinks.base import SinkError, SinkEvent
+from streamer.sinks import parquet
+from streamer.sinks.base import SinkError, SinkEvent, SinkUnavailable
 from streamer.sinks.parquet import JOURNAL, ROLL_BYTES, ParquetSink
 from streamer.sinks.urls import InvalidSinkUrl, sink_from_url
 
@@ -322,3 +323,46 @@ async def test_a_cancelled_publish_sent_again_is_recorded_once(tmp_path: Path) -
     await sink.publish(batch)
     await sink.close()
     assert read(tmp_path).column("trade_id").to_pylist() == list(range(1, 20_001))
+
+
+async def test_a_roll_that_fails_halfway_writes_the_rest_once_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk mid-roll: the batch is sent again, and only the unwritten parts follow."""
+    real = parquet.write_atomically
+    calls = []
+
+    def full_disk_once(table: pa.Table, path: Path) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(table, path)
+
+    monkeypatch.setattr(parquet, "write_atomically", full_disk_once)
+    batch: list[SinkEvent] = [trade(1), trade(2, symbol="BTCUSDT"), trade(3, symbol="ETHUSDT")]
+    sink = ParquetSink(tmp_path, roll_bytes=1)
+    await sink.open()
+    with pytest.raises(SinkUnavailable, match="No space left"):
+        await sink.publish(batch)
+    await sink.publish(batch)
+    await sink.close()
+    table = read(tmp_path)
+    assert sorted(zip(*table.select(["symbol", "trade_id"]).to_pydict().values(), strict=True)) == [
+        ("ADAUSDT", 1),
+        ("BTCUSDT", 2),
+        ("ETHUSDT", 3),
+    ]
+
+
+async def test_a_damaged_part_is_a_clear_error_and_leaves_the_folder_unlocked(
+    tmp_path: Path,
+) -> None:
+    """A part that is not Parquet stops the open with a message; once removed, it opens."""
+    await record(tmp_path, [trade(1)])
+    damaged = tmp_path / "symbol=ADAUSDT" / "date=2019-06-03" / "part-1.parquet"
+    damaged.write_bytes(b"not parquet at all")
+    with pytest.raises(SinkError, match="damaged"):
+        await ParquetSink(tmp_path).open()
+    damaged.unlink()
+    await record(tmp_path, [trade(1), trade(2)])
+    assert read(tmp_path).column("trade_id").to_pylist() == [1, 2]
