@@ -17,8 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from streamer.binance.events import GapNotice, TradeEvent
-from streamer.recording.layout import JOURNAL_DIR, read_gaps
-from streamer.sinks import parquet
+from streamer.recording.layout import JOURNAL_DIR, read_gaps, write_atomically
 from streamer.sinks.base import SinkError, SinkEvent, SinkUnavailable
 from streamer.sinks.parquet import JOURNAL, ROLL_BYTES, ParquetSink
 from streamer.sinks.urls import InvalidSinkUrl, sink_from_url
@@ -329,16 +328,15 @@ async def test_a_roll_that_fails_halfway_writes_the_rest_once_later(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A full disk mid-roll: the batch is sent again, and only the unwritten parts follow."""
-    real = parquet.write_atomically
     calls = []
 
     def full_disk_once(table: pa.Table, path: Path) -> None:
         calls.append(path)
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
-        real(table, path)
+        write_atomically(table, path)
 
-    monkeypatch.setattr(parquet, "write_atomically", full_disk_once)
+    monkeypatch.setattr("streamer.sinks.parquet.write_atomically", full_disk_once)
     batch: list[SinkEvent] = [trade(1), trade(2, symbol="BTCUSDT"), trade(3, symbol="ETHUSDT")]
     sink = ParquetSink(tmp_path, roll_bytes=1)
     await sink.open()
