@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from streamer.cli import app
 from tests.binance.recorded import require_data
 from tests.recording.test_verify import _clean_recording
+from tests.sinks.test_parquet import crash_after_publishing, record, trade
 
 
 def test_verify_of_the_csv_recordings_names_each_hole_and_exits_1(tmp_path: Path) -> None:
@@ -39,3 +40,15 @@ def test_verify_of_a_folder_without_trades_is_one_error_line(tmp_path: Path) -> 
     assert "holds neither a recording nor CSV trade files" in empty.output
     missing = CliRunner().invoke(app, ["verify", str(tmp_path / "nope")])
     assert missing.exit_code == 2
+
+
+async def test_verify_names_trades_still_in_the_journal_of_a_crashed_recorder(
+    tmp_path: Path,
+) -> None:
+    """Acknowledged trades not rolled into parts yet are counted in a note, not as a hole."""
+    await record(tmp_path, [trade(1)])
+    await crash_after_publishing(tmp_path)
+    result = CliRunner().invoke(app, ["verify", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "note: 2 trades are in" in result.output
+    assert "rolls them into parts when it starts again" in result.output

@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from streamer.binance.events import GapNotice, TradeEvent
-from streamer.recording.layout import JOURNAL_DIR, read_gaps, write_atomically
+from streamer.recording.layout import JOURNAL, read_gaps, write_atomically
 from streamer.sinks.base import SinkError, SinkEvent, SinkUnavailable
-from streamer.sinks.parquet import JOURNAL, ROLL_BYTES, ParquetSink
+from streamer.sinks.parquet import ROLL_BYTES, ParquetSink
 from streamer.sinks.urls import InvalidSinkUrl, sink_from_url
 
 DAY_MS = 1_559_520_000_000  # 2019-06-03 00:00 UTC
@@ -221,16 +221,21 @@ CRASHING_RECORDER = textwrap.dedent(
 )
 
 
+async def crash_after_publishing(root: Path) -> None:
+    """Trades 1-3 published into `root` by a process that then dies without closing."""
+    crashing = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CRASHING_RECORDER, str(root)
+    )
+    assert await crashing.wait() == 0
+
+
 async def test_acknowledged_trades_survive_a_crash_and_a_torn_batch_is_dropped(
     tmp_path: Path,
 ) -> None:
-    """After a crash, the next open rolls every acknowledged trade into parts, not half a line."""
-    crashing = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CRASHING_RECORDER, str(tmp_path)
-    )
-    assert await crashing.wait() == 0
+    """After a crash, the next open rolls every acknowledged trade into parts, not half a batch."""
+    await crash_after_publishing(tmp_path)
     assert not files(tmp_path)
-    with (tmp_path / JOURNAL_DIR / JOURNAL).open("ab") as journal:
+    with (tmp_path / JOURNAL).open("ab") as journal:
         journal.write(b'["ADAUSDT",4,"0.1"')
     sink = ParquetSink(tmp_path)
     await sink.open()

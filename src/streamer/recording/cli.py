@@ -72,6 +72,7 @@ def verify_command(
     Prints the id range and count per symbol and day, one line per hole the gap ledger does not
     explain, duplicate or reordering, then a summary. Exits 1 unless the recording is clean.
     """
+    from streamer.recording.layout import JOURNAL
     from streamer.recording.verify import RecordingError, verify
 
     if not folder.is_dir():
@@ -83,5 +84,10 @@ def verify_command(
     for report in summary.reports:
         for line in report.lines():
             typer.echo(line)
+    if summary.journalled:
+        typer.echo(
+            f"note: {summary.journalled} trades are in {folder / JOURNAL}, not yet in parts: "
+            "the recorder is running, or rolls them into parts when it starts again"
+        )
     typer.echo(summary.line())
     raise typer.Exit(0 if summary.clean else 1)

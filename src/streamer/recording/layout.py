@@ -27,6 +27,7 @@ DECIMAL_INTEGER_DIGITS = 38 - DECIMAL_SCALE
 DECIMAL = pa.decimal128(38, DECIMAL_SCALE)
 GAPS_DIR = "_gaps"
 JOURNAL_DIR = "_journal"
+JOURNAL = f"{JOURNAL_DIR}/trades.arrows"
 _PART = re.compile(r"part-(\d+)\.parquet")
 
 MILLIS = "ms"

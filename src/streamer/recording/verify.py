@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 
 from streamer.errors import StreamerError
 from streamer.mock_exchange.data import DataError, read_columns
-from streamer.recording.layout import is_recording, parts, read_gaps, symbol_days
+from streamer.recording.layout import JOURNAL, is_recording, parts, read_gaps, symbol_days
+from streamer.sinks.parquet import read_journal
 
 SHOWN_IDS = 5
 DAY_US = 86_400_000_000
@@ -99,6 +100,8 @@ class Summary:
     """Totals over every symbol and day."""
 
     reports: list[DayReport] = field(default_factory=list)
+    journalled: int = 0
+    """Acknowledged trades still in the recorder's journal, not yet in parts (not checked)."""
 
     @property
     def unexplained(self) -> list[IdRange]:
@@ -197,7 +200,11 @@ def counted(count: int, noun: str) -> str:
 def verify(folder: Path) -> Summary:
     """Check a recording made by `streamer record`, or a folder of CSV trade files."""
     if is_recording(folder):
-        return _summary(_recording_days(folder), _ledger(folder))
+        summary = _summary(_recording_days(folder), _ledger(folder))
+        journal = folder / JOURNAL
+        if journal.exists():
+            summary.journalled = sum(batch.num_rows for batch in read_journal(journal))
+        return summary
     return _summary(_csv_days(folder), {})
 
 

@@ -40,6 +40,7 @@ from streamer.recording.layout import (
     DECIMAL_SCALE,
     GAP_SCHEMA,
     GAPS_DIR,
+    JOURNAL,
     JOURNAL_DIR,
     MICROS,
     MICROS_THRESHOLD,
@@ -60,7 +61,6 @@ log = logging.getLogger(__name__)
 
 ROLL_BYTES = 32 * 1024 * 1024
 ROLL_SECONDS = 300.0
-JOURNAL = "trades.arrows"
 GAP_CAUSE = "announced: not in the exchange's history, or lost before the recording"
 LOCK = "lock"
 DAY_SECONDS = 86_400
@@ -152,7 +152,7 @@ class ParquetSink:
             raise SinkError(f"{self.name}: another process is recording into it") from None
         try:
             self._read_positions()
-            self._recover_journal(journal_dir / JOURNAL)
+            self._recover_journal(self.root / JOURNAL)
         except OSError as error:
             self._release()
             raise SinkUnavailable(f"{self.name}: {error}") from error
@@ -281,7 +281,7 @@ class ParquetSink:
 
     def _append(self, batch: pa.RecordBatch) -> None:
         if self._writer is None:
-            self._journal = (self.root / JOURNAL_DIR / JOURNAL).open("wb")
+            self._journal = (self.root / JOURNAL).open("wb")
             self._writer = pa.ipc.new_stream(self._journal, JOURNAL_SCHEMA)
         assert self._journal is not None
         self._writer.write_batch(batch)
@@ -323,7 +323,7 @@ class ParquetSink:
         """Every journalled trade is in a part now: the journal goes."""
         if self._journal is not None:
             self._close_journal()
-            (self.root / JOURNAL_DIR / JOURNAL).unlink()
+            (self.root / JOURNAL).unlink()
             sync_folder(self.root / JOURNAL_DIR)
 
     def _close_journal(self) -> None:
