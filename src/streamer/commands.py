@@ -297,8 +297,9 @@ def run_command(
         list[str] | None,
         typer.Option(
             "--sink",
-            help="Publish every event to this broker too: nats://host:4222 or "
-            "redis://host:6379/0 (repeatable; env STREAMER_SINKS, comma-separated)",
+            help="Publish every event to this broker too: nats://host:4222, "
+            "redis://host:6379/0 or parquet:///dir (repeatable; env STREAMER_SINKS, "
+            "comma-separated)",
             show_default=False,
         ),
     ] = None,
