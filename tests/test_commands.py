@@ -81,10 +81,10 @@ def test_an_unknown_symbol_changes_nothing_and_says_why(seeded: str) -> None:
 
 def test_a_malformed_symbol_is_a_usage_error(seeded: str) -> None:
     """A symbol that cannot exist exits 2 with the rule it broke, changing nothing."""
-    code, _, err = invoke("start", "ETH-USDT", *offline(seeded))
+    code, _, err = invoke("start", "ETH$USDT", *offline(seeded))
 
     assert code == 2
-    assert "invalid symbol 'ETH-USDT'" in err
+    assert "invalid symbol 'ETH$USDT'" in err
     assert set(statuses(seeded).values()) == {Status.OFF}
 
 
