@@ -191,3 +191,23 @@ async def test_new_states_and_an_owner_column_show_without_a_page_change(page: L
         "return [r.cells.owner.textContent, r.cells.state.className, r.classList.contains('alert')]"
     )
     assert shown == ["instance-b", "state state-other", True]
+
+
+async def test_a_filled_gap_shows_on_the_rows_timeline(
+    page: LivePage, mock_exchange: MockExchange
+) -> None:
+    """Trade ids skipped by the exchange are back-filled, counted, and marked on the timeline."""
+    before = await page.row("BTCUSDT")
+    timeline = (
+        "return [...document.querySelectorAll('#rows .row')]"
+        ".find(r => r.dataset.symbol === 'BTCUSDT').timeline.toDataURL()"
+    )
+    empty = await page.js(timeline)
+    assert before["gaps"] == "0/0"
+    mock_exchange.faults.skip_ids("BTCUSDT", 3)
+    await page.until(
+        "const r = (() => {" + ROW_SCRIPT + "})(); return r && r.gaps === '1/0';",
+        "one BTCUSDT gap filled",
+        "BTCUSDT",
+    )
+    await page.until(timeline.replace("return ", "return arguments[0] !== "), "a gap mark", empty)

@@ -82,7 +82,7 @@ const COLUMNS = [
   {key: "price", label: "last price", width: "110px", num: true, sort: r => r.price ?? -1},
   {key: "change", label: "change", width: "90px", num: true, sort: r => r[windowKey] ?? -1e9},
   {key: "chart", label: "price", width: "120px", sort: null},
-  {key: "rate", label: "trades/s", width: "85px", num: true, sort: r => r.rate},
+  {key: "rate", label: "trades/s", width: "100px", num: true, sort: r => r.rate},
   {key: "ratechart", label: "rate", width: "80px", sort: null},
   {key: "age", label: "last trade", width: "90px", num: true,
     sort: r => -(r.last_seen ?? -1e15)},
@@ -248,7 +248,8 @@ function timeline(canvas, h) {
 }
 
 function computeView() {
-  const text = $("filter").value.trim().toUpperCase().replace(/[^A-Z0-9]/g, "");
+  // Typed forms such as "eth/usdt" or "eth-usdt" match; non-ASCII names are kept as they are.
+  const text = $("filter").value.trim().toUpperCase().replace(/[\s/_-]/g, "");
   const quote = $("quote").value;
   const showStopped = $("show-stopped").checked;
   const out = [];
