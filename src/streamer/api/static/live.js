@@ -610,6 +610,18 @@ function wire() {
     const symbol = $("start-symbol").value.trim();
     if (symbol) act("start", [symbol]);
   });
+  $("detail-close").onclick = () => {
+    focus = null;
+    $("detail").hidden = true;
+    document.body.classList.remove("with-detail");
+    if (detailPlot) { detailPlot.destroy(); detailPlot = null; }
+    scheduleRender();
+  };
+  $("total-alerts").onclick = () => {
+    sortKey = "state"; sortAsc = true;
+    $("viewport").scrollTop = 0;
+    layoutColumns(); viewDirty = true; scheduleRender();
+  };
   $("start-selected").onclick = () => act("start", [...selected]);
   $("stop-selected").onclick = () => act("stop", [...selected]);
   $("token-button").onclick = () => { $("token-form").hidden = !$("token-form").hidden; };
