@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -124,14 +125,6 @@ def test_run_refuses_to_serve_beyond_loopback_without_a_token(database_url: str)
     assert "STREAMER_TOKEN" in err
 
 
-def test_run_refuses_a_sink_url_it_cannot_use(database_url: str) -> None:
-    """`streamer run --sink kafka://...` exits 2 naming the schemes it knows, before starting."""
-    code, _, err = invoke("run", "--sink", "kafka://127.0.0.1:9092", "--database-url", database_url)
-
-    assert code == 2
-    assert "nats://, redis://" in err
-
-
 def test_start_all_with_a_quote_filter_saves_only_those(database_url: str) -> None:
     """`streamer start --quote USDT` switches on every USDT symbol and no other."""
     asyncio.run(seed_database(database_url, [*SYMBOLS, "ETHBTC"]))
@@ -175,3 +168,26 @@ def test_start_without_symbols_is_a_usage_error(seeded: str) -> None:
 
     assert code == 2
     assert "--all" in err
+
+
+def test_a_port_in_use_is_one_error_line(database_url: str) -> None:
+    """`streamer run` on a port another program holds exits 1 with one `error:` line."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code, _, err = invoke("run", "--database-url", database_url, "--port", str(port))
+
+    assert code == 1
+    assert err.splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use: another program "
+        "uses it; choose another with --port"
+    ]
+
+
+def test_run_refuses_a_sink_url_it_cannot_use(database_url: str) -> None:
+    """`streamer run --sink kafka://...` exits 2 naming the schemes it knows, before starting."""
+    code, _, err = invoke("run", "--sink", "kafka://127.0.0.1:9092", "--database-url", database_url)
+
+    assert code == 2
+    assert "nats://, redis://" in err

@@ -8,9 +8,9 @@ import logging
 import pytest
 
 from streamer import (
+    LiveState,
     NotRunning,
     NotStreaming,
-    State,
     Status,
     Streamer,
     TradeEvent,
@@ -34,7 +34,7 @@ async def test_trades_arrive_in_order_and_shutdown_is_quiet(
     block stops everything without a single error or crash line in the log."""
     caplog.set_level(logging.INFO)
     received: list[TradeEvent] = []
-    async with embedded(database_url, mock_exchange, "adausdt") as streamer:
+    async with embedded(database_url, mock_exchange, "ada/usdt") as streamer:
         async for event in streamer.trades("ADAUSDT"):
             assert isinstance(event, TradeEvent)
             received.append(event)
@@ -60,7 +60,7 @@ async def test_start_stop_and_status(database_url: str, mock_exchange: MockExcha
         (stopped,) = await streamer.stop_streaming("ADAUSDT")
         assert stopped.was_running
         assert [state.symbol for state in await streamer.status()] == ["FETUSDT"]
-        assert {state.state for state in await streamer.status()} <= set(State)
+        assert {state.state for state in await streamer.status()} <= set(LiveState)
 
 
 async def test_a_symbol_that_is_not_streaming_is_refused_at_once(

@@ -15,8 +15,8 @@ __version__ = version("streamer")
 
 if TYPE_CHECKING:
     from streamer.api.models import SymbolState
-    from streamer.binance.channel import State
     from streamer.binance.events import Dropped, Event, GapNotice, TradeEvent
+    from streamer.binance.stats import LiveState, SymbolStats
     from streamer.client import ApiError, ServiceClient, ServiceNotRunning
     from streamer.db import DatabaseError, Status, UnknownSymbol
     from streamer.embed import NotRunning, NotStreaming, Streamer
@@ -32,19 +32,20 @@ _HOMES = {
     "Event": "streamer.binance.events",
     "GapNotice": "streamer.binance.events",
     "InvalidSymbol": "streamer.symbols",
+    "LiveState": "streamer.binance.stats",
     "NotRunning": "streamer.embed",
     "NotStreaming": "streamer.embed",
     "Overflow": "streamer.pubsub",
     "ServiceClient": "streamer.client",
     "ServiceNotRunning": "streamer.client",
     "StartResult": "streamer.streaming",
-    "State": "streamer.binance.channel",
     "Status": "streamer.db",
     "StopResult": "streamer.streaming",
     "Streamer": "streamer.embed",
     "StreamerError": "streamer.errors",
     "Subscription": "streamer.pubsub",
     "SymbolState": "streamer.api.models",
+    "SymbolStats": "streamer.binance.stats",
     "TradeEvent": "streamer.binance.events",
     "UnknownSymbol": "streamer.db",
     "normalize_symbol": "streamer.symbols",
@@ -57,19 +58,20 @@ __all__ = [
     "Event",
     "GapNotice",
     "InvalidSymbol",
+    "LiveState",
     "NotRunning",
     "NotStreaming",
     "Overflow",
     "ServiceClient",
     "ServiceNotRunning",
     "StartResult",
-    "State",
     "Status",
     "StopResult",
     "Streamer",
     "StreamerError",
     "Subscription",
     "SymbolState",
+    "SymbolStats",
     "TradeEvent",
     "UnknownSymbol",
     "__version__",

@@ -281,6 +281,12 @@ def run_command(
         str | None,
         typer.Option("--log-level", help="DEBUG, INFO, WARNING (env STREAMER_LOG_LEVEL)"),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format", help="text or json, one object a line (env STREAMER_LOG_FORMAT)"
+        ),
+    ] = None,
     sinks: Annotated[
         list[str] | None,
         typer.Option(
@@ -301,6 +307,7 @@ def run_command(
 ) -> None:
     """Run the service: migrate the database, autostart the enabled symbols, serve the API."""
     from streamer.api.security import TokenRequired
+    from streamer.api.server import bind
     from streamer.app import Service
     from streamer.sinks import SinkError
 
@@ -312,16 +319,21 @@ def run_command(
         port=port,
         token=token,
         log_level=log_level,
+        log_format=log_format,
         sinks=sinks or None,
         sink_required=sink_required,
     )
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         service = Service(settings)
     except (TokenRequired, SinkError) as error:
         raise fail(str(error), 2) from None
     except DatabaseError as error:
         raise fail(str(error)) from None
+    try:
+        bind(settings.host, settings.port).close()
+    except OSError as error:
+        raise fail(f"{error}: another program uses it; choose another with --port") from None
     raise typer.Exit(asyncio.run(service.run()))
 
 

@@ -13,6 +13,8 @@ from platformdirs import user_data_path
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from streamer.logs import LogFormat
+
 BINANCE_WS_URL = "wss://stream.binance.com:9443"
 BINANCE_REST_URL = "https://api.binance.com"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -41,6 +43,7 @@ class Settings(BaseSettings):
     port: int = 8000
     token: SecretStr | None = None
     log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.TEXT
     sinks: Annotated[list[str], NoDecode] = []
     """Sink URLs (`nats://...`, `redis://...`); the variable is a comma-separated list."""
     sink_required: bool = False

@@ -17,8 +17,8 @@ from types import TracebackType
 
 from streamer.api.models import SymbolState
 from streamer.app import Service
-from streamer.binance.channel import State
 from streamer.binance.rest import BinanceRest
+from streamer.binance.stats import LiveState
 from streamer.config import BINANCE_REST_URL, BINANCE_WS_URL, Settings
 from streamer.db import SettingsRepository, Status, create_engine, upgrade
 from streamer.db.seed import seed
@@ -142,7 +142,7 @@ class Streamer:
     async def status(self) -> list[SymbolState]:
         """Every symbol that is `on` or has a running worker, with its live state."""
         states = await self.service.symbol_states()
-        return [s for s in states if s.status is Status.ON or s.state is not State.STOPPED]
+        return [s for s in states if s.status is Status.ON or s.state is not LiveState.STOPPED]
 
     def trades(
         self,

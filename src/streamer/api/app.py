@@ -13,8 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from streamer import __version__
+from streamer.api.docs import serve_docs
 from streamer.api.live import LiveFeed
-from streamer.api.metrics import render_metrics
+from streamer.api.metrics import SocketClients, metrics_registry, render_metrics
 from streamer.api.models import (
     BulkResponse,
     Health,
@@ -62,10 +63,15 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
         version=__version__,
         summary="Live Binance trade streams for a persisted set of symbols.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    serve_docs(app)
     if service.token is None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES)
     guard = MutationGuard(service.token)
+    clients = SocketClients()
+    registry = metrics_registry(service, clients)
     mutating = [Depends(guard)]
 
     @app.exception_handler(InvalidSymbol)
@@ -147,9 +153,9 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(render_metrics(service), media_type=CONTENT_TYPE_LATEST)
+        return Response(render_metrics(registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_api_websocket_route("/ws/trades", trades_socket(service))
+    app.add_api_websocket_route("/ws/trades", trades_socket(service, clients))
     app.add_api_websocket_route("/ws/live", live.endpoint())
     mount_page(app)
     return app
