@@ -40,6 +40,13 @@ def test_stream_names_round_trip() -> None:
     assert symbol_of("ethusdt@trade") == "ETHUSDT"
 
 
+def test_stream_names_change_ascii_case_only() -> None:
+    """Non-ASCII letters keep their case both ways, so no two symbols share a stream."""
+    assert stream_name("这是测试币456") == "这是测试币456@trade"
+    assert symbol_of("ethu\u017fdt@trade") == "ETHU\u017fDT"
+    assert stream_name("\u0130BTC") == "\u0130btc@trade"
+
+
 def test_sliding_window_allows_limit_then_waits_for_oldest() -> None:
     """After `limit` events the window asks to wait until the oldest one leaves it."""
     window = SlidingWindow(5, 1.0)

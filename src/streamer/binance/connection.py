@@ -295,6 +295,8 @@ class StreamConnection:
             websocket_handshake_timeout=self.config.handshake_timeout,
             logger_name="streamer",
         )
+        if listener is None:  # picows' answer to a connection closed during the handshake
+            raise ConnectionResetError(f"{url}: connection closed during the websocket handshake")
         assert isinstance(listener, _Listener)
         sock = transport.underlying_transport.get_extra_info("socket")
         if sock is not None and self.config.receive_buffer:

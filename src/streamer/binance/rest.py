@@ -31,7 +31,7 @@ from streamer import __version__
 from streamer.binance.budget import RestBudget
 from streamer.config import BINANCE_REST_URL
 from streamer.errors import StreamerError
-from streamer.symbols import InvalidSymbol, normalize_symbol
+from streamer.symbols import InvalidSymbol, exchange_symbol, normalize_symbol
 from streamer.text import one_line
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def decode_exchange_info(body: bytes, source: str) -> ExchangeInfo:
         ) from None
     for index, entry in enumerate(info.symbols):
         try:
-            normalize_symbol(entry.symbol)
+            exchange_symbol(entry.symbol)  # exactly as listed: a listed `ETH/BTC` is malformed
         except InvalidSymbol as exc:
             raise RestError(
                 f"{source} has a malformed symbol at `$.symbols[{index}]`: {exc}"
