@@ -21,7 +21,7 @@ from streamer.binance.budget import RestBudget
 from streamer.binance.channel import SymbolChannel
 from streamer.binance.config import StreamerConfig
 from streamer.binance.connection import ConnectGate, StreamConnection
-from streamer.binance.protocol import Backoff, stream_name
+from streamer.binance.protocol import Backoff, stream_name, symbol_of
 from streamer.binance.rest import BinanceRest, RestError
 from streamer.binance.stats import LiveState, SymbolStats
 from streamer.binance.validate import units_per_second
@@ -87,6 +87,7 @@ class StreamHub:
         self._tasks: dict[StreamConnection, asyncio.Task[None]] = {}
         self._resume: dict[str, int] = {}
         self._probes: dict[str, asyncio.Task[None]] = {}
+        self._refusals: dict[str, tuple[int, int]] = {}
         self._stopped: dict[str, SymbolStats] = {}
         self._failure: BaseException | None = None
         self._serial = 0
@@ -155,6 +156,7 @@ class StreamHub:
     def forget(self, symbol: str) -> None:
         """Drop `symbol`'s resume point: it was stopped on purpose, so its next start is fresh."""
         self._resume.pop(symbol, None)
+        self._refusals.pop(symbol, None)
 
     def positions(self) -> dict[str, int]:
         """The last trade id of every symbol that has one: attached ones and kept resume points.
@@ -190,18 +192,48 @@ class StreamHub:
     def channel(self, symbol: str) -> SymbolChannel | None:
         return self._channels.get(symbol)
 
-    def _connection_with_room(self) -> StreamConnection:
+    def _connection_with_room(self, avoid: StreamConnection | None = None) -> StreamConnection:
         cap = self.config.streams_per_connection
         for connection in self._connections:
-            if connection.load < cap:
+            if connection.load < cap and connection is not avoid:
                 return connection
         self._serial += 1
         connection = StreamConnection(
-            f"conn-{self._serial}", self.config, self._channels, self.dirty, self.gate, self.clock
+            f"conn-{self._serial}",
+            self.config,
+            self._channels,
+            self.dirty,
+            self.gate,
+            self.clock,
+            on_refused=self._refused,
         )
         self._connections.append(connection)
         self._spawn(connection)
         return connection
+
+    def _refused(self, connection: StreamConnection, stream: str) -> None:
+        """A stream refused again and again on one connection is tried on another one.
+
+        A refusal may be about the connection (it is full on the exchange's side), not the
+        stream. After 3 refusals the stream moves, then after 6, 12, ... more, so a stream the
+        exchange refuses everywhere costs ever rarer moves (and connection attempts).
+        """
+        symbol = symbol_of(stream)
+        if self._connection_of.get(symbol) is not connection:
+            return
+        count, move_at = self._refusals.get(symbol, (0, 3))
+        count += 1
+        if count < move_at:
+            self._refusals[symbol] = (count, move_at)
+            return
+        self._refusals[symbol] = (0, move_at * 2)
+        connection.remove([stream])
+        elsewhere = self._connection_with_room(avoid=connection)
+        self._connection_of[symbol] = elsewhere
+        elsewhere.add([stream])
+        log.warning(
+            "%s: refused %d times on %s; trying %s", symbol, count, connection.name, elsewhere.name
+        )
 
     def _spawn(self, connection: StreamConnection) -> None:
         task = asyncio.get_running_loop().create_task(connection.run(), name=connection.name)
