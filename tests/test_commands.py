@@ -190,7 +190,7 @@ def test_run_refuses_a_sink_url_it_cannot_use(database_url: str) -> None:
     code, _, err = invoke("run", "--sink", "kafka://127.0.0.1:9092", "--database-url", database_url)
 
     assert code == 2
-    assert "nats://, redis://" in err
+    assert "nats://, parquet://, redis://" in err
 
 
 def test_run_on_a_file_that_is_not_a_database_is_one_error_line(tmp_path: Path) -> None:

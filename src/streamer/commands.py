@@ -15,6 +15,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -296,8 +297,9 @@ def run_command(
         list[str] | None,
         typer.Option(
             "--sink",
-            help="Publish every event to this broker too: nats://host:4222 or "
-            "redis://host:6379/0 (repeatable; env STREAMER_SINKS, comma-separated)",
+            help="Publish every event to this broker too: nats://host:4222, "
+            "redis://host:6379/0 or parquet:///dir (repeatable; env STREAMER_SINKS, "
+            "comma-separated)",
             show_default=False,
         ),
     ] = None,
@@ -352,12 +354,35 @@ def tail_command(
     ] = None,
     host: Host = None,
     port: Port = None,
+    sink: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Read a sink back instead of the service: nats://host:4222 or "
+            "redis://host:6379/0 (with the sink's own stream/prefix parameters)",
+            show_default=False,
+        ),
+    ] = None,
+    since_id: Annotated[
+        int | None,
+        typer.Option("--since-id", help="With --from: replay from this trade id", min=0),
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option("--since", help="With --from: replay from this time (UTC unless given)"),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Stop after this many events", min=1)
+    ] = None,
 ) -> None:
-    """Print live trades from the running service, one line each, until Ctrl-C."""
+    """Print live trades from the running service (or a sink), one line each, until Ctrl-C."""
     from streamer.tail import TailError, follow, print_event
 
     settings = settings_from(host=host, port=port)
     wanted = normalized(symbols or [])
+    if sink is not None:
+        _tail_sink(sink, wanted, since_id, since, limit)
+        return
     url = api_url(settings).replace("http://", "ws://", 1) + "/ws/trades"
     if wanted:
         url += "?symbols=" + ",".join(url_quote(symbol) for symbol in wanted)
@@ -367,6 +392,22 @@ def tail_command(
         pass
     except TailError as error:
         raise fail(str(error)) from None
+
+
+def _tail_sink(
+    url: str, symbols: list[str], since_id: int | None, since: datetime | None, limit: int | None
+) -> None:
+    from streamer.sinks import SinkError
+    from streamer.sinks.replay import ReplayFrom, follow_sink
+    from streamer.tail import print_event
+
+    try:
+        start = ReplayFrom(trade_id=since_id, time=since)
+        asyncio.run(follow_sink(url, symbols, start, print_event, limit=limit))
+    except KeyboardInterrupt:
+        pass
+    except SinkError as error:
+        raise fail(str(error), 2 if isinstance(error, ValueError) else 1) from None
 
 
 def demo_command(
