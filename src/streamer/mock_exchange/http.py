@@ -59,13 +59,8 @@ class KeepAliveHttp(ServerConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pending: bytearray | None = bytearray()
-        self._requests: asyncio.Queue[Request | None] = asyncio.Queue()
+        self._requests: asyncio.Queue[Request] = asyncio.Queue()
         self._server_task: asyncio.Task[None] | None = None
-
-    @property
-    def plain(self) -> bool:
-        """Still serving plain HTTP (no websocket upgrade was asked for)."""
-        return self._pending is not None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -102,7 +97,8 @@ class KeepAliveHttp(ServerConnection):
 
     async def _serve_requests(self) -> None:
         """Answer queued requests one at a time, so responses go out in request order."""
-        while (request := await self._requests.get()) is not None:
+        while True:
+            request = await self._requests.get()
             try:
                 response = await self.owner.answer(self, request)
             except Exception:  # a bug answering one request ends this connection, not the mock
