@@ -1,4 +1,5 @@
-"""`GET /ws/trades?symbols=A,B`: live events as JSON text frames, for any other process.
+"""`GET /ws/trades?symbols=A,B[&after=A:ID,B:ID]`: live events as JSON text frames, for any other
+process; `after` resumes where a client left off (see `resume`).
 
 Each client reads its own bounded subscription, so a slow client only ever delays itself: when
 it falls behind, its oldest events are dropped and the subscription's `dropped` notice, sent in
@@ -17,6 +18,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from streamer.api.metrics import SocketClients
+from streamer.api.resume import InvalidResume, SentFilter, catch_up, parse_after
 from streamer.binance.events import as_dict
 from streamer.db import DatabaseError, UnknownSymbol
 from streamer.pubsub import Overflow, Subscription, topic
@@ -38,11 +40,12 @@ def parse_symbols(raw: str | None) -> list[str] | None:
     return [normalize_symbol(part) for part in raw.split(",") if part.strip()]
 
 
-async def _forward(socket: WebSocket, sub: Subscription) -> None:
+async def _forward(socket: WebSocket, sub: Subscription, sent: SentFilter) -> None:
     """Send every event, the subscription's own `dropped` notices included, in order."""
     while batch := await sub.get_batch(1000):
         for event in batch:
-            await socket.send_text(_encode(as_dict(event)).decode())
+            if sent.fresh(event):
+                await socket.send_text(_encode(as_dict(event)).decode())
 
 
 async def _until_disconnect(socket: WebSocket) -> None:
@@ -89,7 +92,8 @@ def trades_socket(
     async def _serve(socket: WebSocket) -> None:
         try:
             symbols = parse_symbols(socket.query_params.get("symbols"))
-        except InvalidSymbol as error:
+            after = parse_after(socket.query_params.get("after"))
+        except (InvalidSymbol, InvalidResume) as error:
             # Accepted first: a refused handshake could not carry the reason to the client.
             await socket.close(code=POLICY_VIOLATION, reason=str(error))
             return
@@ -104,7 +108,10 @@ def trades_socket(
         with service.pubsub.subscribe(
             topics, maxlen=CLIENT_QUEUE, overflow=Overflow.DROP_OLDEST
         ) as sub:
-            forward = asyncio.ensure_future(_forward(socket, sub))
+            caught_up = await catch_up(service, after)
+            for event in caught_up:
+                await socket.send_text(_encode(as_dict(event)).decode())
+            forward = asyncio.ensure_future(_forward(socket, sub, SentFilter(after, caught_up)))
             listen = asyncio.ensure_future(_until_disconnect(socket))
             try:
                 done, _ = await asyncio.wait({forward, listen}, return_when=asyncio.FIRST_COMPLETED)
