@@ -284,10 +284,16 @@ class Streaming:
         return ChildSpec(id="autostart", start=autostart, restart=restart)
 
     async def _ensure_running(self, symbol: str) -> bool:
-        """Start the symbol's worker unless its name is taken; True when one was already running."""
+        """Start the symbol's worker unless its name is taken; True when one was already running.
+
+        A name held by an abandoned worker (stopped, but still ending) is a failed start, not a
+        running worker: that one is going away.
+        """
         try:
             await self._supervisor.start_child(self._worker_spec(symbol))
-        except AlreadyStarted:
+        except AlreadyStarted as taken:
+            if taken.child.state is ChildState.ABANDONED:
+                raise
             return True
         return False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from streamer.db import Status
@@ -132,6 +133,34 @@ async def test_metrics_expose_per_symbol_counters(running: Running) -> None:
     assert response.headers["content-type"].startswith("text/plain")
     assert 'streamer_trades_total{symbol="ETHUSDT"}' in response.text
     assert "streamer_symbols_running 1.0" in response.text
+
+
+async def test_a_trade_with_an_impossible_time_is_counted_and_the_status_still_answers(
+    running: Running,
+) -> None:
+    """A next-id trade timed 3e17 is rejected: status answers 200 and metrics count it."""
+    await running.http.post("/api/settings/ETHUSDT/start")
+    hub = running.service.hub
+    await eventually(lambda: live(hub, "ETHUSDT").trades > 0)
+    channel = hub.channel("ETHUSDT")
+    assert channel is not None
+    last = channel.last
+    assert last is not None
+    assert channel.last_id is not None
+    channel.on_trade(
+        msgspec.structs.replace(
+            last, trade_id=channel.last_id + 1, trade_time=300_000_000_000_000_000
+        )
+    )
+    channel.flush()
+
+    status = await running.http.get("/api/settings/ETHUSDT")
+    metrics = (await running.http.get("/metrics")).text
+
+    assert status.status_code == 200
+    assert status.json()["rejected"] == {"time_range": 1}
+    assert 'streamer_rejected_total{reason="time_range",symbol="ETHUSDT"} 1.0' in metrics
+    assert 'streamer_symbols_in_state{state="streaming"} 1.0' in metrics
 
 
 async def test_openapi_schema_is_published(running: Running) -> None:

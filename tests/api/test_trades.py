@@ -56,9 +56,9 @@ async def test_trades_carry_exact_decimal_strings(running: Running) -> None:
 
 
 async def test_a_malformed_symbol_closes_the_socket_with_the_reason(running: Running) -> None:
-    """`?symbols=eth/usdt` is refused with a close frame that says why."""
-    with pytest.raises(TailError, match="invalid symbol 'eth/usdt'"):
-        await follow(ws_url(running, "?symbols=eth/usdt"), lambda _: None)
+    """`?symbols=eth!usdt` is refused with a close frame that says why."""
+    with pytest.raises(TailError, match="invalid symbol 'eth!usdt'"):
+        await follow(ws_url(running, "?symbols=eth!usdt"), lambda _: None)
 
 
 def test_no_symbols_means_every_symbol() -> None:

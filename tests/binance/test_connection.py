@@ -124,6 +124,27 @@ async def test_malformed_frame_is_counted_and_the_stream_goes_on() -> None:
         run.assert_exactly_once()
 
 
+async def test_a_deeply_nested_frame_does_not_drop_the_connection() -> None:
+    """JSON nested 100,000 deep is one malformed frame; the connection and its streams go on."""
+    async with FakeServer() as server:
+        config = replace(BASE, ws_url=server.url, dead_after=30.0)
+        pubsub = PubSub()
+        sub = pubsub.subscribe(topic("ETHUSDT"))
+        hub = StreamHub(config, pubsub)
+        runner = asyncio.create_task(hub.run())
+        hub.attach("ETHUSDT")
+        await eventually(lambda: bool(server.subscribed("ethusdt@trade")))
+        server.trade("ETHUSDT", 1)
+        server.broadcast(b'{"stream":' + b"[" * 100_000 + b"]" * 100_000 + b',"data":{}}')
+        server.broadcast(b"[" * 100_000 + b"]" * 100_000)
+        server.trade("ETHUSDT", 2)
+        await eventually(lambda: len(sub) == 2)
+        (connection,) = hub.connections()
+        assert (connection["connects"], connection["malformed"]) == (1, 2)
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+
 async def test_truncated_frame_and_cut_reconnects_without_loss() -> None:
     """Half a frame then a cut connection: the hub reconnects and back-fills the hole."""
     async with streaming() as run:

@@ -17,7 +17,8 @@ def test_a_snapshot_keeps_its_moment_while_the_stream_goes_on() -> None:
     """A stats snapshot is frozen: later trades change the next snapshot, not the one taken."""
     pubsub = PubSub()
     channel = SymbolChannel("ETHUSDT", pubsub.route(topic("ETHUSDT")), [])
-    trade = TradeEvent("trade", 1, "ETHUSDT", 1, Decimal(1), Decimal(1), 1, False)
+    at = 1_700_000_000_000
+    trade = TradeEvent("trade", at, "ETHUSDT", 1, Decimal(1), Decimal(1), at, False)
     channel.on_trade(trade)
     channel.flush()
     before = channel.stats("conn-1")

@@ -12,6 +12,7 @@ import pytest
 from streamer.mock_exchange.config import SAMPLE_DIR, MockConfig, find_shared_data
 from streamer.mock_exchange.data import DataError
 from streamer.mock_exchange.exchange import Exchange
+from streamer.mock_exchange.exchange_info import BUILTIN_SYMBOLS
 from streamer.mock_exchange.sources import ReplaySource, WalkSource
 
 
@@ -80,7 +81,9 @@ def test_the_sample_is_named_as_such() -> None:
 def test_a_folder_without_trades_says_everything_is_synthetic(tmp_path: Path) -> None:
     """Without trade files the description says every symbol's trades are synthetic."""
     line = Exchange(MockConfig(data_dir=tmp_path)).describe_data()
-    assert line.startswith(f"no recorded trades in {tmp_path}: all 6 listed symbols")
+    assert line.startswith(
+        f"no recorded trades in {tmp_path}: all {len(BUILTIN_SYMBOLS)} listed symbols"
+    )
 
 
 def test_every_sample_trade_is_a_recorded_one() -> None:

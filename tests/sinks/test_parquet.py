@@ -20,6 +20,7 @@ from streamer.binance.events import GapNotice, TradeEvent
 from streamer.recording.layout import JOURNAL_DIR, read_gaps
 from streamer.sinks.base import SinkError, SinkEvent
 from streamer.sinks.parquet import JOURNAL, ROLL_BYTES, ParquetSink
+from streamer.sinks.urls import InvalidSinkUrl, sink_from_url
 
 DAY_MS = 1_559_520_000_000  # 2019-06-03 00:00 UTC
 
@@ -96,6 +97,16 @@ async def test_microsecond_streams_keep_microseconds(tmp_path: Path) -> None:
     table = read(tmp_path)
     assert table.schema.field("trade_time").type == pa.timestamp("us", tz="UTC")
     assert table.column("trade_time").cast(pa.int64()).to_pylist() == [DAY_MS * 1000 + 123]
+
+
+async def test_milliseconds_into_a_microsecond_recording_become_microseconds(
+    tmp_path: Path,
+) -> None:
+    """A ms trade joins a µs dataset exactly, its times multiplied by 1000."""
+    await record(tmp_path, [trade(1, time=DAY_MS * 1000 + 5)])
+    await record(tmp_path, [trade(2, time=DAY_MS + 7)])
+    times = read(tmp_path).column("trade_time").cast(pa.int64()).to_pylist()
+    assert times == [DAY_MS * 1000 + 5, (DAY_MS + 7) * 1000]
 
 
 async def test_a_batch_sent_again_and_a_restart_record_each_trade_once(tmp_path: Path) -> None:
@@ -273,3 +284,41 @@ async def test_the_readme_query_reads_the_recording_with_duckdb(
     assert "3007.5" in rows[0]
     assert "│      1 │" in rows[1]
     assert "2990.5" in rows[1]
+
+
+def test_a_parquet_url_names_the_folder_and_the_roll_limits(tmp_path: Path) -> None:
+    """`--sink parquet:///dir?roll_mb=..&roll_seconds=..` gives a sink on that folder."""
+    sink, _ = sink_from_url(f"parquet://{tmp_path}/my%20rec?roll_mb=0.5&roll_seconds=10&batch=9")
+    assert isinstance(sink, ParquetSink)
+    assert sink.root == tmp_path / "my rec"
+    assert (sink.roll_bytes, sink.roll_seconds) == (512 * 1024, 10.0)
+    assert sink.name == f"parquet://{tmp_path}/my rec"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("parquet://", "names no folder"),
+        ("parquet:///tmp/x?roll_mb=0", "must be positive"),
+        ("parquet:///tmp/x?compression=gzip", "unknown parameter compression"),
+    ],
+)
+def test_a_bad_parquet_url_is_one_clear_error(url: str, message: str) -> None:
+    """A URL without a folder, a zero roll limit or an unknown parameter is refused at start."""
+    with pytest.raises(InvalidSinkUrl, match=message):
+        sink_from_url(url)
+
+
+async def test_a_cancelled_publish_sent_again_is_recorded_once(tmp_path: Path) -> None:
+    """A publish cancelled mid-write finishes in its thread; the resent batch waits, then drops
+    the trades it finds already held."""
+    batch = [trade(i) for i in range(1, 20_001)]
+    sink = ParquetSink(tmp_path)
+    await sink.open()
+    first = asyncio.create_task(sink.publish(batch))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    await sink.publish(batch)
+    await sink.close()
+    assert read(tmp_path).column("trade_id").to_pylist() == list(range(1, 20_001))

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from decimal import Decimal
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.registry import Collector
 
-from streamer.binance.events import Dropped, GapNotice, TradeEvent
+from streamer.binance.events import Dropped, GapNotice
 from streamer.otp import ChildState
 from streamer.pubsub import PubSub, topic
 from streamer.sinks import SinkError
@@ -23,13 +22,10 @@ from streamer.sinks.runner import (
     metric_families,
 )
 from tests.polling import eventually
+from tests.sinks.events import trade
 from tests.sinks.memory import MemorySink
 
 FAST = RunnerOptions(retry_base=0.01, retry_cap=0.05)
-
-
-def trade(symbol: str, trade_id: int) -> TradeEvent:
-    return TradeEvent("trade", 1, symbol, trade_id, Decimal("1"), Decimal("2"), 1, False)
 
 
 def publish(pubsub: PubSub, symbol: str, ids: Sequence[int]) -> None:

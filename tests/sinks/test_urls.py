@@ -39,7 +39,10 @@ def test_a_nats_url_configures_its_stream() -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("kafka://127.0.0.1:9092", "must start with one of nats://, redis://, rediss://"),
+        (
+            "kafka://127.0.0.1:9092",
+            "must start with one of nats://, parquet://, redis://, rediss://",
+        ),
         ("redis://127.0.0.1:6379?colour=red", "unknown parameter colour"),
         ("nats://127.0.0.1:4222?max_age=soon", "max_age='soon' is not a number"),
         ("redis://127.0.0.1:6379?queue=0", "queue and batch must be at least 1"),

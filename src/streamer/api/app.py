@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from streamer import __version__
 from streamer.api.docs import serve_docs
+from streamer.api.live import LiveFeed
 from streamer.api.metrics import SocketClients, metrics_registry, render_metrics
 from streamer.api.models import (
     BulkResponse,
@@ -24,7 +25,7 @@ from streamer.api.models import (
     SymbolState,
     Tree,
 )
-from streamer.api.page import STATUS_PAGE
+from streamer.api.page import mount_page
 from streamer.api.security import LOOPBACK_NAMES, MutationGuard
 from streamer.api.trades import trades_socket
 from streamer.binance.stats import LiveState
@@ -46,11 +47,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 def create_app(service: Service, ready: Callable[[], None] | None = None) -> FastAPI:
     """Build the API over a running service; `ready` is called once it can serve requests."""
 
+    live = LiveFeed(service)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if ready is not None:
             ready()
-        yield
+        try:
+            yield
+        finally:
+            await live.close()
 
     app = FastAPI(
         title="streamer",
@@ -149,9 +155,7 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
     async def metrics() -> Response:
         return Response(render_metrics(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/", include_in_schema=False)
-    async def status_page() -> HTMLResponse:
-        return HTMLResponse(STATUS_PAGE)
-
     app.add_api_websocket_route("/ws/trades", trades_socket(service, clients))
+    app.add_api_websocket_route("/ws/live", live.endpoint())
+    mount_page(app)
     return app

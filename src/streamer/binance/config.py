@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from streamer.binance.protocol import (
     CONNECT_WINDOW_S,
@@ -11,6 +11,7 @@ from streamer.binance.protocol import (
     MAX_STREAMS_PER_CONNECTION,
     MESSAGES_PER_SECOND,
 )
+from streamer.binance.validate import TradeRule
 from streamer.config import BINANCE_REST_URL, BINANCE_WS_URL, Settings
 from streamer.symbols import url_quote
 
@@ -30,6 +31,9 @@ class StreamerConfig:
     `receive_buffer` caps the socket's kernel buffer and so the trades handled per read: a
     backlog is then worked off in bursts that stay in the CPU cache and reach subscribers
     sooner, instead of megabyte reads whose first trade waits for thousands of others.
+    `validation` is the rule every trade and REST row must pass; a symbol quarantined by it (or
+    by an error in its own processing) is parked for a capped, jittered backoff from
+    `quarantine_base` to `quarantine_cap` seconds, growing while it keeps failing.
     """
 
     ws_url: str = BINANCE_WS_URL
@@ -55,6 +59,9 @@ class StreamerConfig:
     backfill_weight_per_minute: int = 3_000
     time_unit: str | None = None
     receive_buffer: int = 256 * 1024
+    validation: TradeRule = field(default_factory=TradeRule)
+    quarantine_base: float = 1.0
+    quarantine_cap: float = 300.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.streams_per_connection <= MAX_STREAMS_PER_CONNECTION:

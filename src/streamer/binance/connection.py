@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 
 _PING = WSMsgType.PING
 _CLOSE = WSMsgType.CLOSE
-_DecodeError = msgspec.DecodeError
+_NOT_A_TRADE = (msgspec.DecodeError, RecursionError)
+"""What the trade decode raises for any other frame; deeply nested JSON raises RecursionError."""
 
 
 def flush(dirty: list[SymbolChannel]) -> None:
@@ -113,7 +114,7 @@ class _Listener(WSListener):
         # failed decode while every trade saves the cost of building the type enum.
         try:
             trade = decode_envelope(frame.get_payload_as_bytes()).data
-        except _DecodeError:
+        except _NOT_A_TRADE:
             self._not_a_trade(transport, frame)
         else:
             channel = self.channel_of(trade.symbol)

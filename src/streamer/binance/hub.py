@@ -20,9 +20,10 @@ from streamer.binance.backfill import BackfillLimiter, TradeHistory
 from streamer.binance.channel import SymbolChannel
 from streamer.binance.config import StreamerConfig
 from streamer.binance.connection import ConnectGate, StreamConnection
-from streamer.binance.protocol import stream_name
+from streamer.binance.protocol import Backoff, stream_name
 from streamer.binance.rest import BinanceRest
 from streamer.binance.stats import LiveState, SymbolStats
+from streamer.binance.validate import units_per_second
 from streamer.errors import StreamerError
 from streamer.otp import ChildSpec, Registry, Started
 from streamer.pubsub import PubSub, topic
@@ -81,7 +82,12 @@ class StreamHub:
         if symbol in self._channels:
             raise AlreadyAttached(f"{symbol} is already streaming")
         channel = SymbolChannel(
-            symbol, self.pubsub.route(topic(symbol)), self.dirty, self._resume.pop(symbol, None)
+            symbol,
+            self.pubsub.route(topic(symbol)),
+            self.dirty,
+            self._resume.pop(symbol, None),
+            self.config.validation,
+            units_per_second(self.config.time_unit),
         )
         channel.active_at = channel.attached_at = self.clock()
         self._channels[symbol] = channel
@@ -108,6 +114,26 @@ class StreamHub:
         channel.set_state(LiveState.STOPPED)
         channel.rate = 0.0
         self._stopped[symbol] = channel.stats()
+
+    async def sit_out(self, channel: SymbolChannel, backoff: Backoff) -> None:
+        """Park a quarantined symbol: off its connection for a backoff, then streamed again.
+
+        Its worker keeps running and its neighbours are untouched; it comes back on whichever
+        connection has room, so a connection that carried its bad data need not carry it again.
+        """
+        symbol = channel.symbol
+        connection = self._connection_of.pop(symbol, None)
+        if connection is not None:
+            connection.remove([stream_name(symbol)])
+        delay = backoff.next_delay()
+        log.warning("%s: quarantined (%s); retrying in %.1fs", symbol, channel.quarantined, delay)
+        await asyncio.sleep(delay)
+        if self._channels.get(symbol) is not channel:
+            return
+        channel.release()
+        connection = self._connection_with_room()
+        self._connection_of[symbol] = connection
+        connection.add([stream_name(symbol)])
 
     def forget(self, symbol: str) -> None:
         """Drop `symbol`'s resume point: it was stopped on purpose, so its next start is fresh."""
@@ -215,8 +241,8 @@ class StreamHub:
         """
         self._failure = None
         self._last_tick = self.clock()
-        for symbol in self._channels:
-            if symbol not in self._connection_of:
+        for symbol, channel in self._channels.items():
+            if symbol not in self._connection_of and channel.quarantined is None:
                 connection = self._connection_with_room()
                 self._connection_of[symbol] = connection
                 connection.add([stream_name(symbol)])
@@ -236,7 +262,9 @@ class StreamHub:
         elapsed = max(now - self._last_tick, 1e-6)
         self._last_tick = now
         stale: dict[StreamConnection, list[str]] = defaultdict(list)
+        wall = time.time()
         for symbol, channel in self._channels.items():
+            channel.refresh_bounds(wall)
             delta = channel.trades - channel.checked_trades
             channel.rate = delta / elapsed
             if delta:

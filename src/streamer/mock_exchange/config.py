@@ -18,7 +18,11 @@ installed `streamer demo` replays real data without the full recording beside it
 
 @dataclass(frozen=True)
 class Limits:
-    """Binance's per-connection and per-client websocket limits; `None` switches one off."""
+    """Binance's per-connection and per-client limits; `None` switches one off.
+
+    `request_weight` is the REST weight an IP may use per minute (counted, and sent back in
+    `X-MBX-USED-WEIGHT-1M`, even when off).
+    """
 
     max_streams: int | None = 1024
     max_messages_per_s: int | None = 5
@@ -27,6 +31,7 @@ class Limits:
     lifetime: float | None = 24 * 3600.0
     max_connection_attempts: int | None = 300
     attempts_window: float = 300.0
+    request_weight: int | None = 6000
 
 
 @dataclass(frozen=True)

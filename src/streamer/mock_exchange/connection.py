@@ -18,13 +18,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from streamer.mock_exchange.config import Limits
 from streamer.mock_exchange.encoding import frame, server_shutdown
 from streamer.mock_exchange.exchange import Exchange
+from streamer.mock_exchange.http import KeepAliveHttp
 from streamer.mock_exchange.market import AGG_TRADE, TRADE, Market
 from streamer.mock_exchange.protocol import Session, parse_stream
 
@@ -51,7 +51,7 @@ def fed_stream(name: str) -> tuple[str, str] | None:
     return parsed if parsed is not None and parsed[1] in (TRADE, AGG_TRADE) else None
 
 
-class MockConnection(ServerConnection):
+class MockConnection(KeepAliveHttp):
     """A server connection that counts incoming frames and can be fed, stalled or broken."""
 
     _numbers = itertools.count(1)

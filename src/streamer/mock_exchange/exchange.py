@@ -100,6 +100,7 @@ class Exchange:
             clock=self.clock,
             cache=self._cache,
             templates=self._templates,
+            start_us=self._start_us,
         )
 
     def _source(self, symbol: str) -> TradeSource:

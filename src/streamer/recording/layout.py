@@ -61,10 +61,6 @@ def trade_schema(unit: str) -> pa.Schema:
     )
 
 
-def unit_of(exchange_time: int) -> str:
-    return MICROS if exchange_time >= MICROS_THRESHOLD else MILLIS
-
-
 def partition(root: Path, symbol: str, day: str) -> Path:
     return root / f"symbol={symbol}" / f"date={day}"
 

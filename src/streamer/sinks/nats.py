@@ -12,10 +12,10 @@ Wire contract (`prefix` defaults to `streamer`, `stream` to `STREAMER_TRADES`):
 JetStream drops a message whose id it has seen within `duplicate_window` seconds, which is how a
 re-sent trade (after a retry, a restart or a back-fill) is dropped; the acknowledgement says so
 and it is counted in `duplicates`. A batch is published asynchronously and its acks are awaited
-together; a batch not fully acknowledged within `ACK_TIMEOUT` is retried whole.
+together; a batch not fully acknowledged within `timeout` seconds is retried whole.
 
 URL: `nats://[user:password@]host:4222?stream=STREAMER_TRADES&prefix=streamer&max_age=86400`
-`&max_bytes=1073741824&max_msgs=-1&duplicate_window=120&storage=file`.
+`&max_bytes=1073741824&max_msgs=-1&duplicate_window=120&storage=file&timeout=5`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STREAM = "STREAMER_TRADES"
 DEFAULT_PREFIX = "streamer"
-ACK_TIMEOUT = 5.0
+DEFAULT_TIMEOUT = 5.0
 """Seconds to wait for a batch's acknowledgements before it is sent again."""
 CONNECT_TIMEOUT = 2.0
 MSG_ID = "Nats-Msg-Id"
@@ -69,19 +69,25 @@ def server_url(url: SinkUrl) -> str:
 
 
 async def _quiet(error: Exception) -> None:
-    """nats-py reports every failed reconnect; the runner's state and log already say so."""
+    """nats-py reports every connection error; the runner's state and log already say so."""
     log.debug("nats: %s", error)
 
 
 async def connect(url: SinkUrl) -> Client:
-    """A client that keeps reconnecting by itself; `SinkUnavailable` if the first try fails."""
+    """A fresh connection; `SinkUnavailable` if the server cannot be reached.
+
+    It does not reconnect by itself: nats-py would send what it buffered during the outage
+    when it gets back, ahead of the batch the runner sends again, and a trade lost on the
+    broken connection would then land after later ones. A new connection per outage keeps
+    what the server stored a prefix of what was sent, so the re-sent batch stays in order.
+    """
     try:
         return await nats.connect(
             server_url(url),
             connect_timeout=CONNECT_TIMEOUT,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            allow_reconnect=True,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.1,
             error_cb=_quiet,
         )
     except (NatsError, OSError, TimeoutError) as error:
@@ -91,8 +97,11 @@ async def connect(url: SinkUrl) -> Client:
 class NatsSink:
     """Makes batches durable in a JetStream stream; see the module docstring for the contract."""
 
-    def __init__(self, url: SinkUrl, config: StreamConfig, *, prefix: str) -> None:
+    def __init__(
+        self, url: SinkUrl, config: StreamConfig, *, prefix: str, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         self.url = url
+        self.timeout = timeout
         self.config = config
         self.prefix = prefix
         self.duplicates = 0
@@ -104,9 +113,12 @@ class NatsSink:
         return self.url.label
 
     async def open(self) -> None:
-        if self._client is None:
-            self._client = await connect(self.url)
-        js = self._client.jetstream(timeout=ACK_TIMEOUT)
+        """Connect (again, after an outage) and create or update the stream."""
+        if self._client is not None and not self._client.is_closed and self._js is not None:
+            return
+        await self.close()
+        client = self._client = await connect(self.url)
+        js = client.jetstream(timeout=self.timeout)
         name = self.config.name
         assert name is not None
         try:
@@ -123,19 +135,19 @@ class NatsSink:
         self._js = js
 
     async def publish(self, events: Sequence[SinkEvent]) -> None:
+        await self.open()
         js = self._js
-        if js is None:
-            raise SinkUnavailable(f"{self.name}: not open")
+        assert js is not None
         acks: list[asyncio.Future[PubAck]] = []
         try:
-            async with asyncio.timeout(ACK_TIMEOUT):
+            async with asyncio.timeout(self.timeout):
                 for event in events:
                     subject = trades_subject if isinstance(event, TradeEvent) else gaps_subject
                     acks.append(
                         await js.publish_async(
                             subject(self.prefix, event.symbol),
                             encode_event(event),
-                            wait_stall=ACK_TIMEOUT,
+                            wait_stall=self.timeout,
                             headers={MSG_ID: message_id(event)},
                         )
                     )
@@ -157,7 +169,16 @@ class NatsSink:
 
 def from_url(url: SinkUrl) -> NatsSink:
     url.check_params(
-        {"stream", "prefix", "max_age", "max_bytes", "max_msgs", "duplicate_window", "storage"}
+        {
+            "stream",
+            "prefix",
+            "max_age",
+            "max_bytes",
+            "max_msgs",
+            "duplicate_window",
+            "storage",
+            "timeout",
+        }
     )
     prefix = url.param("prefix", DEFAULT_PREFIX)
     stream = url.param("stream", DEFAULT_STREAM)
@@ -179,4 +200,6 @@ def from_url(url: SinkUrl) -> NatsSink:
         duplicate_window=window,
         storage=StorageType(storage),
     )
-    return NatsSink(url, config, prefix=prefix)
+    return NatsSink(
+        url, config, prefix=prefix, timeout=url.number("timeout", DEFAULT_TIMEOUT, float)
+    )

@@ -11,7 +11,8 @@ target stream top item"); that refusal is how a re-sent trade is dropped, so it 
 `duplicates`, not treated as an error. Each batch is one pipeline (one round trip). Streams are
 capped with `MAXLEN ~ maxlen` (0: no cap).
 
-URL: `redis://[:password@]host:6379/0?prefix=streamer&maxlen=1000000` (`rediss://` for TLS).
+URL: `redis://[:password@]host:6379/0?prefix=streamer&maxlen=1000000&timeout=5` (`rediss://`
+for TLS).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from streamer.sinks.wire import encode_event
 
 DEFAULT_PREFIX = "streamer"
 DEFAULT_MAXLEN = 1_000_000
-TIMEOUT = 5.0
+DEFAULT_TIMEOUT = 5.0
 """Seconds a command may take before the batch is retried (a stalled server is an outage)."""
 DUPLICATE = "equal or smaller than the target stream top item"
 FIELD = "data"
@@ -58,9 +59,10 @@ def server_url(url: SinkUrl) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def connect(url: SinkUrl) -> aioredis.Redis:
+def connect(url: SinkUrl, timeout: float = DEFAULT_TIMEOUT) -> aioredis.Redis:
+    """A redis-py client for the URL's server; commands that take longer than `timeout` fail."""
     client: aioredis.Redis = aioredis.Redis.from_url(
-        server_url(url), socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+        server_url(url), socket_timeout=timeout, socket_connect_timeout=timeout
     )
     return client
 
@@ -74,8 +76,10 @@ class RedisSink:
         *,
         prefix: str = DEFAULT_PREFIX,
         maxlen: int = DEFAULT_MAXLEN,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.url = url
+        self.timeout = timeout
         self.prefix = prefix
         self.maxlen = maxlen or None
         self.duplicates = 0
@@ -86,7 +90,7 @@ class RedisSink:
         return self.url.label
 
     async def open(self) -> None:
-        client = self._client or connect(self.url)
+        client = self._client or connect(self.url, self.timeout)
         self._client = client
         try:
             await client.ping()
@@ -128,8 +132,13 @@ class RedisSink:
 
 
 def from_url(url: SinkUrl) -> RedisSink:
-    url.check_params({"prefix", "maxlen"})
+    url.check_params({"prefix", "maxlen", "timeout"})
     prefix = url.param("prefix", DEFAULT_PREFIX)
     if not prefix:
         raise InvalidSinkUrl(f"{url.label}: prefix must not be empty")
-    return RedisSink(url, prefix=prefix, maxlen=int(url.number("maxlen", DEFAULT_MAXLEN)))
+    return RedisSink(
+        url,
+        prefix=prefix,
+        maxlen=int(url.number("maxlen", DEFAULT_MAXLEN)),
+        timeout=url.number("timeout", DEFAULT_TIMEOUT, float),
+    )

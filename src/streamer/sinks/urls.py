@@ -79,8 +79,15 @@ def _redis(url: SinkUrl) -> Sink:
     return from_url(url)
 
 
+def _parquet(url: SinkUrl) -> Sink:
+    from streamer.sinks.parquet import from_url
+
+    return from_url(url)
+
+
 FACTORIES: dict[str, Callable[[SinkUrl], Sink]] = {
     "nats": _nats,
+    "parquet": _parquet,
     "redis": _redis,
     "rediss": _redis,
 }
