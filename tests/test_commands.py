@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from streamer.cli import app
+from streamer.commands import report_changes
 from streamer.db import SettingsRepository, Status, create_engine
 from tests.fixtures.database import seed_database
 from tests.ports import closed_port
@@ -191,3 +192,16 @@ def test_run_refuses_a_sink_url_it_cannot_use(database_url: str) -> None:
 
     assert code == 2
     assert "nats://, redis://" in err
+
+
+def test_many_symbols_are_reported_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A start or stop of more than ten symbols prints one summary line, plus any failure."""
+    wanted = [f"COIN{n}USDT" for n in range(12)]
+    result = {"changed": wanted[:10], "unchanged": wanted[10:11], "failed": {wanted[11]: "boom"}}
+
+    report_changes(result, wanted, Status.OFF)
+
+    assert capsys.readouterr().out.splitlines() == [
+        "12 symbols: 10 stopped, 1 not running, 1 failed",
+        "COIN11USDT: failed: boom",
+    ]
