@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from streamer.binance.events import Dropped, GapNotice, TradeEvent
 from streamer.errors import StreamerError
-from streamer.symbols import normalize_symbol
+from streamer.symbols import normalize_symbol, url_quote
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class ServiceClient:
         return result
 
     def setting(self, symbol: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", f"/api/settings/{symbol}")
+        result: dict[str, Any] = self._call("GET", f"/api/settings/{url_quote(symbol)}")
         return result
 
     def settings(self, *, active: bool = False) -> list[dict[str, Any]]:
@@ -83,11 +83,11 @@ class ServiceClient:
         return result
 
     def start(self, symbol: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", f"/api/settings/{symbol}/start")
+        result: dict[str, Any] = self._call("POST", f"/api/settings/{url_quote(symbol)}/start")
         return result
 
     def stop(self, symbol: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", f"/api/settings/{symbol}/stop")
+        result: dict[str, Any] = self._call("POST", f"/api/settings/{url_quote(symbol)}/stop")
         return result
 
     def start_many(self, symbols: list[str]) -> dict[str, Any]:
