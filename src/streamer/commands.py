@@ -195,10 +195,28 @@ def run_command(
         str | None,
         typer.Option("--log-level", help="DEBUG, INFO, WARNING (env STREAMER_LOG_LEVEL)"),
     ] = None,
+    instance_id: Annotated[
+        str | None,
+        typer.Option(
+            "--instance-id",
+            help="This instance's name in a group (env STREAMER_INSTANCE_ID; default host-pid)",
+        ),
+    ] = None,
+    lease_ttl: Annotated[
+        float | None,
+        typer.Option("--lease-ttl", help="Seconds a symbol's lease lasts (env STREAMER_LEASE_TTL)"),
+    ] = None,
+    lease_renew: Annotated[
+        float | None,
+        typer.Option(
+            "--lease-renew", help="Seconds between lease renewals (env STREAMER_LEASE_RENEW)"
+        ),
+    ] = None,
 ) -> None:
     """Run the service: migrate the database, autostart the enabled symbols, serve the API."""
     from streamer.api.security import TokenRequired
     from streamer.app import Service
+    from streamer.ownership import InstanceLocked, InvalidLeaseTimes
 
     settings = settings_from(
         database_url=database_url,
@@ -208,15 +226,22 @@ def run_command(
         port=port,
         token=token,
         log_level=log_level,
+        instance_id=instance_id,
+        lease_ttl=lease_ttl,
+        lease_renew=lease_renew,
     )
     configure_logging(settings.log_level)
     try:
         service = Service(settings)
-    except TokenRequired as error:
+    except (TokenRequired, InvalidLeaseTimes) as error:
         raise fail(str(error), 2) from None
     except DatabaseError as error:
         raise fail(str(error)) from None
-    raise typer.Exit(asyncio.run(service.run()))
+    try:
+        code = asyncio.run(service.run())
+    except InstanceLocked as error:
+        raise fail(str(error)) from None
+    raise typer.Exit(code)
 
 
 def tail_command(

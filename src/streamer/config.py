@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     port: int = 8000
     token: SecretStr | None = None
     log_level: str = "INFO"
+    # Several instances on one PostgreSQL database (see `streamer.ownership`).
+    instance_id: str = ""
+    lease_ttl: float = 6.0
+    lease_renew: float = 1.0
 
     @field_validator("log_level")
     @classmethod

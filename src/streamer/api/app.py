@@ -14,6 +14,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from streamer import __version__
 from streamer.api.metrics import render_metrics
 from streamer.api.models import (
+    Cluster,
+    ClusterInstance,
     Health,
     Problem,
     StartResponse,
@@ -110,6 +112,23 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
         """Persist `off` and terminate the symbol's worker if one runs."""
         result = await service.streaming.stop_streaming(symbol)
         return StopResponse(symbol=result.symbol, was_running=result.was_running)
+
+    @app.get("/api/cluster", responses=ERRORS)
+    async def cluster() -> Cluster:
+        """The instances sharing the settings database and the symbols each streams now."""
+        found = await service.cluster()
+        return Cluster(
+            instances=[
+                ClusterInstance(
+                    id=i.id,
+                    address=i.address,
+                    started=i.started,
+                    last_seen=i.last_seen,
+                    symbols=i.symbols,
+                )
+                for i in found
+            ]
+        )
 
     @app.get("/api/tree")
     async def tree() -> Tree:
