@@ -128,7 +128,13 @@ async def _offline_states(database_url: str, include_off: bool) -> list[dict[str
     finally:
         await engine.dispose()
     return [
-        {"symbol": row.symbol, "status": str(row.status), "state": "stopped", "restarts": 0}
+        {
+            "symbol": row.symbol,
+            "owner": None,
+            "status": str(row.status),
+            "state": "stopped",
+            "restarts": 0,
+        }
         for row in rows
     ]
 
@@ -159,11 +165,14 @@ def status_command(
         typer.echo(json.dumps(states, indent=2))
         return
     table = Table(title=f"streamer status, from the {source}", title_justify="left")
-    for column in ("symbol", "status", "state", "since", "trades/s", "restarts", "gaps"):
-        table.add_column(column, justify="left" if column in ("symbol", "state") else "right")
+    for column in ("symbol", "owner", "status", "state", "since", "trades/s", "restarts", "gaps"):
+        table.add_column(
+            column, justify="left" if column in ("symbol", "owner", "state") else "right"
+        )
     for state in states:
         table.add_row(
             state["symbol"],
+            state.get("owner") or "-",
             state["status"],
             state["state"],
             (state.get("since") or "")[11:19],

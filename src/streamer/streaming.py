@@ -44,7 +44,7 @@ class Placement(Protocol):
     owner of the symbol's lease, whichever instance that is, starts or stops its worker.
     """
 
-    def owned(self) -> list[str]:
+    async def owned(self) -> list[str]:
         """The symbols this instance owns: what it must run."""
         ...
 
@@ -186,7 +186,7 @@ class Streaming:
         """
         seen = dict(self._changes)
         if self.placement is not None:
-            symbols = self.placement.owned()
+            symbols = await self.placement.owned()
         else:
             symbols = await self._repository.enabled_symbols()
         report = AutostartReport()

@@ -74,7 +74,7 @@ def _lease_metrics(service: Service) -> Iterator[GaugeMetricFamily | CounterMetr
     ownership = service.ownership
     assert ownership is not None
     held = GaugeMetricFamily("streamer_leases_held", "Symbol leases this instance holds.")
-    held.add_metric([], float(len(ownership.owned())))
+    held.add_metric([], float(len(ownership.holdings.owned())))
     yield held
     stats = ownership.stats
     takeovers = CounterMetricFamily(

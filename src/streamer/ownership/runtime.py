@@ -75,13 +75,16 @@ class Ownership:
         self._reachable = True
         self._offered: frozenset[str] = frozenset()
         self._round_lock = asyncio.Lock()
+        self._first_round = asyncio.Event()
 
     @property
     def me(self) -> str:
         return self.store.me
 
-    def owned(self) -> list[str]:
-        """The symbols this instance may stream now: what autostart and reconciliation run."""
+    async def owned(self) -> list[str]:
+        """The symbols this instance owns, once its first round has claimed its share: what
+        autostart starts (and, from then on, what every round's reconciliation keeps running)."""
+        await self._first_round.wait()
         return sorted(self.holdings.owned())
 
     async def announce(self) -> None:
@@ -204,6 +207,9 @@ class Ownership:
         self._offered = result.offered
         for symbol in result.handed_over:
             self._handing.pop(symbol, None)
+        if not self._first_round.is_set():
+            self._first_round.set()
+            return
         await self._reconcile()
 
     def _streams(self, symbol: str) -> bool:
