@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-from bench import decoding, mock_exchange
+from bench import decoding, mock_exchange, recording
 from bench.client import SYMBOL
 from bench.mock_process import EXCHANGE_INFO, FULL_SPEED, only_symbols
 from bench.mock_process import mock_exchange as mock_process
@@ -179,6 +179,7 @@ def main() -> None:
             mock_bound.append("delivered")
     if raw is not None and ours is not None:
         figures["delivered_vs_raw_ratio"] = round(ours["rate"] / raw["rate"], 3)
+    figures.update(recording.figures(ours["rate"] if ours is not None else None, best_of))
 
     peer_rates: dict[str, float] = {}
     for peer in PEERS:
@@ -281,6 +282,11 @@ run on the machine that ran it; compare runs on the same machine only.
 - `cpu_s_per_million`: CPU seconds the streaming process spent per million trades delivered.
 - `peer_*_per_s`: trades each peer library handed to its callback, on the same frames:
 {peers}
+- `record_per_s`: trades per second made durable by `streamer record`'s path (the sink runner
+  and the Parquet sink: journal fsynced per batch, parts written and renamed at close) on the
+  same feed, in a fresh process, best of 2 rounds of 300,000; `record_vs_delivered` divides it by
+  `delivered_per_s` (target >= 0.5). `bytes_per_trade` is the Parquet parts' size per recorded
+  trade, `csv_gz_bytes_per_trade` the recorded gzip CSV day's, `bytes_vs_csv_gz` their ratio.
 - `best_peer_per_s` / `delivered_vs_best_peer`: the fastest peer and how many times faster the
   delivered rate is.
 - `*_client_busy` / `*_mock_busy`: CPU seconds per second of the timed span of the client and of

@@ -42,7 +42,7 @@ async def measure(ws_url: str, rest_url: str) -> dict[str, float]:
         await asyncio.sleep(0.5)
         delivered += len(sub.get_nowait_batch())
     live = sum(c["live"] for c in hub.connections())
-    streaming = sum(s["state"] == "streaming" for s in hub.all_stats().values())
+    streaming = sum(s.state == "streaming" for s in hub.all_stats().values())
     result = {
         "symbols": float(len(symbols)),
         "live_streams": float(live),

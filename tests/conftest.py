@@ -2,6 +2,7 @@
 
 pytest_plugins: list[str] = [
     # one entry per fixture module, e.g. "tests.fixtures.database"
+    "tests.fixtures.brokers",
     "tests.fixtures.database",
     "tests.fixtures.mock_exchange",
 ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -80,10 +82,10 @@ def test_an_unknown_symbol_changes_nothing_and_says_why(seeded: str) -> None:
 
 def test_a_malformed_symbol_is_a_usage_error(seeded: str) -> None:
     """A symbol that cannot exist exits 2 with the rule it broke, changing nothing."""
-    code, _, err = invoke("start", "ETH-USDT", *offline(seeded))
+    code, _, err = invoke("start", "ETH$USDT", *offline(seeded))
 
     assert code == 2
-    assert "invalid symbol 'ETH-USDT'" in err
+    assert "invalid symbol 'ETH$USDT'" in err
     assert set(statuses(seeded).values()) == {Status.OFF}
 
 
@@ -121,3 +123,71 @@ def test_run_refuses_to_serve_beyond_loopback_without_a_token(database_url: str)
 
     assert code == 2
     assert "STREAMER_TOKEN" in err
+
+
+def test_start_all_with_a_quote_filter_saves_only_those(database_url: str) -> None:
+    """`streamer start --quote USDT` switches on every USDT symbol and no other."""
+    asyncio.run(seed_database(database_url, [*SYMBOLS, "ETHBTC"]))
+
+    code, out, _ = invoke("start", "--quote", "usdt", *offline(database_url))
+
+    assert code == 0, out
+    assert statuses(database_url) == {
+        "ETHUSDT": "on",
+        "NEOUSDT": "on",
+        "BTCUSDT": "on",
+        "ETHBTC": "off",
+    }
+
+
+def test_stop_all_switches_every_symbol_off(seeded: str) -> None:
+    """`streamer stop --all` sets every symbol that was on to off."""
+    invoke("start", "--all", *offline(seeded))
+    assert set(statuses(seeded).values()) == {Status.ON}
+
+    code, out, _ = invoke("stop", "--all", *offline(seeded))
+
+    assert code == 0, out
+    assert set(statuses(seeded).values()) == {Status.OFF}
+
+
+def test_symbols_come_from_a_file_with_comments(seeded: str, tmp_path: Path) -> None:
+    """`--from-file` reads symbols spaced, comma-separated or one per line, skipping comments."""
+    listed = tmp_path / "symbols.txt"
+    listed.write_text("# my watch list\nethusdt, neousdt  # two\n\n")
+
+    code, out, _ = invoke("start", "--from-file", str(listed), *offline(seeded))
+
+    assert code == 0, out
+    assert statuses(seeded) == {"ETHUSDT": "on", "NEOUSDT": "on", "BTCUSDT": "off"}
+
+
+def test_start_without_symbols_is_a_usage_error(seeded: str) -> None:
+    """`streamer start` with nothing to start says how to name symbols and exits 2."""
+    code, _, err = invoke("start", *offline(seeded))
+
+    assert code == 2
+    assert "--all" in err
+
+
+def test_a_port_in_use_is_one_error_line(database_url: str) -> None:
+    """`streamer run` on a port another program holds exits 1 with one `error:` line."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code, _, err = invoke("run", "--database-url", database_url, "--port", str(port))
+
+    assert code == 1
+    assert err.splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use: another program "
+        "uses it; choose another with --port"
+    ]
+
+
+def test_run_refuses_a_sink_url_it_cannot_use(database_url: str) -> None:
+    """`streamer run --sink kafka://...` exits 2 naming the schemes it knows, before starting."""
+    code, _, err = invoke("run", "--sink", "kafka://127.0.0.1:9092", "--database-url", database_url)
+
+    assert code == 2
+    assert "nats://, redis://" in err

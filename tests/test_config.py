@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from streamer.config import BINANCE_REST_URL, BINANCE_WS_URL, Settings, default_data_dir
@@ -36,3 +38,30 @@ def test_the_environment_chooses_the_database(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("STREAMER_DATABASE_URL", "postgresql://postgres@127.0.0.1/streamer")
 
     assert Settings().resolved_database_url() == "postgresql://postgres@127.0.0.1/streamer"
+
+
+def test_sinks_are_a_comma_separated_list_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """STREAMER_SINKS names several brokers at once, separated by commas."""
+    monkeypatch.setenv("STREAMER_SINKS", "nats://127.0.0.1:4222, redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("STREAMER_SINK_REQUIRED", "true")
+
+    settings = Settings()
+
+    assert settings.sinks == ["nats://127.0.0.1:4222", "redis://127.0.0.1:6379/0"]
+    assert settings.sink_required is True
+
+
+def test_a_dotenv_file_in_the_working_directory_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`.env` in the working directory configures the service; a real variable still wins."""
+    monkeypatch.delenv("STREAMER_PORT", raising=False)
+    monkeypatch.setenv("STREAMER_HOST", "127.0.0.2")
+    (tmp_path / ".env").write_text("STREAMER_PORT=9123\nSTREAMER_HOST=127.0.0.3\n")
+    monkeypatch.chdir(tmp_path)
+
+    settings = Settings()
+
+    assert (settings.host, settings.port) == ("127.0.0.2", 9123)

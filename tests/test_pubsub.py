@@ -24,7 +24,7 @@ def test_topic_normalises_the_symbol() -> None:
 def test_topic_of_an_invalid_symbol_is_refused() -> None:
     """A name that cannot be a symbol gets no topic, so no one subscribes to a dead one."""
     with pytest.raises(InvalidSymbol, match="invalid symbol"):
-        topic("eth/usdt")
+        topic("eth$usdt")
 
 
 async def test_subscriber_gets_only_its_topics() -> None:

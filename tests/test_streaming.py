@@ -178,7 +178,7 @@ async def test_starting_an_unknown_symbol_fails_and_changes_nothing(tree: Tree) 
 async def test_starting_a_malformed_symbol_fails_before_touching_anything(tree: Tree) -> None:
     """A symbol that cannot be a Binance symbol raises InvalidSymbol."""
     with pytest.raises(InvalidSymbol):
-        await tree.streaming.start_streaming("eth/usdt")
+        await tree.streaming.start_streaming("eth$usdt")
 
     assert tree.registry.names() == []
 
@@ -381,3 +381,63 @@ async def test_a_start_while_the_dynamic_supervisor_restarts_changes_nothing(
         await streaming.start_streaming("ETHUSDT")
 
     assert (await repository.get("ETHUSDT")).status is Status.OFF
+
+
+async def test_starting_a_symbol_whose_stopped_worker_is_still_ending_fails_and_keeps_off(
+    engine: AsyncEngine,
+) -> None:
+    """A start while the stopped worker was abandoned still running fails, starts no second
+    worker and leaves the symbol off, instead of reporting it already running."""
+    await seed(engine, SYMBOLS)
+    repository = SettingsRepository(engine)
+    registry = Registry("streams")
+    release = asyncio.Event()
+    starts = 0
+
+    def stubborn(symbol: str) -> ChildSpec:
+        async def body(started: Started) -> None:
+            nonlocal starts
+            starts += 1
+            started()
+            try:
+                await asyncio.Future()
+            finally:
+                await release.wait()
+
+        return ChildSpec(id=symbol, start=body, shutdown=0.01, name=(registry, symbol))
+
+    dynamic = DynamicSupervisor(name="streamers")
+    streaming = Streaming(
+        repository=repository, supervisor=dynamic, registry=registry, worker_spec=stubborn
+    )
+    up = asyncio.Event()
+    task = asyncio.create_task(dynamic.run(up.set))
+    await up.wait()
+    await streaming.start_streaming("ETHUSDT")
+    await streaming.stop_streaming("ETHUSDT")
+
+    with pytest.raises(StartError, match="abandoned"):
+        await streaming.start_streaming("ETHUSDT")
+
+    assert starts == 1
+    assert (await repository.get("ETHUSDT")).status is Status.OFF
+    release.set()
+    await dynamic.stop()
+    await task
+
+
+async def test_a_bulk_start_logs_one_summary_line(
+    tree: Tree, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Starting many symbols in one call starts each and logs one line, not one per symbol."""
+    symbols = sorted(await tree.repository.symbols())
+
+    with caplog.at_level(logging.INFO, logger="streamer.streaming"):
+        report = await tree.streaming.start_many(s.lower() for s in symbols)
+
+    assert sorted(report.changed) == symbols
+    assert sorted(tree.registry.names()) == symbols
+    lines = [r.getMessage() for r in caplog.records if r.name == "streamer.streaming"]
+    assert [line for line in lines if not line.startswith("Autostart")] == [
+        f"Started streaming on {len(symbols)} symbols (0 already running, 0 failed)"
+    ]

@@ -21,11 +21,33 @@ TRADE = TradeEvent(
 )
 
 
-def test_a_trade_is_one_line_with_id_side_quantity_and_exact_price() -> None:
-    """A trade prints its symbol, id, side and the exact decimal quantity and price."""
+def test_a_trade_is_one_line_with_time_id_side_quantity_and_exact_price() -> None:
+    """A trade prints its UTC trade time, symbol, id, side and the exact quantity and price."""
     line = format_event(as_dict(TRADE))
 
-    assert line.split() == ["ADAUSDT", "#14364025", "buy", "1617.50000000", "@", "0.09643000"]
+    assert line.split() == [
+        "00:00:22.517",
+        "ADAUSDT",
+        "#14364025",
+        "buy",
+        "1617.50000000",
+        "@",
+        "0.09643000",
+    ]
+
+
+def test_microsecond_trade_times_print_the_same_clock_time() -> None:
+    """A trade time in µs (connections asking for them) prints the same time of day."""
+    line = format_event(as_dict(msgspec.structs.replace(TRADE, trade_time=1559520022517000)))
+
+    assert line.startswith("00:00:22.517 ")
+
+
+def test_a_not_streaming_notice_is_printed_as_sent() -> None:
+    """The service's notice that a symbol is not streaming is shown as its message."""
+    event = {"kind": "notice", "symbol": "ETHUSDT", "message": "ETHUSDT is not streaming: ..."}
+
+    assert format_event(event) == "ETHUSDT is not streaming: ..."
 
 
 def test_a_backfilled_trade_says_so() -> None:

@@ -1,5 +1,92 @@
-"""Live Binance trade streams for a persisted set of symbols, under OTP-style supervision."""
+"""Live Binance trade streams for a persisted set of symbols, under OTP-style supervision.
 
+The names below are the public API; everything else is internal and may change. They are
+imported on first use, so `import streamer` (and the `streamer` command) stays quick and does
+not load the web stack for a program that only needs the events' types.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
 from importlib.metadata import version
+from typing import TYPE_CHECKING, Any
 
 __version__ = version("streamer")
+
+if TYPE_CHECKING:
+    from streamer.api.models import SymbolState
+    from streamer.binance.events import Dropped, Event, GapNotice, TradeEvent
+    from streamer.binance.stats import LiveState, SymbolStats
+    from streamer.client import ApiError, ServiceClient, ServiceNotRunning
+    from streamer.db import DatabaseError, Status, UnknownSymbol
+    from streamer.embed import NotRunning, NotStreaming, Streamer
+    from streamer.errors import StreamerError
+    from streamer.pubsub import Overflow, Subscription
+    from streamer.streaming import StartResult, StopResult
+    from streamer.symbols import InvalidSymbol, normalize_symbol
+
+_HOMES = {
+    "ApiError": "streamer.client",
+    "DatabaseError": "streamer.db",
+    "Dropped": "streamer.binance.events",
+    "Event": "streamer.binance.events",
+    "GapNotice": "streamer.binance.events",
+    "InvalidSymbol": "streamer.symbols",
+    "LiveState": "streamer.binance.stats",
+    "NotRunning": "streamer.embed",
+    "NotStreaming": "streamer.embed",
+    "Overflow": "streamer.pubsub",
+    "ServiceClient": "streamer.client",
+    "ServiceNotRunning": "streamer.client",
+    "StartResult": "streamer.streaming",
+    "Status": "streamer.db",
+    "StopResult": "streamer.streaming",
+    "Streamer": "streamer.embed",
+    "StreamerError": "streamer.errors",
+    "Subscription": "streamer.pubsub",
+    "SymbolState": "streamer.api.models",
+    "SymbolStats": "streamer.binance.stats",
+    "TradeEvent": "streamer.binance.events",
+    "UnknownSymbol": "streamer.db",
+    "normalize_symbol": "streamer.symbols",
+}
+
+__all__ = [
+    "ApiError",
+    "DatabaseError",
+    "Dropped",
+    "Event",
+    "GapNotice",
+    "InvalidSymbol",
+    "LiveState",
+    "NotRunning",
+    "NotStreaming",
+    "Overflow",
+    "ServiceClient",
+    "ServiceNotRunning",
+    "StartResult",
+    "Status",
+    "StopResult",
+    "Streamer",
+    "StreamerError",
+    "Subscription",
+    "SymbolState",
+    "SymbolStats",
+    "TradeEvent",
+    "UnknownSymbol",
+    "__version__",
+    "normalize_symbol",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'streamer' has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -2,6 +2,7 @@
 
     streamer (one_for_one)
     ├── database        waits for the database, migrates it, owns the engine
+    ├── sinks           one_for_one, one child per configured sink (only with sinks)
     ├── stream_hub      the shared exchange connections and per-symbol live stats
     ├── streaming (rest_for_one)
     │   ├── streamers   dynamic supervisor: one worker per symbol, named by its symbol
@@ -25,11 +26,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from streamer.api.app import create_app
-from streamer.api.models import Health, SymbolState
+from streamer.api.models import Health, SinkHealth, SymbolState
 from streamer.api.security import check_bind
 from streamer.api.server import server_spec
-from streamer.binance.channel import State
 from streamer.binance.config import StreamerConfig
+from streamer.binance.stats import LiveState
 from streamer.binance.worker import StreamHub, stream_spec
 from streamer.config import Settings
 from streamer.db import (
@@ -53,6 +54,8 @@ from streamer.otp import (
 )
 from streamer.ownership import InstanceInfo, InstanceLock, LeaseStore, LeaseTimes, Ownership
 from streamer.pubsub import PubSub
+from streamer.sinks.runner import Sinks
+from streamer.sinks.urls import sink_from_url
 from streamer.streaming import Streaming, WorkerSpec
 from streamer.symbols import normalize_symbol
 
@@ -90,6 +93,11 @@ class Service:
         self.database_retry = database_retry
         self.database_probe = database_probe
         self.pubsub = PubSub()
+        self.sinks = Sinks(
+            [sink_from_url(url) for url in config.sinks],
+            self.pubsub,
+            required=config.sink_required,
+        )
         self.registry = Registry("streams")
         self.hub = StreamHub(
             streamer_config or StreamerConfig.from_settings(config),
@@ -103,7 +111,7 @@ class Service:
             registry=self.registry,
             worker_spec=worker_spec or (lambda symbol: stream_spec(symbol, self.hub)),
             wait_ready=self.database_ready.wait,
-            on_stopped=self.hub.forget,
+            on_stopped=self._forget,
         )
         url = parse_url(self.database_url)
         sqlite_file = sqlite_path(url) if is_sqlite(url) else None
@@ -116,6 +124,7 @@ class Service:
                 hub=self.hub,
                 registry=self.registry,
                 address=lambda: self.address,
+                positions=self._positions,
                 wait_ready=self.database_ready.wait,
             )
             self.streaming.placement = self.ownership
@@ -126,6 +135,7 @@ class Service:
         )
         children = [
             self._database_spec(),
+            *([self.sinks.child_spec()] if config.sinks else []),
             self.hub.child_spec(),
             self.streaming_supervisor.child_spec("streaming"),
         ]
@@ -175,6 +185,7 @@ class Service:
                     delay = min(delay * 2, DATABASE_RETRY_CAP)
             for symbol, last_trade_id in positions.items():
                 self.hub.resume_from(symbol, last_trade_id)
+            self.sinks.resume_from(positions)
             self.database_ready.set()
             try:
                 await self._watch_database()
@@ -193,7 +204,7 @@ class Service:
             return
         try:
             async with asyncio.timeout(self.database_probe):
-                await self.repository.save_positions(self.hub.positions())
+                await self.repository.save_positions(self._positions())
         except (DatabaseUnavailable, TimeoutError) as error:
             log.warning(
                 "Could not save stream positions (%s); the next start resumes from the last save",
@@ -205,7 +216,7 @@ class Service:
         database answers, so health and metrics see an outage and its end."""
         while True:
             await asyncio.sleep(self.database_probe)
-            positions = self.hub.positions() if self.ownership is None else {}
+            positions = self._positions() if self.ownership is None else {}
             try:
                 async with asyncio.timeout(self.database_probe):
                     if positions:
@@ -220,6 +231,14 @@ class Service:
                 if not self.database_ready.is_set():
                     log.info("The database answers again")
                     self.database_ready.set()
+
+    def _positions(self) -> dict[str, int]:
+        """Resume points to save: no further than every sink has made durable."""
+        return self.sinks.hold_back(self.hub.positions())
+
+    def _forget(self, symbol: str) -> None:
+        self.hub.forget(symbol)
+        self.sinks.forget(symbol)
 
     # --- live state --------------------------------------------------------------------------
 
@@ -248,22 +267,24 @@ class Service:
         stats = self.hub.stats(setting.symbol) if child is not None else None
         if child is None or stats is None:
             return SymbolState(
-                symbol=setting.symbol, status=setting.status, state=State.STOPPED, owner=owner
+                symbol=setting.symbol, status=setting.status, state=LiveState.STOPPED, owner=owner
             )
-        last_time = stats["last_trade_time"]
+        last_time = stats.last_trade_time
         return SymbolState(
             symbol=setting.symbol,
             owner=owner,
             status=setting.status,
-            state=State(stats["state"]),
-            since=_from_epoch(stats["since"]),
+            state=stats.state,
+            reason=stats.reason,
+            since=_from_epoch(stats.since),
             restarts=child.restarts,
-            trades=stats["trades"],
-            rate=stats["rate"],
-            last_trade_id=stats["last_trade_id"],
-            last_trade_time=None if last_time is None else _from_exchange_time(last_time),
-            gaps_filled=stats["gaps_filled"],
-            gaps_lost=stats["gaps_lost"],
+            trades=stats.trades,
+            rate=stats.rate,
+            last_trade_id=stats.last_trade_id,
+            last_trade_time=_from_exchange_time(last_time),
+            gaps_filled=stats.gaps_filled,
+            gaps_lost=stats.gaps_lost,
+            rejected=stats.rejected,
         )
 
     async def symbol_states(
@@ -281,9 +302,21 @@ class Service:
         streaming = self.streaming_supervisor.state is ChildState.RUNNING
         return Health(
             live=True,
-            ready=self.database_ready.is_set() and streaming,
+            ready=self.database_ready.is_set() and streaming and self.sinks.ready,
             database=self.database_ready.is_set(),
             streaming=len(self.registry),
+            sinks=[
+                SinkHealth(
+                    name=stats.name,
+                    state=str(stats.state),
+                    healthy=stats.healthy,
+                    required=self.sinks.required,
+                    lost=stats.lost,
+                    queued=stats.queued,
+                    last_error=stats.last_error,
+                )
+                for stats in self.sinks.stats()
+            ],
         )
 
     async def run(self) -> int:
@@ -303,6 +336,14 @@ def _from_epoch(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-def _from_exchange_time(value: int) -> datetime:
-    """Exchange times are in ms, or in µs on connections that asked for microseconds."""
-    return datetime.fromtimestamp(value / (1_000_000 if value > 10**14 else 1_000), UTC)
+def _from_exchange_time(value: int | None) -> datetime | None:
+    """Exchange times are in ms, or in µs on connections that asked for microseconds.
+
+    A time no calendar can hold is shown as unknown rather than failing the whole status view.
+    """
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(value / (1_000_000 if value > 10**14 else 1_000), UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

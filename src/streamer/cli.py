@@ -15,6 +15,7 @@ from streamer.commands import (
 )
 from streamer.db.cli import db_app, seed_command
 from streamer.mock_exchange.cli import mock_exchange_command
+from streamer.recording.cli import record_command, verify_command
 
 app = typer.Typer(
     name="streamer",
@@ -49,6 +50,8 @@ app.command("stop")(stop_command)
 app.command("status")(status_command)
 app.command("tail")(tail_command)
 app.command("demo")(demo_command)
+app.command("record")(record_command)
+app.command("verify")(verify_command)
 
 
 def main() -> None:

@@ -35,9 +35,9 @@ class ServiceClient:
     def __exit__(self, *_: object) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, **params: Any) -> Any:
+    def _call(self, method: str, path: str, json: Any = None, **params: Any) -> Any:
         try:
-            response = self._http.request(method, path, params=params or None)
+            response = self._http.request(method, path, params=params or None, json=json)
         except httpx.ConnectError as error:
             raise ServiceNotRunning(f"no service answers at {self.base_url}") from error
         except httpx.TransportError as error:
@@ -73,4 +73,13 @@ class ServiceClient:
 
     def stop(self, symbol: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", f"/api/settings/{symbol}/stop")
+        return result
+
+    def start_many(self, symbols: list[str]) -> dict[str, Any]:
+        """One call for many symbols: `changed`, `unchanged` and `failed` (with why)."""
+        result: dict[str, Any] = self._call("POST", "/api/settings/start", json=symbols)
+        return result
+
+    def stop_many(self, symbols: list[str]) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/api/settings/stop", json=symbols)
         return result

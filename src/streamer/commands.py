@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -36,7 +39,6 @@ Token = Annotated[
     str | None,
     typer.Option("--token", help="API bearer token (env STREAMER_TOKEN)", show_default=False),
 ]
-Symbols = Annotated[list[str], typer.Argument(help="Symbols, e.g. ETHUSDT btcusdt")]
 
 
 def api_url(settings: Settings) -> str:
@@ -57,57 +59,141 @@ def normalized(symbols: list[str]) -> list[str]:
         raise fail(str(error), 2) from None
 
 
-async def _set_offline(database_url: str, symbols: list[str], status: Status) -> None:
+SHOWN_ONE_BY_ONE = 10
+"""Up to this many symbols, a start or stop prints a line per symbol; beyond, one summary."""
+
+
+def read_symbol_file(path: Path) -> list[str]:
+    """Symbols from a file (`-` is stdin): separated by spaces, commas or lines; `#` comments."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text()
+    except OSError as error:
+        raise fail(f"cannot read symbols from {path}: {error.strerror}", 2) from None
+    lines = (line.split("#", 1)[0] for line in text.splitlines())
+    return [word for line in lines for word in line.replace(",", " ").split()]
+
+
+def with_quote(symbols: list[str], quote: str | None) -> list[str]:
+    """The symbols quoted in `quote` (their name ends with it), or all when no quote is given."""
+    if quote is None:
+        return symbols
+    suffix = quote.strip().upper()
+    return [s for s in symbols if s.endswith(suffix) and len(s) > len(suffix)]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a start or stop applies to: named symbols, plus every known one with `every`."""
+
+    named: list[str]
+    every: bool
+    quote: str | None
+
+    def resolve(self, known: list[str]) -> list[str]:
+        chosen = [*self.named, *(known if self.every else [])]
+        wanted = with_quote(list(dict.fromkeys(chosen)), self.quote)
+        if not wanted:
+            raise fail("no symbols to change" + (f" quoted in {self.quote}" if self.quote else ""))
+        return wanted
+
+
+async def _set_offline(database_url: str, selection: Selection, status: Status) -> list[str]:
     engine = create_engine(database_url)
     try:
         repository = SettingsRepository(engine)
         await repository.check_schema()
-        for symbol in symbols:
+        every = None if status is Status.ON else Status.ON
+        known = (
+            [row.symbol for row in await repository.list(status=every)] if selection.every else []
+        )
+        wanted = selection.resolve(known)
+        for symbol in wanted:
             await repository.get(symbol)
-        for symbol in symbols:
+        for symbol in wanted:
             await repository.set_status(symbol, status)
+        return wanted
     finally:
         await engine.dispose()
 
 
-def _change(symbols: list[str], status: Status, settings: Settings) -> None:
-    wanted = normalized(symbols)
-    verb = "start" if status is Status.ON else "stop"
+def _report(result: dict[str, Any], wanted: list[str], status: Status) -> None:
+    changed_word, unchanged_word = (
+        ("started", "already streaming") if status is Status.ON else ("stopped", "was not running")
+    )
+    notes = dict.fromkeys(result["changed"], changed_word)
+    notes.update(dict.fromkeys(result["unchanged"], unchanged_word))
+    notes.update({symbol: f"failed: {why}" for symbol, why in result["failed"].items()})
+    if len(wanted) <= SHOWN_ONE_BY_ONE:
+        for symbol in wanted:
+            typer.echo(f"{symbol}: {notes[symbol]}")
+        return
+    summary = f"{len(wanted)} symbols: {len(result['changed'])} {changed_word}, "
+    summary += f"{len(result['unchanged'])} {unchanged_word}"
+    typer.echo(summary + (f", {len(result['failed'])} failed" if result["failed"] else ""))
+    for symbol, why in result["failed"].items():
+        typer.echo(f"{symbol}: failed: {why}")
+
+
+def _change(selection: Selection, status: Status, settings: Settings) -> None:
     try:
         with client_for(settings) as client:
-            for symbol in wanted:
-                client.setting(symbol)
-            for symbol in wanted:
-                result = getattr(client, verb)(symbol)
-                if status is Status.ON:
-                    note = "already streaming" if result["already_running"] else "started"
-                else:
-                    note = "stopped" if result["was_running"] else "was not running"
-                typer.echo(f"{symbol}: {note}")
+            known = []
+            if selection.every:
+                known = [s["symbol"] for s in client.settings(active=status is Status.OFF)]
+            wanted = selection.resolve(known)
+            verb = client.start_many if status is Status.ON else client.stop_many
+            _report(verb(wanted), wanted, status)
             return
     except ServiceNotRunning:
         pass
     except ApiError as error:
         raise fail(str(error)) from None
     with exit_on_errors():
-        asyncio.run(_set_offline(settings.resolved_database_url(), wanted, status))
+        wanted = asyncio.run(_set_offline(settings.resolved_database_url(), selection, status))
     when = "streams" if status is Status.ON else "stays stopped"
+    shown = ", ".join(wanted) if len(wanted) <= SHOWN_ONE_BY_ONE else f"{len(wanted)} symbols"
     typer.echo(
-        f"no service answers at {api_url(settings)}: saved {', '.join(wanted)} as {status}; "
+        f"no service answers at {api_url(settings)}: saved {shown} as {status}; "
         f"it {when} from the next `streamer run`"
     )
 
 
 def _change_command(status: Status, summary: str) -> Callable[..., None]:
     def command(
-        symbols: Symbols,
+        symbols: Annotated[
+            list[str] | None,
+            typer.Argument(help="Symbols, e.g. ETHUSDT btcusdt", show_default=False),
+        ] = None,
+        every: Annotated[
+            bool,
+            typer.Option(
+                "--all", help="Every symbol in the settings (stop: every one that is on)."
+            ),
+        ] = False,
+        from_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--from-file", help="Symbols from a file ('-' for stdin), one per line or spaced."
+            ),
+        ] = None,
+        quote: Annotated[
+            str | None,
+            typer.Option(
+                "--quote",
+                help="Only symbols quoted in this asset, e.g. USDT (alone: implies --all).",
+            ),
+        ] = None,
         database_url: DatabaseUrl = None,
         host: Host = None,
         port: Port = None,
         token: Token = None,
     ) -> None:
         settings = settings_from(database_url=database_url, host=host, port=port, token=token)
-        _change(symbols, status, settings)
+        named = [*(symbols or []), *(read_symbol_file(from_file) if from_file else [])]
+        every = every or (quote is not None and not named)
+        if not named and not every:
+            raise fail("name the symbols, or use --all, --from-file or --quote", 2)
+        _change(Selection(normalized(named), every, quote), status, settings)
 
     command.__doc__ = summary
     return command
@@ -204,6 +290,29 @@ def run_command(
         str | None,
         typer.Option("--log-level", help="DEBUG, INFO, WARNING (env STREAMER_LOG_LEVEL)"),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format", help="text or json, one object a line (env STREAMER_LOG_FORMAT)"
+        ),
+    ] = None,
+    sinks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sink",
+            help="Publish every event to this broker too: nats://host:4222 or "
+            "redis://host:6379/0 (repeatable; env STREAMER_SINKS, comma-separated)",
+            show_default=False,
+        ),
+    ] = None,
+    sink_required: Annotated[
+        bool | None,
+        typer.Option(
+            "--sink-required/--sink-optional",
+            help="Ready only while every sink's broker answers (env STREAMER_SINK_REQUIRED)",
+            show_default=False,
+        ),
+    ] = None,
     instance_id: Annotated[
         str | None,
         typer.Option(
@@ -224,8 +333,10 @@ def run_command(
 ) -> None:
     """Run the service: migrate the database, autostart the enabled symbols, serve the API."""
     from streamer.api.security import TokenRequired
+    from streamer.api.server import bind
     from streamer.app import Service
     from streamer.ownership import InstanceLocked, InvalidLeaseTimes
+    from streamer.sinks import SinkError
 
     settings = settings_from(
         database_url=database_url,
@@ -235,17 +346,24 @@ def run_command(
         port=port,
         token=token,
         log_level=log_level,
+        log_format=log_format,
+        sinks=sinks or None,
+        sink_required=sink_required,
         instance_id=instance_id,
         lease_ttl=lease_ttl,
         lease_renew=lease_renew,
     )
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         service = Service(settings)
-    except (TokenRequired, InvalidLeaseTimes) as error:
+    except (TokenRequired, SinkError, InvalidLeaseTimes) as error:
         raise fail(str(error), 2) from None
     except DatabaseError as error:
         raise fail(str(error)) from None
+    try:
+        bind(settings.host, settings.port).close()
+    except OSError as error:
+        raise fail(f"{error}: another program uses it; choose another with --port") from None
     try:
         code = asyncio.run(service.run())
     except InstanceLocked as error:

@@ -7,10 +7,13 @@ so the CLI, the service and the tests agree on where things are without passing 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from platformdirs import user_data_path
 from pydantic import SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from streamer.logs import LogFormat
 
 BINANCE_WS_URL = "wss://stream.binance.com:9443"
 BINANCE_REST_URL = "https://api.binance.com"
@@ -29,7 +32,9 @@ def default_database_url() -> str:
 class Settings(BaseSettings):
     """The service's configuration; defaults point at the real Binance and a local SQLite file."""
 
-    model_config = SettingsConfigDict(env_prefix="STREAMER_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMER_", extra="ignore", env_file=".env", env_file_encoding="utf-8"
+    )
 
     database_url: str = ""
     ws_url: str = BINANCE_WS_URL
@@ -38,6 +43,11 @@ class Settings(BaseSettings):
     port: int = 8000
     token: SecretStr | None = None
     log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.TEXT
+    sinks: Annotated[list[str], NoDecode] = []
+    """Sink URLs (`nats://...`, `redis://...`); the variable is a comma-separated list."""
+    sink_required: bool = False
+    """Whether the service is ready only while every sink's destination answers."""
     # Several instances on one PostgreSQL database (see `streamer.ownership`).
     instance_id: str = ""
     lease_ttl: float = 6.0
@@ -50,6 +60,13 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise ValueError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
         return level
+
+    @field_validator("sinks", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     def resolved_database_url(self) -> str:
         """The configured database URL, or the per-user SQLite file when none is set."""

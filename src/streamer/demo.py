@@ -88,6 +88,7 @@ async def run_demo(
         database_url = f"sqlite:///{Path(folder) / 'demo.db'}"
         async with MockExchange(MockConfig(port=0, speed=speed)) as mock:
             console.print(f"mock exchange: {mock.rest_url} and {mock.ws_url}")
+            console.print(f"mock exchange data: {mock.exchange.describe_data()}")
             await prepare_database(database_url, mock.rest_url, symbols)
             listening: list[str] = []
             settings = Settings(

@@ -1,28 +1,83 @@
-"""Logging set-up: readable on a terminal, one plain line per record everywhere else."""
+"""Logging set-up: one line per event that matters, readable on a terminal or as JSON for shippers.
+
+Libraries log their own routine at INFO (every HTTP request of httpx, every socket of picows,
+Alembic's migration context); that drowns the service's own lines, so they are held to WARNING
+here. Uvicorn's lines come under `streamer.http`, so an operator filters on one name space.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from datetime import UTC, datetime
+from enum import StrEnum
 
 from rich.logging import RichHandler
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
+QUIET = ("httpx", "httpcore", "picows", "uvicorn", "asyncio", "aiosqlite")
+"""Third-party loggers whose INFO lines are routine, not events: only warnings get through."""
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send every log record of the process to stderr, coloured only when a person is watching.
+RENAMED = {"uvicorn.error": "streamer.http", "uvicorn": "streamer.http"}
+
+ALEMBIC_NOISE = ("Context impl ", "Will assume ")
+"""Alembic's per-connection preamble; its `Running upgrade ...` lines are kept."""
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class _Tidy(logging.Filter):
+    """Renames uvicorn's loggers and drops Alembic's preamble, on the handler's way out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.name = RENAMED.get(record.name, record.name)
+        return not (
+            record.name.startswith("alembic") and record.getMessage().startswith(ALEMBIC_NOISE)
+        )
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message, and the
+    exception's traceback when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO", log_format: str = LogFormat.TEXT) -> None:
+    """Send every log record of the process to stderr: JSON when asked, coloured only when a
+    person is watching, plain lines otherwise.
 
     The root logger's handlers are replaced, not added to, so that calling this twice (or
     after a library configured logging) never prints a line twice.
     """
     handler: logging.Handler
-    if sys.stderr.isatty():
+    if LogFormat(log_format) is LogFormat.JSON:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+    elif sys.stderr.isatty():
         handler = RichHandler(show_path=False, rich_tracebacks=True)
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(_Tidy())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    quiet = logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
+    for name in QUIET:
+        logging.getLogger(name).setLevel(quiet)

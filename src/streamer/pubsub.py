@@ -227,6 +227,13 @@ class PubSub:
         self._by_topic: dict[str, set[Subscription]] = {}
         self._everything: set[Subscription] = set()
         self._routes: dict[str, Route] = {}
+        self._dropped_by_closed = 0
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped by every subscription there has been, closed ones included, so that
+        the count only ever grows (a Prometheus counter must not go down)."""
+        return self._dropped_by_closed + sum(sub.dropped for sub in self.subscriptions())
 
     def subscribe(
         self,
@@ -253,6 +260,7 @@ class PubSub:
         return sub
 
     def _remove(self, sub: Subscription) -> None:
+        self._dropped_by_closed += sub.dropped
         if sub.topics is None:
             self._everything.discard(sub)
         else:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from streamer.db import DatabaseUnavailable, SettingsRepository, Status
+from streamer.db import DatabaseUnavailable, SettingsRepository, Status, UnknownSymbol
 from streamer.errors import StreamerError
 from streamer.otp import (
     AlreadyStarted,
@@ -74,6 +74,16 @@ class StopResult:
 
 
 @dataclass(frozen=True)
+class BulkResult:
+    """One call over many symbols: which changed (started or stopped), which already were as
+    asked, and which failed (with why); in the order they were given."""
+
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class AutostartReport:
     """Which enabled symbols autostart started, found running, or could not start (and why)."""
 
@@ -121,7 +131,88 @@ class Streaming:
         A worker that fails to start puts the status back as it was, so the failed call leaves
         no trace in either place.
         """
-        symbol = normalize_symbol(raw_symbol)
+        result = await self._start(normalize_symbol(raw_symbol))
+        if result.already_running:
+            log.warning("Streaming on %s already started", result.symbol)
+        else:
+            log.info("Started streaming on %s", result.symbol)
+        return result
+
+    async def stop_streaming(self, raw_symbol: str) -> StopResult:
+        """Persist `off`, then terminate the worker if one runs."""
+        result = await self._stop(normalize_symbol(raw_symbol))
+        if result.was_running:
+            log.info("Stopped streaming on %s", result.symbol)
+        else:
+            log.warning("Streaming on %s already stopped", result.symbol)
+        return result
+
+    async def start_many(self, raw_symbols: Iterable[str]) -> BulkResult:
+        """`start_streaming` for many symbols at once, logged as one line.
+
+        Every symbol is checked before anything changes, so one unknown or malformed symbol
+        fails the whole call; a worker that fails to start is reported and the others go on.
+        """
+        report = await self._many(raw_symbols, self._start_changed)
+        log.info(
+            "Started streaming on %d symbols (%d already running, %d failed)",
+            len(report.changed),
+            len(report.unchanged),
+            len(report.failed),
+        )
+        return report
+
+    async def stop_many(self, raw_symbols: Iterable[str]) -> BulkResult:
+        """`stop_streaming` for many symbols at once, logged as one line; all checked first."""
+        report = await self._many(raw_symbols, self._stop_changed)
+        log.info(
+            "Stopped streaming on %d symbols (%d were not running)",
+            len(report.changed),
+            len(report.unchanged),
+        )
+        return report
+
+    async def _start_changed(self, symbol: str) -> bool:
+        return not (await self._start(symbol)).already_running
+
+    async def _stop_changed(self, symbol: str) -> bool:
+        return (await self._stop(symbol)).was_running
+
+    async def _many(
+        self, raw_symbols: Iterable[str], change: Callable[[str], Awaitable[bool]]
+    ) -> BulkResult:
+        symbols = list(dict.fromkeys(normalize_symbol(raw) for raw in raw_symbols))
+        if self._supervisor.state is not ChildState.RUNNING:
+            raise StreamingUnavailable(
+                "streaming is restarting after a failure; nothing was changed, "
+                "try again in a moment"
+            )
+        known = await self._repository.symbols()
+        unknown = [symbol for symbol in symbols if symbol not in known]
+        if unknown:
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise UnknownSymbol(", ".join(unknown[:5]) + more)
+        gate = asyncio.Semaphore(self._autostart_concurrency)
+        outcome: dict[str, bool | str] = {}
+
+        async def one(symbol: str) -> None:
+            async with gate:
+                try:
+                    outcome[symbol] = await change(symbol)
+                except (StartError, StreamingUnavailable) as error:
+                    outcome[symbol] = str(error)
+
+        await asyncio.gather(*(one(symbol) for symbol in symbols))
+        report = BulkResult()
+        for symbol in symbols:
+            result = outcome[symbol]
+            if isinstance(result, str):
+                report.failed[symbol] = result
+            else:
+                (report.changed if result else report.unchanged).append(symbol)
+        return report
+
+    async def _start(self, symbol: str) -> StartResult:
         if self.placement is not None:
             return await self._start_in_group(symbol, self.placement)
         async with self._lock(symbol):
@@ -138,10 +229,6 @@ class Streaming:
             except StartError:
                 await self._repository.set_status(symbol, before.status)
                 raise
-            if already_running:
-                log.warning("Streaming on %s already started", symbol)
-            else:
-                log.info("Started streaming on %s", symbol)
             return StartResult(symbol, already_running)
 
     async def _start_in_group(self, symbol: str, placement: Placement) -> StartResult:
@@ -156,19 +243,14 @@ class Streaming:
         log.info("Enabled %s; its lease owner streams it", symbol)
         return StartResult(symbol, already_running=before.status is Status.ON)
 
-    async def stop_streaming(self, raw_symbol: str) -> StopResult:
-        """Persist `off`, then terminate the worker if one runs."""
-        symbol = normalize_symbol(raw_symbol)
+    async def _stop(self, symbol: str) -> StopResult:
         async with self._lock(symbol):
             await self._repository.get(symbol)
             owner = None if self.placement is None else await self.placement.owner(symbol)
             await self._repository.set_status(symbol, Status.OFF)
             self._changed(symbol)
             child = self._registry.lookup(symbol)
-            if child is None:
-                log.warning("Streaming on %s already stopped", symbol)
-            else:
-                log.info("Stopping streaming on %s", symbol)
+            if child is not None:
                 await self._supervisor.terminate_child(child)
             if self._on_stopped is not None:
                 self._on_stopped(symbol)
@@ -277,10 +359,16 @@ class Streaming:
         return ChildSpec(id="autostart", start=autostart, restart=restart)
 
     async def _ensure_running(self, symbol: str) -> bool:
-        """Start the symbol's worker unless its name is taken; True when one was already running."""
+        """Start the symbol's worker unless its name is taken; True when one was already running.
+
+        A name held by an abandoned worker (stopped, but still ending) is a failed start, not a
+        running worker: that one is going away.
+        """
         try:
             await self._supervisor.start_child(self._worker_spec(symbol))
-        except AlreadyStarted:
+        except AlreadyStarted as taken:
+            if taken.child.state is ChildState.ABANDONED:
+                raise
             return True
         return False
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -44,6 +45,12 @@ async def follow(url: str, on_message: Callable[[dict[str, Any]], None]) -> None
         raise TailError(listener.close_reason)
 
 
+def trade_time(value: int) -> str:
+    """The exchange's trade time (ms, or µs) as a UTC time of day with milliseconds."""
+    seconds = value / (1_000_000 if value > 10**14 else 1_000)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
 def format_event(event: dict[str, Any]) -> str:
     """One readable line per event."""
     kind = event.get("kind")
@@ -51,9 +58,11 @@ def format_event(event: dict[str, Any]) -> str:
         side = "sell" if event["buyer_market_maker"] else "buy "
         mark = " (backfilled)" if event.get("backfilled") else ""
         return (
-            f"{event['symbol']:<12} #{event['trade_id']:<12} {side} "
-            f"{event['quantity']} @ {event['price']}{mark}"
+            f"{trade_time(event['trade_time'])} {event['symbol']:<12} #{event['trade_id']:<12} "
+            f"{side} {event['quantity']} @ {event['price']}{mark}"
         )
+    if kind == "notice":
+        return str(event["message"])
     if kind == "gap":
         return (
             f"{event['symbol']:<12} gap: trades {event['first_missing_id']}.."

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from streamer.db import Status
 from tests.api.conftest import TOKEN, Running
+from tests.binance.live import live
 from tests.polling import eventually
 
 
@@ -26,7 +28,7 @@ async def test_start_makes_the_symbol_stream_and_persists_on(running: Running) -
     assert response.json() == {"symbol": "ETHUSDT", "already_running": False}
     assert (await running.service.repository.get("ETHUSDT")).status is Status.ON
 
-    await eventually(lambda: (running.service.hub.stats("ETHUSDT") or {}).get("trades", 0) > 0)
+    await eventually(lambda: live(running.service.hub, "ETHUSDT").trades > 0)
     state = (await running.http.get("/api/settings/ETHUSDT")).json()
     assert state["state"] == "streaming"
     assert state["trades"] > 0
@@ -74,10 +76,10 @@ async def test_unknown_symbol_is_404_with_a_clear_reason(running: Running) -> No
 
 async def test_malformed_symbol_is_422_with_a_clear_reason(running: Running) -> None:
     """A symbol that cannot be a Binance symbol answers 422 with the rule it broke."""
-    response = await running.http.post("/api/settings/ETH-USDT/start")
+    response = await running.http.post("/api/settings/ETH$USDT/start")
 
     assert response.status_code == 422
-    assert "ETH-USDT" in response.json()["detail"]
+    assert "ETH$USDT" in response.json()["detail"]
 
 
 async def test_a_cross_origin_page_cannot_change_the_running_set(running: Running) -> None:
@@ -95,7 +97,13 @@ async def test_health_reports_live_and_ready(running: Running) -> None:
     response = await running.http.get("/api/health")
 
     assert response.status_code == 200
-    assert response.json() == {"live": True, "ready": True, "database": True, "streaming": 0}
+    assert response.json() == {
+        "live": True,
+        "ready": True,
+        "database": True,
+        "streaming": 0,
+        "sinks": [],
+    }
 
 
 async def test_tree_shows_the_supervision_tree(running: Running) -> None:
@@ -118,7 +126,7 @@ async def test_tree_shows_the_supervision_tree(running: Running) -> None:
 async def test_metrics_expose_per_symbol_counters(running: Running) -> None:
     """`GET /metrics` is Prometheus text with per-symbol trade counters."""
     await running.http.post("/api/settings/ETHUSDT/start")
-    await eventually(lambda: (running.service.hub.stats("ETHUSDT") or {}).get("trades", 0) > 0)
+    await eventually(lambda: live(running.service.hub, "ETHUSDT").trades > 0)
 
     response = await running.http.get("/metrics")
 
@@ -126,6 +134,34 @@ async def test_metrics_expose_per_symbol_counters(running: Running) -> None:
     assert response.headers["content-type"].startswith("text/plain")
     assert 'streamer_trades_total{symbol="ETHUSDT"}' in response.text
     assert "streamer_symbols_running 1.0" in response.text
+
+
+async def test_a_trade_with_an_impossible_time_is_counted_and_the_status_still_answers(
+    running: Running,
+) -> None:
+    """A next-id trade timed 3e17 is rejected: status answers 200 and metrics count it."""
+    await running.http.post("/api/settings/ETHUSDT/start")
+    hub = running.service.hub
+    await eventually(lambda: live(hub, "ETHUSDT").trades > 0)
+    channel = hub.channel("ETHUSDT")
+    assert channel is not None
+    last = channel.last
+    assert last is not None
+    assert channel.last_id is not None
+    channel.on_trade(
+        msgspec.structs.replace(
+            last, trade_id=channel.last_id + 1, trade_time=300_000_000_000_000_000
+        )
+    )
+    channel.flush()
+
+    status = await running.http.get("/api/settings/ETHUSDT")
+    metrics = (await running.http.get("/metrics")).text
+
+    assert status.status_code == 200
+    assert status.json()["rejected"] == {"time_range": 1}
+    assert 'streamer_rejected_total{reason="time_range",symbol="ETHUSDT"} 1.0' in metrics
+    assert 'streamer_symbols_in_state{state="streaming"} 1.0' in metrics
 
 
 async def test_openapi_schema_is_published(running: Running) -> None:
@@ -178,3 +214,36 @@ async def test_a_rebound_host_name_is_refused_without_a_token(running: Running) 
 
     assert response.status_code == 400
     assert running.service.registry.names() == []
+
+
+async def test_many_symbols_start_and_stop_in_one_call(running: Running) -> None:
+    """`POST /api/settings/start` with a JSON list starts them all and says which were running;
+    `POST /api/settings/stop` stops them all."""
+    await running.http.post("/api/settings/ETHUSDT/start")
+
+    response = await running.http.post(
+        "/api/settings/start", json=["ethusdt", "ADAUSDT", "BTCUSDT"]
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "changed": ["ADAUSDT", "BTCUSDT"],
+        "unchanged": ["ETHUSDT"],
+        "failed": {},
+    }
+    assert sorted(running.service.registry.names()) == ["ADAUSDT", "BTCUSDT", "ETHUSDT"]
+    stopped = await running.http.post("/api/settings/stop", json=["ADAUSDT", "NEOUSDT"])
+    assert stopped.json() == {"changed": ["ADAUSDT"], "unchanged": ["NEOUSDT"], "failed": {}}
+    assert sorted(running.service.registry.names()) == ["BTCUSDT", "ETHUSDT"]
+
+
+async def test_one_unknown_symbol_fails_a_bulk_start_before_anything_changes(
+    running: Running,
+) -> None:
+    """A list with an unknown symbol is refused with 404 naming it, and starts nothing."""
+    response = await running.http.post("/api/settings/start", json=["ETHUSDT", "NOSUCHCOIN"])
+
+    assert response.status_code == 404
+    assert "NOSUCHCOIN" in response.json()["detail"]
+    assert running.service.registry.names() == []
+    assert (await running.service.repository.get("ETHUSDT")).status is Status.OFF

@@ -56,9 +56,9 @@ async def test_trades_carry_exact_decimal_strings(running: Running) -> None:
 
 
 async def test_a_malformed_symbol_closes_the_socket_with_the_reason(running: Running) -> None:
-    """`?symbols=eth/usdt` is refused with a close frame that says why."""
-    with pytest.raises(TailError, match="invalid symbol 'eth/usdt'"):
-        await follow(ws_url(running, "?symbols=eth/usdt"), lambda _: None)
+    """`?symbols=eth!usdt` is refused with a close frame that says why."""
+    with pytest.raises(TailError, match="invalid symbol 'eth!usdt'"):
+        await follow(ws_url(running, "?symbols=eth!usdt"), lambda _: None)
 
 
 def test_no_symbols_means_every_symbol() -> None:
@@ -76,3 +76,17 @@ def test_a_bad_symbol_in_the_list_is_an_error() -> None:
     """One malformed entry rejects the whole list."""
     with pytest.raises(InvalidSymbol):
         parse_symbols("ETHUSDT,$$$")
+
+
+async def test_a_symbol_that_is_not_streaming_is_announced_at_once(running: Running) -> None:
+    """Asking for a known symbol with no worker first gets a notice saying it is not streaming."""
+    (event,) = await collect(ws_url(running, "?symbols=NEOUSDT"), 1)
+
+    assert event["kind"] == "notice"
+    assert event["message"].startswith("NEOUSDT is not streaming")
+
+
+async def test_an_unknown_symbol_closes_the_socket_saying_so(running: Running) -> None:
+    """A well-formed symbol missing from the settings is refused at once with the reason."""
+    with pytest.raises(TailError, match="unknown symbol XRPUSDT"):
+        await follow(ws_url(running, "?symbols=ETHUSDT,XRPUSDT"), lambda _: None)

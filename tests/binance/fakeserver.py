@@ -118,17 +118,26 @@ class FakeServer:
     def subscribed(self, stream: str) -> list[Client]:
         return [c for c in self.clients if stream in c.streams]
 
-    def trade(self, symbol: str, trade_id: int, *, price: str = "1.5") -> None:
-        """Send one trade of `symbol` to every client subscribed to it."""
+    def trade(
+        self,
+        symbol: str,
+        trade_id: int,
+        *,
+        price: str = "1.5",
+        quantity: str = "2",
+        time: int | None = None,
+    ) -> None:
+        """Send one trade of `symbol` to every client subscribed to it (any values, even bad)."""
         stream = f"{symbol.lower()}@trade"
+        at = 1_700_000_000_000 + (trade_id % 10**9) if time is None else time
         data = {
             "e": "trade",
-            "E": 1_700_000_000_000 + trade_id,
+            "E": at,
             "s": symbol,
             "t": trade_id,
             "p": price,
-            "q": "2",
-            "T": 1_700_000_000_000 + trade_id,
+            "q": quantity,
+            "T": at,
             "m": False,
             "M": True,
         }

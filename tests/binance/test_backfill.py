@@ -19,7 +19,7 @@ class Historical:
     id: int
     price: Decimal = Decimal("2.5")
     qty: Decimal = Decimal("3")
-    time: int = 99
+    time: int = 1_700_000_000_099
     is_buyer_maker: bool = True
 
 
@@ -43,7 +43,8 @@ class History:
 
 
 def live(trade_id: int) -> TradeEvent:
-    return TradeEvent("trade", 1, "ETHUSDT", trade_id, Decimal("1"), Decimal("1"), 1, False)
+    at = 1_700_000_000_000
+    return TradeEvent("trade", at, "ETHUSDT", trade_id, Decimal("1"), Decimal("1"), at, False)
 
 
 def channel_with_gap(first_live: int, gap_start: int) -> tuple[SymbolChannel, Subscription]:
@@ -108,6 +109,30 @@ async def test_ids_missing_from_history_are_announced_between_filled_ones() -> N
         (9, True),
         (10, False),
     ]
+
+
+async def test_history_rows_failing_validation_are_announced_not_published() -> None:
+    """A REST row with a NaN price or an impossible time is counted and announced as lost."""
+
+    class Poisoned(History):
+        async def historical_trades(
+            self, symbol: str, from_id: int, limit: int = 1000
+        ) -> list[Historical]:
+            rows = await super().historical_trades(symbol, from_id, limit)
+            bad = {6: Historical(6, price=Decimal("NaN")), 8: Historical(8, time=3 * 10**17)}
+            return [bad.get(row.id, row) for row in rows]
+
+    channel, sub = channel_with_gap(first_live=10, gap_start=5)
+    await fill_gap(channel, Poisoned({5, 6, 7, 8, 9}), max_trades=100)
+    assert summary(sub.get_nowait_batch()) == [
+        (5, True),
+        ("gap", 6, 6),
+        (7, True),
+        ("gap", 8, 8),
+        (9, True),
+        (10, False),
+    ]
+    assert channel.rejected == {"price": 1, "time_range": 1}
 
 
 async def test_oversized_gap_only_fills_its_newest_part() -> None:

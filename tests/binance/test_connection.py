@@ -17,6 +17,7 @@ from streamer.binance.worker import run_symbol
 from streamer.mock_exchange import Limits, MockConfig, MockExchange
 from streamer.pubsub import PubSub, Subscription, topic
 from tests.binance.fakeserver import FakeServer
+from tests.binance.live import live
 from tests.polling import eventually
 
 BASE = StreamerConfig(
@@ -123,6 +124,27 @@ async def test_malformed_frame_is_counted_and_the_stream_goes_on() -> None:
         run.assert_exactly_once()
 
 
+async def test_a_deeply_nested_frame_does_not_drop_the_connection() -> None:
+    """JSON nested 100,000 deep is one malformed frame; the connection and its streams go on."""
+    async with FakeServer() as server:
+        config = replace(BASE, ws_url=server.url, dead_after=30.0)
+        pubsub = PubSub()
+        sub = pubsub.subscribe(topic("ETHUSDT"))
+        hub = StreamHub(config, pubsub)
+        runner = asyncio.create_task(hub.run())
+        hub.attach("ETHUSDT")
+        await eventually(lambda: bool(server.subscribed("ethusdt@trade")))
+        server.trade("ETHUSDT", 1)
+        server.broadcast(b'{"stream":' + b"[" * 100_000 + b"]" * 100_000 + b',"data":{}}')
+        server.broadcast(b"[" * 100_000 + b"]" * 100_000)
+        server.trade("ETHUSDT", 2)
+        await eventually(lambda: len(sub) == 2)
+        (connection,) = hub.connections()
+        assert (connection["connects"], connection["malformed"]) == (1, 2)
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+
 async def test_truncated_frame_and_cut_reconnects_without_loss() -> None:
     """Half a frame then a cut connection: the hub reconnects and back-fills the hole."""
     async with streaming() as run:
@@ -189,7 +211,7 @@ async def test_duplicated_ids_are_delivered_once() -> None:
     """Trades the exchange sends twice reach subscribers once."""
     async with streaming() as run:
         run.mock.faults.duplicate_ids("ADAUSDT", 5)
-        await eventually(lambda: (run.hub.stats("ADAUSDT") or {}).get("duplicates") == 5)
+        await eventually(lambda: live(run.hub, "ADAUSDT").duplicates == 5)
         await run.more_trades()
         run.assert_exactly_once()
 
@@ -198,7 +220,7 @@ async def test_skipped_ids_are_back_filled_in_order() -> None:
     """Trades left out of the stream are fetched over REST and delivered in place."""
     async with streaming() as run:
         skipped = run.mock.faults.skip_ids("ADAUSDT", 7)
-        await eventually(lambda: (run.hub.stats("ADAUSDT") or {}).get("gaps_filled") == 1)
+        await eventually(lambda: live(run.hub, "ADAUSDT").gaps_filled == 1)
         await run.more_trades()
         run.assert_exactly_once()
         backfilled = [e.trade_id for e in run.drain() if isinstance(e, TradeEvent) and e.backfilled]
@@ -210,7 +232,7 @@ async def test_slow_rest_still_fills_the_gap_while_live_trades_wait() -> None:
     async with streaming() as run:
         run.mock.faults.slow_rest(0.5)
         run.mock.faults.skip_ids("ADAUSDT", 3)
-        await eventually(lambda: (run.hub.stats("ADAUSDT") or {}).get("gaps_filled") == 1)
+        await eventually(lambda: live(run.hub, "ADAUSDT").gaps_filled == 1)
         await run.more_trades()
         run.assert_exactly_once()
 
@@ -220,7 +242,7 @@ async def test_unfillable_gap_is_announced() -> None:
     async with streaming() as run:
         run.mock.faults.refuse(429, retry_after=0)
         skipped = run.mock.faults.skip_ids("ADAUSDT", 4)
-        await eventually(lambda: (run.hub.stats("ADAUSDT") or {}).get("gaps_lost") == 1)
+        await eventually(lambda: live(run.hub, "ADAUSDT").gaps_lost == 1)
         gaps = [e for e in run.drain() if isinstance(e, GapNotice)]
         assert [(g.first_missing_id, g.last_missing_id) for g in gaps] == [
             (skipped[0], skipped[-1])
@@ -246,11 +268,11 @@ async def test_a_refused_stream_url_falls_back_to_requests_so_healthy_streams_fl
             hub.attach(symbol)
 
         def states() -> list[str]:
-            return sorted((hub.stats(s) or {}).get("state", "") for s in symbols)
+            return sorted(live(hub, s).state for s in symbols)
 
         await eventually(lambda: states() == ["backoff", "streaming", "streaming"])
-        healthy = [s for s in symbols if (hub.stats(s) or {})["state"] == "streaming"]
-        await eventually(lambda: all((hub.stats(s) or {})["trades"] > 0 for s in healthy))
+        healthy = [s for s in symbols if live(hub, s).state == "streaming"]
+        await eventually(lambda: all(live(hub, s).trades > 0 for s in healthy))
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
 
@@ -260,7 +282,7 @@ async def test_a_gap_slower_than_its_deadline_is_announced_and_live_trades_resum
     async with streaming(gap_deadline=0.2) as run:
         run.mock.faults.slow_rest(30.0)
         skipped = run.mock.faults.skip_ids("ADAUSDT", 3)
-        await eventually(lambda: (run.hub.stats("ADAUSDT") or {}).get("gaps_expired") == 1)
+        await eventually(lambda: live(run.hub, "ADAUSDT").gaps_expired == 1)
         await run.more_trades()
         events = run.drain()
         gaps = [(e.first_missing_id, e.last_missing_id) for e in events if isinstance(e, GapNotice)]

@@ -69,6 +69,20 @@ def test_garbage_is_malformed_never_an_exception(frame: bytes) -> None:
     assert isinstance(classify(frame), Malformed)
 
 
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"stream":' + b"[" * 100_000 + b"]" * 100_000 + b',"data":{}}',
+    ],
+)
+def test_deeply_nested_json_is_malformed_not_a_recursion_error(frame: bytes) -> None:
+    """JSON nested beyond the decoder's depth is a malformed frame; classify does not raise."""
+    result = classify(frame)
+    assert isinstance(result, Malformed)
+    assert "RecursionError" in result.reason
+
+
 def test_malformed_trade_keeps_its_stream() -> None:
     """A broken trade inside an envelope is still attributed to its stream."""
     result = classify(b'{"stream":"ethusdt@trade","data":{"e":"trade","p":1}}')

@@ -16,6 +16,7 @@ from streamer.binance.worker import run_symbol
 from streamer.mock_exchange import MockExchange
 from streamer.pubsub import PubSub, topic
 from tests.binance.fakeserver import FakeServer
+from tests.binance.live import live
 from tests.polling import eventually
 
 SYMBOLS = ["ADAUSDT", "BTCPAX", "BTCTUSD", "BTCUSDC", "FETUSDT", "MATICUSDT", "PAXUSDT"]
@@ -28,7 +29,7 @@ async def test_symbols_are_packed_onto_connections_up_to_the_cap(
     hub = running(make_hub(streams_per_connection=3))
     for symbol in SYMBOLS:
         hub.attach(symbol)
-    await eventually(lambda: all(s["state"] == "streaming" for s in hub.all_stats().values()))
+    await eventually(lambda: all(s.state == "streaming" for s in hub.all_stats().values()))
     assert sorted(c["streams"] for c in hub.connections()) == [1, 3, 3]
 
 
@@ -45,11 +46,11 @@ async def test_trades_flow_to_subscribers_with_live_stats(hub: StreamHub, pubsub
     await asyncio.wait_for(collect(), 20)
     got = [e.trade_id for e in received]
     assert got == list(range(got[0], got[0] + len(got)))
-    await eventually(lambda: (hub.stats("ADAUSDT") or {}).get("rate", 0) > 0)
+    await eventually(lambda: live(hub, "ADAUSDT").rate > 0)
     stats = hub.stats("ADAUSDT")
     assert stats is not None
-    assert stats["state"] == "streaming"
-    assert stats["last_trade_id"] >= got[-1]
+    assert stats.state == "streaming"
+    assert (stats.last_trade_id or 0) >= got[-1]
 
 
 async def test_a_symbol_is_attached_once(hub: StreamHub) -> None:
@@ -67,12 +68,12 @@ async def test_detach_unsubscribes_and_leaves_stopped_stats(
     hub.attach("BTCPAX")
     await eventually(lambda: len(mock_exchange.connections) == 1)
     (server_side,) = mock_exchange.connections.values()
-    await eventually(lambda: (hub.stats("BTCPAX") or {}).get("state") == "streaming")
+    await eventually(lambda: live(hub, "BTCPAX").state == "streaming")
     hub.detach("BTCPAX")
     await eventually(lambda: list(server_side.session.streams) == ["adausdt@trade"])
     stats = hub.stats("BTCPAX")
     assert stats is not None
-    assert stats["state"] == "stopped"
+    assert stats.state == "stopped"
 
 
 async def test_dropped_connection_reconnects_only_its_own_symbols(
@@ -92,8 +93,8 @@ async def test_dropped_connection_reconnects_only_its_own_symbols(
     await eventually(lambda: sum(c["connects"] for c in hub.connections()) == 3)
     await eventually(lambda: all(c["status"] == "connected" for c in hub.connections()))
     by_name = {c["name"]: c["connects"] for c in hub.connections()}
-    assert by_name[(hub.stats("ADAUSDT") or {})["connection"]] == 2
-    assert by_name[(hub.stats("BTCUSDC") or {})["connection"]] == 1
+    assert by_name[live(hub, "ADAUSDT").connection] == 2
+    assert by_name[live(hub, "BTCUSDC").connection] == 1
 
 
 async def test_a_restarted_hub_carries_its_attached_symbols_on_without_loss(
@@ -165,9 +166,9 @@ async def test_a_symbol_detached_for_any_reason_resumes_from_its_last_trade(
 ) -> None:
     """Re-attaching after a detach continues from its last trade id, so nothing is skipped."""
     hub.attach("ADAUSDT")
-    await eventually(lambda: (hub.stats("ADAUSDT") or {}).get("last_trade_id") is not None)
+    await eventually(lambda: live(hub, "ADAUSDT").last_trade_id is not None)
     hub.detach("ADAUSDT")
-    last = hub.stats("ADAUSDT")["last_trade_id"]  # type: ignore[index]
+    last = live(hub, "ADAUSDT").last_trade_id
 
     assert hub.attach("ADAUSDT").last_id == last
 
@@ -175,7 +176,7 @@ async def test_a_symbol_detached_for_any_reason_resumes_from_its_last_trade(
 async def test_a_forgotten_symbol_starts_afresh(hub: StreamHub) -> None:
     """After `forget`, the next attach has no resume point: a stopped symbol is not back-filled."""
     hub.attach("ADAUSDT")
-    await eventually(lambda: (hub.stats("ADAUSDT") or {}).get("last_trade_id") is not None)
+    await eventually(lambda: live(hub, "ADAUSDT").last_trade_id is not None)
     hub.detach("ADAUSDT")
 
     hub.forget("ADAUSDT")
@@ -189,7 +190,7 @@ async def test_positions_cover_attached_symbols_and_kept_resume_points(hub: Stre
     hub.attach("BTCPAX")
     await eventually(lambda: len(hub.positions()) == 2)
     hub.detach("BTCPAX")
-    stopped_at = (hub.stats("BTCPAX") or {})["last_trade_id"]
+    stopped_at = live(hub, "BTCPAX").last_trade_id
     positions = hub.positions()
     channel = hub.channel("ADAUSDT")
     assert channel is not None
@@ -208,14 +209,14 @@ async def test_resume_from_back_fills_from_the_seeded_trade(
     """A symbol seeded with `resume_from` starts with the back-filled trades after that id."""
     first = running(make_hub())
     first.attach("ADAUSDT")
-    await eventually(lambda: (first.stats("ADAUSDT") or {}).get("trades", 0) > 40)
+    await eventually(lambda: live(first, "ADAUSDT").trades > 40)
     seen = first.positions()["ADAUSDT"]
     first.detach("ADAUSDT")
     hub = running(make_hub())
     hub.resume_from(" adausdt ", seen - 30)
     sub = pubsub.subscribe(topic("ADAUSDT"))
     worker = asyncio.create_task(run_symbol(hub, "ADAUSDT", lambda: None))
-    await eventually(lambda: (hub.stats("ADAUSDT") or {}).get("gaps_filled", 0) >= 1)
+    await eventually(lambda: live(hub, "ADAUSDT").gaps_filled >= 1)
     worker.cancel()
     await asyncio.gather(worker, return_exceptions=True)
     events = [e for e in sub.get_nowait_batch() if isinstance(e, TradeEvent)]

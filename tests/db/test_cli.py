@@ -189,6 +189,16 @@ def test_seed_the_recorded_exchange(database_url: str) -> None:
     assert set(seeded.values()) == {Status.OFF}
 
 
+def test_one_unicode_symbol_does_not_fail_the_seed(database_url: str, tmp_path: Path) -> None:
+    """An exchangeInfo listing a non-ASCII symbol seeds it beside the others, as listed."""
+    listed = tmp_path / "unicode.json"
+    listed.write_text(exchange_info("ETHUSDT", "这是测试币456"), encoding="utf-8")
+    result = invoke("seed", "--database-url", database_url, "--from-file", str(listed))
+    assert result.exit_code == 0, result.output
+    assert "2 new" in result.stdout
+    assert state(database_url) == dict.fromkeys(["ETHUSDT", "这是测试币456"], Status.OFF)
+
+
 def test_seed_from_an_exchange_url(database_url: str, exchange: FakeExchange) -> None:
     """--exchange-url fetches /api/v3/exchangeInfo from that server and seeds its symbols."""
     result = invoke("seed", "--database-url", database_url, "--exchange-url", exchange.url)

@@ -60,7 +60,7 @@ async def test_malformed_symbol_is_rejected_before_the_database(
     """A malformed symbol raises InvalidSymbol and changes nothing."""
     before = await seeded.list()
     with pytest.raises(InvalidSymbol):
-        await seeded.set_status("ETH-USDT", Status.ON)
+        await seeded.set_status("ETH$USDT", Status.ON)
     with pytest.raises(InvalidSymbol):
         await seeded.get("")
     assert await seeded.list() == before

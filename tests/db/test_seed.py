@@ -78,6 +78,26 @@ async def test_a_malformed_symbol_writes_nothing(
     assert await settings_repo.symbols() == set()
 
 
+async def test_non_ascii_symbols_are_seeded_as_listed(
+    settings_repo: SettingsRepository, engine: AsyncEngine
+) -> None:
+    """A Unicode symbol (as on the spot testnet) is stored exactly as listed, beside the others."""
+    report = await seed(engine, ["ETHUSDT", "这是测试币456", "ETHU\u017fDT"])
+    assert report.new == 3
+    assert await settings_repo.symbols() == {"ETHUSDT", "这是测试币456", "ETHU\u017fDT"}
+    assert (await settings_repo.get("这是测试币456")).status is Status.OFF
+
+
+@pytest.mark.parametrize("listed", ["ethusdt", "ETH-USDT", "ETH/USDT"])
+async def test_a_listed_name_is_never_folded_into_another(
+    settings_repo: SettingsRepository, engine: AsyncEngine, listed: str
+) -> None:
+    """A listed name that is not in its one spelling is refused, not stored as ETHUSDT."""
+    with pytest.raises(InvalidSymbol, match="listed symbol"):
+        await seed(engine, ["BTCUSDT", listed])
+    assert await settings_repo.symbols() == set()
+
+
 async def test_progress_is_reported_per_chunk(
     engine: AsyncEngine, recorded_symbols: list[str]
 ) -> None:

@@ -62,7 +62,7 @@ class Running:
 
     def last_trade_id(self, symbol: str) -> int | None:
         stats = self.service.hub.stats(symbol)
-        return None if stats is None else stats["last_trade_id"]
+        return None if stats is None else stats.last_trade_id
 
     async def trades_advance(self, symbols: Sequence[str]) -> None:
         """Wait until each symbol's last trade id moves past what it is now."""

@@ -103,3 +103,13 @@ def test_missing_data_folder_is_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: data folder {tmp_path / 'absent'} does not exist"
+
+
+@pytest.mark.parametrize("port", ["-1", "65536", "99999"])
+def test_a_port_outside_the_tcp_range_is_a_usage_error(port: str) -> None:
+    """A port outside 0-65535 exits 2 before anything listens."""
+    result = subprocess.run(
+        [STREAMER, "mock-exchange", "--port", port], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "--port" in result.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streamer.mock_exchange.config import DATA_ENV, MockConfig, find_shared_data
+from streamer.mock_exchange.config import DATA_ENV, SAMPLE_DIR, MockConfig, find_shared_data
 
 
 def test_speed_must_be_positive() -> None:
@@ -44,3 +44,19 @@ def test_shared_data_is_found_beside_the_checkout(
     inside.mkdir(parents=True)
     monkeypatch.chdir(inside)
     assert find_shared_data() == tmp_path / "shared" / "data"
+
+
+def test_the_packaged_sample_serves_when_no_data_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside a checkout and without $STREAMER_MOCK_DATA, the sample inside the package is used."""
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("streamer.mock_exchange.config.find_shared_data", lambda: None)
+    assert MockConfig().resolved_data_dir() == SAMPLE_DIR
+    assert sorted(p.name.split("-")[0] for p in (SAMPLE_DIR / "trades").iterdir()) == [
+        "ADAUSDT",
+        "FETUSDT",
+        "MATICUSDT",
+        "WAVESUSDT",
+    ]

@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from streamer.mock_exchange import Limits, MockConfig, MockExchange
-from streamer.mock_exchange.connection import parse_stream
+from streamer.mock_exchange.connection import fed_stream
 from streamer.mock_exchange.market import Market
 from tests.mock_exchange.conftest import Probe, until
 
@@ -57,11 +57,12 @@ async def reply_to(ws: ClientConnection, request: dict[str, Any]) -> Any:
 
 def test_stream_names() -> None:
     """Only `<lower-case symbol>@trade` or `@aggTrade` names a stream the mock can feed."""
-    assert parse_stream("bnbbtc@trade") == ("BNBBTC", "trade")
-    assert parse_stream("bnbbtc@aggTrade") == ("BNBBTC", "aggTrade")
-    assert parse_stream("BNBBTC@trade") is None
-    assert parse_stream("bnbbtc@depth") is None
-    assert parse_stream("@trade") is None
+    assert fed_stream("bnbbtc@trade") == ("BNBBTC", "trade")
+    assert fed_stream("bnbbtc@aggTrade") == ("BNBBTC", "aggTrade")
+    assert fed_stream("这是测试币456@trade") == ("这是测试币456", "trade")
+    assert fed_stream("BNBBTC@trade") is None
+    assert fed_stream("bnbbtc@depth") is None
+    assert fed_stream("@trade") is None
 
 
 async def test_raw_stream_replays_recorded_trades_gap_free(tiny_data: Path) -> None:

@@ -13,26 +13,13 @@ from streamer.mock_exchange.exchange import Exchange
 from streamer.mock_exchange.faults import FaultError, Faults, Refusal
 
 
-class Listener:
-    def __init__(self) -> None:
-        self.calls: list[bool] = []
-
-    async def __call__(self, on: bool) -> None:
-        self.calls.append(on)
-
-
 def no_connections() -> Iterable[MockConnection]:
     return []
 
 
 @pytest.fixture
-def listener() -> Listener:
-    return Listener()
-
-
-@pytest.fixture
-def faults(tiny_data: Path, listener: Listener) -> Faults:
-    return Faults(Exchange(MockConfig(data_dir=tiny_data, speed=None)), no_connections, listener)
+def faults(tiny_data: Path) -> Faults:
+    return Faults(Exchange(MockConfig(data_dir=tiny_data, speed=None)), no_connections)
 
 
 def test_connection_faults_count_their_targets(faults: Faults) -> None:
@@ -69,12 +56,12 @@ def test_refusal_status_is_429_or_418(faults: Faults) -> None:
         faults.refuse(503)
 
 
-async def test_tcp_refusal_stops_and_restarts_listening(faults: Faults, listener: Listener) -> None:
-    """refuse_tcp stops listening and accept starts again, once each."""
+async def test_tcp_refusal_is_switched_off_by_accept(faults: Faults) -> None:
+    """refuse_tcp is a switch that accept turns off again (any number of times)."""
     await faults.refuse_tcp()
+    assert faults.state()["refusing_tcp"] is True
     await faults.accept()
     await faults.accept()
-    assert listener.calls == [False, True]
     assert faults.state() == {"refusal": None, "refusing_tcp": False, "rest_delay": 0.0}
 
 
@@ -84,7 +71,7 @@ def test_negative_rest_delay_is_refused(faults: Faults) -> None:
         faults.slow_rest(-1)
 
 
-async def test_admin_dispatch(faults: Faults, listener: Listener) -> None:
+async def test_admin_dispatch(faults: Faults) -> None:
     """apply() maps a fault name and string parameters onto the fault."""
     assert await faults.apply("skip_ids", {"symbol": "BNBBTC", "count": "3"}) == [100, 101, 102]
     await faults.apply("refuse", {"status": "418", "retry_after": "9"})
@@ -96,7 +83,7 @@ async def test_admin_dispatch(faults: Faults, listener: Listener) -> None:
         "rest_delay": 0.5,
     }
     await faults.apply("accept", {})
-    assert listener.calls == [False, True]
+    assert faults.state() == {"refusal": None, "refusing_tcp": False, "rest_delay": 0.5}
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""run_application: graceful stop on a signal; exit code 1 and one reason when the root fails."""
+"""run_application: graceful stop on a signal, 130 when insisted; 1 and a reason on failure."""
 
 from __future__ import annotations
 
@@ -8,11 +8,21 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 from streamer.otp import ChildSpec, Started, Supervisor, run_application
 from tests.otp.probes import Probe
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers() -> Iterator[None]:
+    """Put the test process's own SIGINT/SIGTERM handling back after each test."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -87,6 +97,43 @@ def test_a_second_signal_exits_at_once_with_130() -> None:
             process.send_signal(signal.SIGINT)
             assert next(line for line in lines if "stopping slowly" in line)
             process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=30) == 130
+            assert "exiting now" in process.stdout.read()
+        finally:
+            process.kill()
+
+
+SLOW_TEARDOWN = """
+import asyncio, logging, sys, time
+from streamer.otp import ChildSpec, Supervisor, run_application
+
+async def worker(started):
+    started()
+    print("running", flush=True)
+    await asyncio.Future()
+
+logging.basicConfig(level=logging.INFO, stream=sys.stdout)
+code = asyncio.run(run_application(Supervisor([ChildSpec("worker", worker)], name="root")))
+print("tearing down", code, flush=True)
+time.sleep(60)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_second_signal_during_the_final_teardown_exits_130_not_by_signal(second: int) -> None:
+    """Once a signal has stopped the tree, another one while the process tears down exits with
+    130 instead of killing the process by that signal."""
+    with subprocess.Popen(
+        [sys.executable, "-c", SLOW_TEARDOWN], stdout=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            lines = iter(process.stdout.readline, "")
+            assert next(line for line in lines if "running" in line)
+            process.send_signal(signal.SIGTERM)
+            assert next(line for line in lines if "tearing down" in line) == "tearing down 0\n"
+            process.send_signal(second)
             assert process.wait(timeout=30) == 130
             assert "exiting now" in process.stdout.read()
         finally:

@@ -12,28 +12,30 @@ from streamer.otp import (
     ChildType,
     DynamicSupervisor,
     Restart,
+    Shutdown,
     Started,
     Supervisor,
+    SupervisorFailed,
 )
 from streamer.otp.base import should_restart
 from tests.otp.probes import FakeClock, Probe, running, settle
 
+REASONS: dict[str, BaseException | None] = {
+    "normal": None,
+    "shutdown": Shutdown(),
+    "shutdown-term": Shutdown("maintenance"),
+    "supervisor-gave-up": SupervisorFailed("streams", "ETHUSDT", RuntimeError("boom")),
+    "crash": RuntimeError("boom"),
+}
 
-@pytest.mark.parametrize(
-    ("restart", "crashed", "expected"),
-    [
-        (Restart.PERMANENT, True, True),
-        (Restart.PERMANENT, False, True),
-        (Restart.TRANSIENT, True, True),
-        (Restart.TRANSIENT, False, False),
-        (Restart.TEMPORARY, True, False),
-        (Restart.TEMPORARY, False, False),
-    ],
-)
-def test_restart_rule_follows_otp(restart: Restart, crashed: bool, expected: bool) -> None:
-    """Permanent always, transient after a crash only, temporary never."""
-    reason = RuntimeError("boom") if crashed else None
-    assert should_restart(restart, reason) is expected
+
+@pytest.mark.parametrize("restart", list(Restart))
+@pytest.mark.parametrize("ending", list(REASONS))
+def test_restart_rule_follows_otp(restart: Restart, ending: str) -> None:
+    """Permanent always, transient after a crash only (normal, `shutdown`, `{shutdown, term}`
+    and a supervisor giving up are not crashes), temporary never."""
+    expected = restart is Restart.PERMANENT or (restart is Restart.TRANSIENT and ending == "crash")
+    assert should_restart(restart, REASONS[ending]) is expected
 
 
 async def test_running_twice_at_once_is_refused() -> None:

@@ -238,3 +238,20 @@ async def test_thousands_of_concurrent_starts_and_terminations_leave_nothing_beh
     assert asyncio.all_tasks() == {asyncio.current_task()}
     assert probe.log.count("stop:s1999") == 1
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_terminating_an_unknown_child_is_elixirs_not_found() -> None:
+    """terminate_child of a child this supervisor never held raises ChildNotFound, the exception
+    form of Elixir's `{:error, :not_found}`, and changes nothing."""
+    probe = Probe()
+    mine, other = DynamicSupervisor(name="mine"), DynamicSupervisor(name="other")
+    tasks = [await running(mine), await running(other)]
+    kept = await mine.start_child(probe.spec("a"))
+    stranger = await other.start_child(probe.spec("b"))
+    with pytest.raises(ChildNotFound, match="'b' is not a child of 'mine'"):
+        await mine.terminate_child(stranger)
+    assert mine.which_children() == [kept]
+    assert stranger.state is ChildState.RUNNING
+    await mine.stop()
+    await other.stop()
+    await asyncio.gather(*tasks)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import pytest
+
+from streamer.errors import StreamerError
 from streamer.otp import (
+    AlreadyPresent,
     AlreadyStarted,
     Child,
+    ChildNotFound,
+    ChildRestarting,
+    ChildRunning,
     ChildSpec,
+    Ignore,
     MaxChildrenReached,
+    Shutdown,
     Started,
     StartError,
     SupervisorFailed,
+    SupervisorNotRunning,
 )
 
 
@@ -39,3 +49,37 @@ def test_supervisor_failed_says_who_failed_and_why() -> None:
     assert "streams" in str(error)
     assert "ETHUSDT" in str(error)
     assert "reset" in str(error)
+
+
+def test_supervisor_failed_is_otps_shutdown_exit() -> None:
+    """A supervisor that gave up exits with `shutdown`, carrying the last failure as its reason."""
+    cause = ConnectionError("reset")
+    error = SupervisorFailed("streams", "ETHUSDT", cause)
+    assert isinstance(error, Shutdown)
+    assert error.reason is cause
+
+
+@pytest.mark.parametrize(
+    ("reason", "text"), [(None, "shutdown"), ("maintenance", "shutdown: maintenance")]
+)
+def test_shutdown_reads_as_otps_exit_reason(reason: str | None, text: str) -> None:
+    """Shutdown() is OTP's `shutdown` and Shutdown(term) its `{shutdown, term}`."""
+    error = Shutdown(reason)
+    assert str(error) == text
+    assert error.reason == reason
+
+
+def test_runtime_api_errors_name_the_child_and_can_be_caught_as_streamer_errors() -> None:
+    """OTP's already_present, running, restarting and not_found are StreamerErrors that say why."""
+    child = Child(ChildSpec("ethusdt", idle), "streams")
+    present = AlreadyPresent(child)
+    assert isinstance(present, StartError)
+    assert present.child is child
+    for error in (ChildRunning(child), ChildRestarting(child)):
+        assert isinstance(error, StreamerError)
+        assert isinstance(error, RuntimeError)
+        assert "ethusdt" in str(error)
+    assert "restarted" in str(ChildRestarting(child))
+    assert isinstance(ChildNotFound("x"), LookupError)
+    assert isinstance(SupervisorNotRunning("x"), StreamerError)
+    assert isinstance(Ignore("x"), StreamerError)

@@ -71,8 +71,8 @@ async def test_restarted_child_holds_its_name_again() -> None:
     assert registry.names() == []
 
 
-async def test_name_of_an_abandoned_child_is_released() -> None:
-    """A child abandoned after its shutdown timeout no longer holds its name."""
+async def test_abandoned_child_keeps_its_name_until_its_task_ends() -> None:
+    """A child abandoned after its shutdown timeout holds its name until its task has ended."""
     registry = Registry()
     release = asyncio.Event()
 
@@ -90,9 +90,13 @@ async def test_name_of_an_abandoned_child_is_released() -> None:
     stuck = child.task
     assert stuck is not None
     await sup.terminate_child(child)
-    assert registry.lookup("X") is None
+    assert registry.lookup("X") is child
+    states = [child.state]
     release.set()
     await asyncio.wait({stuck})
+    assert registry.lookup("X") is None
+    states.append(child.state)
+    assert states == [ChildState.ABANDONED, ChildState.STOPPED]
     await sup.stop()
     await task
 

@@ -1,19 +1,35 @@
-"""Supervisor: start order, strategy x restart type, intensity, escalation and nesting."""
+"""Supervisor: start order, strategy x restart type, intensity, escalation, nesting, runtime API."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from collections import Counter
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
 from streamer.otp import (
+    AlreadyPresent,
+    AlreadyStarted,
+    ChildNotFound,
+    ChildRestarting,
+    ChildRunning,
     ChildSpec,
     ChildState,
     DynamicSupervisor,
+    Ignore,
     Registry,
     Restart,
     Started,
@@ -21,8 +37,11 @@ from streamer.otp import (
     Strategy,
     Supervisor,
     SupervisorFailed,
+    SupervisorNotRunning,
 )
 from tests.otp.probes import FakeClock, Probe, running, settle
+
+T = TypeVar("T")
 
 
 async def test_starts_in_order_and_stops_in_reverse_order() -> None:
@@ -463,3 +482,436 @@ def test_any_sequence_of_exits_matches_the_otp_model(
         await task
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("restart", [Restart.TRANSIENT, Restart.PERMANENT])
+async def test_child_supervisor_exceeding_intensity_exits_with_shutdown(restart: Restart) -> None:
+    """A child supervisor that gives up exits with OTP's `shutdown`: as a transient child it
+    stays stopped and its parent carries on; as a permanent child it is restarted."""
+    probe = Probe()
+    middle = Supervisor([probe.spec("leaf")], max_restarts=0, name="middle", clock=FakeClock())
+    root = Supervisor([middle.child_spec(restart=restart)], name="root", clock=FakeClock())
+    task = await running(root)
+    (middle_child,) = root.which_children()
+    probe.crash("leaf", RuntimeError("leaf broke"))
+    await settle(root, middle_child)
+    restarted = restart is Restart.PERMANENT
+    assert probe.starts("leaf") == 1 + restarted
+    assert middle_child.state is (ChildState.RUNNING if restarted else ChildState.STOPPED)
+    assert root.recent_restarts() == int(restarted)
+    assert root.state is ChildState.RUNNING
+    await root.stop()
+    await task
+
+
+async def test_init_returning_ignore_keeps_the_spec_and_starts_the_rest() -> None:
+    """A child raising Ignore at start is kept as `ignored` (a temporary one is dropped), the
+    children after it start, and restart_child can try it again."""
+    probe = Probe()
+    tries = 0
+
+    async def declines_once(started: Started) -> None:
+        nonlocal tries
+        tries += 1
+        if tries == 1:
+            raise Ignore("not needed yet")
+        started()
+        await asyncio.Event().wait()
+
+    async def declines(started: Started) -> None:
+        raise Ignore("never needed")
+
+    sup = Supervisor(
+        [
+            probe.spec("a"),
+            ChildSpec("later", declines_once),
+            ChildSpec("once", declines, restart=Restart.TEMPORARY),
+            probe.spec("c"),
+        ]
+    )
+    task = await running(sup)
+    assert [(c.id, c.state) for c in sup.which_children()] == [
+        ("a", ChildState.RUNNING),
+        ("later", ChildState.IGNORED),
+        ("c", ChildState.RUNNING),
+    ]
+    assert sup.count_children() == {"specs": 3, "active": 2, "supervisors": 0, "workers": 3}
+    later = await sup.restart_child("later")
+    assert later.state is ChildState.RUNNING
+    await sup.stop()
+    await task
+
+
+async def test_start_child_appends_a_running_child_and_refuses_a_taken_id() -> None:
+    """start_child adds the child after the others; an id in use is OTP's already_started
+    while it runs and already_present once it is stopped."""
+    probe = Probe()
+    sup = Supervisor([probe.spec("a")])
+    task = await running(sup)
+    b = await sup.start_child(probe.spec("b"))
+    assert b.state is ChildState.RUNNING
+    assert [c.id for c in sup.which_children()] == ["a", "b"]
+    with pytest.raises(AlreadyStarted) as started:
+        await sup.start_child(probe.spec("b"))
+    assert started.value.child is b
+    await sup.terminate_child("b")
+    with pytest.raises(AlreadyPresent) as present:
+        await sup.start_child(probe.spec("b"))
+    assert present.value.child is b
+    assert probe.starts("b") == 1
+    await sup.start_child(probe.spec("c"))
+    await sup.stop()
+    await task
+    assert probe.log[-2:] == ["stop:c", "stop:a"]
+
+
+async def test_failed_start_child_keeps_nothing() -> None:
+    """A child added with start_child that fails to come up raises StartError and is dropped."""
+
+    async def broken(started: Started) -> None:
+        raise ConnectionError("no route")
+
+    sup = Supervisor([])
+    task = await running(sup)
+    with pytest.raises(StartError) as caught:
+        await sup.start_child(ChildSpec("broken", broken))
+    assert isinstance(caught.value.reason, ConnectionError)
+    assert sup.which_children() == []
+    await sup.stop()
+    await task
+
+
+async def test_terminate_child_keeps_the_spec_until_deleted() -> None:
+    """terminate_child stops the child and keeps it for restart_child; delete_child forgets it;
+    a temporary child is forgotten at once."""
+    registry = Registry()
+    probe = Probe()
+    sup = Supervisor(
+        [probe.spec("a", name=(registry, "A")), probe.spec("t", restart=Restart.TEMPORARY)]
+    )
+    task = await running(sup)
+    a = sup.which_children()[0]
+    await sup.terminate_child("a")
+    states = [a.state]
+    assert registry.lookup("A") is None
+    await sup.terminate_child("t")
+    assert [c.id for c in sup.which_children()] == ["a"]
+    assert await sup.restart_child("a") is a
+    states.append(a.state)
+    assert states == [ChildState.STOPPED, ChildState.RUNNING]
+    assert registry.lookup("A") is a
+    await sup.terminate_child("a")
+    await sup.delete_child("a")
+    assert sup.which_children() == []
+    assert probe.log == ["start:a", "start:t", "stop:a", "stop:t", "start:a", "stop:a"]
+    await sup.stop()
+    await task
+
+
+async def test_an_abandoned_child_cannot_be_restarted_until_its_task_ends() -> None:
+    """A terminated child still running past its shutdown time is `running` to restart_child and
+    delete_child, so no second run starts; once its task ended it restarts normally."""
+    release = asyncio.Event()
+    runs = 0
+
+    async def stubborn(started: Started) -> None:
+        nonlocal runs
+        runs += 1
+        started()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await release.wait()
+
+    sup = Supervisor([ChildSpec("stubborn", stubborn, shutdown=0.01)])
+    task = await running(sup)
+    (child,) = sup.which_children()
+    stuck = child.task
+    assert stuck is not None
+    await sup.terminate_child("stubborn")
+    with pytest.raises(ChildRunning, match="abandoned"):
+        await sup.restart_child("stubborn")
+    with pytest.raises(ChildRunning):
+        await sup.delete_child("stubborn")
+    assert runs == 1
+    release.set()
+    await asyncio.wait({stuck})
+    await sup.restart_child("stubborn")
+    assert runs == 2
+    await sup.stop()
+    await task
+
+
+async def test_restart_and_delete_refuse_a_running_child() -> None:
+    """restart_child and delete_child of a running child are OTP's `running` error."""
+    probe = Probe()
+    sup = Supervisor([probe.spec("a")])
+    task = await running(sup)
+    with pytest.raises(ChildRunning):
+        await sup.restart_child("a")
+    with pytest.raises(ChildRunning):
+        await sup.delete_child("a")
+    assert probe.starts("a") == 1
+    await sup.stop()
+    await task
+
+
+@pytest.mark.parametrize("call", ["terminate_child", "restart_child", "delete_child"])
+async def test_unknown_id_is_not_found(call: str) -> None:
+    """terminate, restart and delete of an id the supervisor does not know are `not_found`."""
+    sup = Supervisor([])
+    task = await running(sup)
+    with pytest.raises(ChildNotFound):
+        await getattr(sup, call)("nobody")
+    await sup.stop()
+    await task
+
+
+async def test_a_child_awaiting_a_retried_restart_is_restarting() -> None:
+    """While a failed restart waits to be retried, restart_child and delete_child are OTP's
+    `restarting` error, and the retry still happens."""
+    gate = asyncio.Event()
+    runs = 0
+
+    async def flaky(started: Started) -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 2:
+            await gate.wait()
+            raise ConnectionError("still down")
+        started()
+        if runs == 1:
+            raise RuntimeError("first crash")
+        await asyncio.Event().wait()
+
+    sup = Supervisor([ChildSpec("flaky", flaky)], max_restarts=5, clock=FakeClock())
+    task = await running(sup)
+    (child,) = sup.which_children()
+    restarting = asyncio.create_task(sup.restart_child("flaky"))
+    deleting = asyncio.create_task(sup.delete_child("flaky"))
+    gate.set()
+    with pytest.raises(ChildRestarting):
+        await restarting
+    with pytest.raises(ChildRestarting):
+        await deleting
+    await sup.sync()
+    assert runs == 3
+    assert child.state is ChildState.RUNNING
+    await sup.stop()
+    await task
+
+
+async def test_runtime_api_of_a_stopped_supervisor_fails_clearly() -> None:
+    """A supervisor that is not running refuses every runtime call with SupervisorNotRunning."""
+    probe = Probe()
+    sup = Supervisor([probe.spec("a")])
+    with pytest.raises(StartError, match="not running"):
+        await sup.start_child(probe.spec("b"))
+    for call in (sup.terminate_child, sup.restart_child, sup.delete_child):
+        with pytest.raises(SupervisorNotRunning):
+            await call("a")
+
+
+async def test_runtime_call_waits_for_a_restart_in_progress() -> None:
+    """A call made while the supervisor restarts a child is answered after that restart, as an
+    OTP supervisor answers calls between its EXIT messages."""
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+    runs = 0
+
+    async def slow_restart(started: Started) -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 2:
+            entered.set()
+            await gate.wait()
+        started()
+        if runs == 1:
+            raise RuntimeError("crash")
+        await asyncio.Event().wait()
+
+    sup = Supervisor([ChildSpec("slow", slow_restart)])
+    task = await running(sup)
+    await entered.wait()
+    terminating = asyncio.create_task(sup.terminate_child("slow"))
+    gate.set()
+    await terminating
+    (child,) = sup.which_children()
+    assert child.state is ChildState.STOPPED
+    assert child.restarts == 1
+    assert runs == 2
+    await sup.stop()
+    await task
+
+
+class RuntimeModel:
+    """OTP's bookkeeping of a static supervisor: ids in start order, which run, starts per id."""
+
+    def __init__(self, strategy: Strategy) -> None:
+        self.strategy = strategy
+        self.order: list[str] = []
+        self.restart: dict[str, Restart] = {}
+        self.running: set[str] = set()
+        self.starts: Counter[str] = Counter()
+
+    def start_child(self, id: str, restart: Restart) -> type[Exception] | None:
+        if id in self.restart:
+            return AlreadyStarted if id in self.running else AlreadyPresent
+        self.order.append(id)
+        self.restart[id] = restart
+        self._run(id)
+        return None
+
+    def terminate_child(self, id: str) -> type[Exception] | None:
+        if id not in self.restart:
+            return ChildNotFound
+        self.running.discard(id)
+        if self.restart[id] is Restart.TEMPORARY:
+            self._drop(id)
+        return None
+
+    def restart_child(self, id: str) -> type[Exception] | None:
+        if id not in self.restart:
+            return ChildNotFound
+        if id in self.running:
+            return ChildRunning
+        self._run(id)
+        return None
+
+    def delete_child(self, id: str) -> type[Exception] | None:
+        if id not in self.restart:
+            return ChildNotFound
+        if id in self.running:
+            return ChildRunning
+        self._drop(id)
+        return None
+
+    def end(self, id: str, crashed: bool) -> None:
+        """The running child `id` exited or crashed: OTP's restart by restart type, strategy."""
+        self.running.discard(id)
+        restart = self.restart[id]
+        if not should_restart_model(restart, crashed):
+            if restart is Restart.TEMPORARY:
+                self._drop(id)
+            return
+        if self.strategy is Strategy.ONE_FOR_ONE:
+            group = [id]
+        elif self.strategy is Strategy.ONE_FOR_ALL:
+            group = list(self.order)
+        else:
+            group = self.order[self.order.index(id) :]
+        for sibling in reversed(group):
+            self.running.discard(sibling)
+            if sibling != id and self.restart[sibling] is Restart.TEMPORARY:
+                self._drop(sibling)
+        for member in group:
+            if member in self.restart:
+                self._run(member)
+
+    def _run(self, id: str) -> None:
+        self.running.add(id)
+        self.starts[id] += 1
+
+    def _drop(self, id: str) -> None:
+        self.order.remove(id)
+        del self.restart[id]
+
+
+IDS = st.sampled_from(["a", "b", "c", "d"])
+
+
+class RuntimeApiMachine(RuleBasedStateMachine):
+    """A static supervisor driven through its runtime API and its children's exits, checked
+    after every step against `RuntimeModel`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.model: RuntimeModel | None = None
+        self.registry = Registry()
+        self.probe = Probe()
+        self.sup = Supervisor([])
+        self.task: asyncio.Task[None] | None = None
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        return self.loop.run_until_complete(awaitable)
+
+    def check(self, expected: type[Exception] | None, call: Awaitable[object]) -> None:
+        if expected is None:
+            self.run(call)
+            return
+        with pytest.raises(expected) as caught:
+            self.run(call)
+        assert type(caught.value) is expected
+
+    @initialize(strategy=st.sampled_from(list(Strategy)))
+    def begin(self, strategy: Strategy) -> None:
+        self.model = RuntimeModel(strategy)
+        self.sup = Supervisor([], strategy=strategy, max_restarts=10_000, clock=FakeClock())
+        self.task = self.run(running(self.sup))
+
+    @rule(id=IDS, restart=st.sampled_from(list(Restart)))
+    def start_child(self, id: str, restart: Restart) -> None:
+        assert self.model is not None
+        spec = self.probe.spec(id, restart=restart, name=(self.registry, id))
+        self.check(self.model.start_child(id, restart), self.sup.start_child(spec))
+
+    @rule(id=IDS)
+    def terminate_child(self, id: str) -> None:
+        assert self.model is not None
+        self.check(self.model.terminate_child(id), self.sup.terminate_child(id))
+
+    @rule(id=IDS)
+    def restart_child(self, id: str) -> None:
+        assert self.model is not None
+        self.check(self.model.restart_child(id), self.sup.restart_child(id))
+
+    @rule(id=IDS)
+    def delete_child(self, id: str) -> None:
+        assert self.model is not None
+        self.check(self.model.delete_child(id), self.sup.delete_child(id))
+
+    @rule(id=IDS, crashed=st.booleans())
+    def child_exits(self, id: str, crashed: bool) -> None:
+        assert self.model is not None
+        if id not in self.model.running:
+            return
+        child = next(c for c in self.sup.which_children() if c.id == id)
+
+        async def end() -> None:
+            if crashed:
+                self.probe.crash(id, RuntimeError("boom"))
+            else:
+                self.probe.exit(id)
+            await settle(self.sup, child)
+
+        self.run(end())
+        self.model.end(id, crashed)
+
+    @invariant()
+    def matches_the_model(self) -> None:
+        if self.model is None:
+            return
+        children = self.sup.which_children()
+        assert [c.id for c in children] == self.model.order
+        assert {c.id for c in children if c.state is ChildState.RUNNING} == self.model.running
+        assert all(c.state in (ChildState.RUNNING, ChildState.STOPPED) for c in children)
+        assert {id: self.probe.starts(id) for id in self.model.starts} == dict(self.model.starts)
+        assert set(self.registry.names()) == self.model.running
+        counts = self.sup.count_children()
+        assert (counts["specs"], counts["active"]) == (len(children), len(self.model.running))
+
+    def teardown(self) -> None:
+        if self.task is not None:
+            self.run(self.sup.stop())
+            self.run(self.task)
+        self.loop.close()
+
+
+def test_start_terminate_restart_delete_in_any_order_follow_otps_rules() -> None:
+    """Any sequence of runtime calls and child exits leaves the children, their states, their
+    starts and their names exactly as OTP's rules say, errors included."""
+    run_state_machine_as_test(
+        RuntimeApiMachine,
+        settings=settings(max_examples=60, stateful_step_count=30, deadline=None),
+    )

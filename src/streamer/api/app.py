@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from streamer import __version__
-from streamer.api.metrics import render_metrics
+from streamer.api.docs import serve_docs
+from streamer.api.live import LiveFeed
+from streamer.api.metrics import SocketClients, metrics_registry, render_metrics
 from streamer.api.models import (
+    BulkResponse,
     Cluster,
     ClusterInstance,
     Health,
@@ -23,10 +27,10 @@ from streamer.api.models import (
     SymbolState,
     Tree,
 )
-from streamer.api.page import STATUS_PAGE
+from streamer.api.page import mount_page
 from streamer.api.security import LOOPBACK_NAMES, MutationGuard
 from streamer.api.trades import trades_socket
-from streamer.binance.channel import State
+from streamer.binance.stats import LiveState
 from streamer.db import DatabaseError, Status, UnknownSymbol
 from streamer.otp import StartError
 from streamer.streaming import StreamingUnavailable
@@ -45,21 +49,31 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 def create_app(service: Service, ready: Callable[[], None] | None = None) -> FastAPI:
     """Build the API over a running service; `ready` is called once it can serve requests."""
 
+    live = LiveFeed(service)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if ready is not None:
             ready()
-        yield
+        try:
+            yield
+        finally:
+            await live.close()
 
     app = FastAPI(
         title="streamer",
         version=__version__,
         summary="Live Binance trade streams for a persisted set of symbols.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    serve_docs(app)
     if service.token is None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES)
     guard = MutationGuard(service.token)
+    clients = SocketClients()
+    registry = metrics_registry(service, clients)
     mutating = [Depends(guard)]
 
     @app.exception_handler(InvalidSymbol)
@@ -93,13 +107,28 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
         """Every setting with its worker's live state."""
         states = await service.symbol_states(status=status, prefix=prefix)
         if active:
-            states = [s for s in states if s.status is Status.ON or s.state is not State.STOPPED]
+            states = [
+                s for s in states if s.status is Status.ON or s.state is not LiveState.STOPPED
+            ]
         return states
 
     @app.get("/api/settings/{symbol}", responses=ERRORS)
     async def get_setting(symbol: str) -> SymbolState:
         """One symbol's setting and live state."""
         return await service.symbol_state(symbol)
+
+    @app.post("/api/settings/start", dependencies=mutating, responses=ERRORS)
+    async def start_many(symbols: Annotated[list[str], Body(max_length=10_000)]) -> BulkResponse:
+        """Start many symbols in one call; all are checked first, so one bad symbol changes
+        nothing."""
+        result = await service.streaming.start_many(symbols)
+        return BulkResponse(**dataclasses.asdict(result))
+
+    @app.post("/api/settings/stop", dependencies=mutating, responses=ERRORS)
+    async def stop_many(symbols: Annotated[list[str], Body(max_length=10_000)]) -> BulkResponse:
+        """Stop many symbols in one call; all are checked first."""
+        result = await service.streaming.stop_many(symbols)
+        return BulkResponse(**dataclasses.asdict(result))
 
     @app.post("/api/settings/{symbol}/start", dependencies=mutating, responses=ERRORS)
     async def start(symbol: str) -> StartResponse:
@@ -143,11 +172,9 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(render_metrics(service), media_type=CONTENT_TYPE_LATEST)
+        return Response(render_metrics(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/", include_in_schema=False)
-    async def status_page() -> HTMLResponse:
-        return HTMLResponse(STATUS_PAGE)
-
-    app.add_api_websocket_route("/ws/trades", trades_socket(service))
+    app.add_api_websocket_route("/ws/trades", trades_socket(service, clients))
+    app.add_api_websocket_route("/ws/live", live.endpoint())
+    mount_page(app)
     return app

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from streamer.binance.channel import State
+from streamer.binance.stats import LiveState
 from streamer.db import Status
 
 
@@ -17,7 +17,8 @@ class SymbolState(BaseModel):
     symbol: str
     owner: str | None = Field(None, description="the instance streaming it, if any")
     status: Status = Field(description="persisted: whether the symbol streams after a restart")
-    state: State = Field(description="live: what its worker is doing now")
+    state: LiveState = Field(description="live: what its worker is doing now")
+    reason: str | None = Field(None, description="why the symbol is quarantined, stalled or halted")
     since: datetime | None = Field(None, description="when the worker entered this state")
     restarts: int = Field(0, description="restarts of the worker since the service started")
     trades: int = Field(0, description="trades delivered since the worker started")
@@ -26,6 +27,9 @@ class SymbolState(BaseModel):
     last_trade_time: datetime | None = None
     gaps_filled: int = 0
     gaps_lost: int = 0
+    rejected: dict[str, int] = Field(
+        default_factory=dict, description="frames and rows dropped by validation, by reason"
+    )
 
 
 class StartResponse(BaseModel):
@@ -42,13 +46,36 @@ class StopResponse(BaseModel):
     was_running: bool
 
 
+class SinkHealth(BaseModel):
+    """One sink: whether its destination answers, and what it could not deliver."""
+
+    name: str
+    state: str = Field(description="connecting, up, retrying or stopped")
+    healthy: bool
+    required: bool = Field(description="whether readiness waits for this sink")
+    lost: int = Field(description="trades announced lost in gap notices of this sink")
+    queued: int
+    last_error: str | None = None
+
+
+class BulkResponse(BaseModel):
+    """A start or stop of many symbols: `changed` were started (or stopped), `unchanged`
+    already were, `failed` could not be started, with why."""
+
+    changed: list[str]
+    unchanged: list[str]
+    failed: dict[str, str] = Field(default_factory=dict)
+
+
 class Health(BaseModel):
-    """`live`: the process answers; `ready`: database reachable and streaming supervised."""
+    """`live`: the process answers; `ready`: database reachable and streaming supervised
+    (and every sink up, when sinks are required)."""
 
     live: bool
     ready: bool
     database: bool
     streaming: int = Field(description="symbols with a running worker")
+    sinks: list[SinkHealth] = Field(default_factory=list)
 
 
 class Tree(BaseModel):

@@ -15,6 +15,7 @@ import secrets
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request, status
+from starlette.datastructures import Headers
 
 from streamer.errors import StreamerError
 
@@ -42,6 +43,12 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
+def is_foreign_origin(headers: Headers) -> bool:
+    """A browser says where the calling page came from; only the service's own pages may act."""
+    origin = headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc != headers.get("host")
+
+
 class MutationGuard:
     """A FastAPI dependency on every endpoint that changes state."""
 
@@ -49,8 +56,7 @@ class MutationGuard:
         self._token = token
 
     async def __call__(self, request: Request) -> None:
-        origin = request.headers.get("origin")
-        if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        if is_foreign_origin(request.headers):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin requests may not mutate")
         if self._token is None:
             return

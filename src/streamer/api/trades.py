@@ -16,7 +16,9 @@ import msgspec
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
+from streamer.api.metrics import SocketClients
 from streamer.binance.events import as_dict
+from streamer.db import DatabaseError, UnknownSymbol
 from streamer.pubsub import Overflow, Subscription, topic
 from streamer.symbols import InvalidSymbol, normalize_symbol
 
@@ -49,9 +51,42 @@ async def _until_disconnect(socket: WebSocket) -> None:
             await socket.receive_text()
 
 
-def trades_socket(service: Service) -> Callable[[WebSocket], Awaitable[None]]:
+async def _idle_notices(service: Service, symbols: list[str]) -> list[dict[str, str]]:
+    """A notice for each symbol that is known but not streaming, sent before anything else, so
+    a client learns at once why no trades come; an unknown symbol raises `UnknownSymbol`."""
+    notices = []
+    for symbol in symbols:
+        if service.registry.lookup(symbol) is not None:
+            continue
+        try:
+            await service.repository.get(symbol)
+        except UnknownSymbol:
+            raise
+        except DatabaseError:
+            pass  # the database is down: the symbol may well exist, so say only what is known
+        notices.append(
+            {
+                "kind": "notice",
+                "symbol": symbol,
+                "message": f"{symbol} is not streaming: start it with `streamer start {symbol}`",
+            }
+        )
+    return notices
+
+
+def trades_socket(
+    service: Service, clients: SocketClients
+) -> Callable[[WebSocket], Awaitable[None]]:
     async def endpoint(socket: WebSocket) -> None:
         await socket.accept()
+        clients.accepted += 1
+        clients.open += 1
+        try:
+            await _serve(socket)
+        finally:
+            clients.open -= 1
+
+    async def _serve(socket: WebSocket) -> None:
         try:
             symbols = parse_symbols(socket.query_params.get("symbols"))
         except InvalidSymbol as error:
@@ -59,6 +94,13 @@ def trades_socket(service: Service) -> Callable[[WebSocket], Awaitable[None]]:
             await socket.close(code=POLICY_VIOLATION, reason=str(error))
             return
         topics = None if symbols is None else [topic(s) for s in symbols]
+        try:
+            for notice in await _idle_notices(service, symbols or []):
+                await socket.send_text(_encode(notice).decode())
+        except UnknownSymbol as error:
+            reason = f"unknown symbol {error.symbol}: not in the settings (see `streamer seed`)"
+            await socket.close(code=POLICY_VIOLATION, reason=reason)
+            return
         with service.pubsub.subscribe(
             topics, maxlen=CLIENT_QUEUE, overflow=Overflow.DROP_OLDEST
         ) as sub:

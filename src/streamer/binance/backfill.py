@@ -2,8 +2,9 @@
 
 Trade ids of a symbol are consecutive, so a jump means trades were lost on the way (a reconnect,
 a dropped frame). They are fetched page by page from the REST trade history and published in
-order, marked as back-filled; whatever cannot be fetched is announced as a `GapNotice` and
-counted as lost, so a subscriber always knows exactly what it did not get.
+order, marked as back-filled; whatever cannot be fetched, and every row that fails
+`streamer.binance.validate`, is announced as a `GapNotice` and counted as lost, so a subscriber
+always knows exactly what it did not get.
 
 When a connection carrying hundreds of symbols drops, hundreds of gaps open at once; they share
 one `BackfillLimiter`, so the requests that fill them stay within the exchange's REST weight
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from decimal import Decimal
@@ -25,6 +27,7 @@ from streamer.binance.channel import SymbolChannel
 from streamer.binance.events import TradeEvent
 from streamer.binance.protocol import HISTORICAL_TRADES_WEIGHT, Clock, WeightWindow
 from streamer.binance.rest import RestError
+from streamer.binance.validate import MILLISECONDS, check
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +135,17 @@ async def fill_gap(
                 trades = [t for t in page if next_id <= t.id <= last]
                 if not trades:
                     raise LookupError(f"the trade history has nothing from id {next_id}")
+                earliest, latest = channel.rule.time_bounds(time.time(), MILLISECONDS)
                 for trade in sorted(trades, key=lambda t: t.id):
                     if trade.id > next_id:
                         channel.report_lost(next_id, trade.id - 1)
-                    channel.publish_backfilled(to_event(symbol, trade))
+                    event = to_event(symbol, trade)
+                    rejected = check(event, earliest, latest)
+                    if rejected is None:
+                        channel.publish_backfilled(event)
+                    else:
+                        channel.reject(rejected, event)
+                        channel.report_lost(trade.id, trade.id)
                     next_id = trade.id + 1
                 channel.flush()
     except (RestError, LookupError, OSError, TimeoutError) as exc:

@@ -8,30 +8,36 @@ ordinary (a jump in ids) switches the channel into holding live trades and wakes
 worker, which fetches the missing trades over REST and then releases the held ones in order.
 Duplicates (the overlap of two connections during a rotation, a replay after a resubscribe) are
 dropped by id, so subscribers see each trade id once and in increasing order.
+
+Every trade passes `streamer.binance.validate` first: one that fails is dropped and counted by
+reason, and a symbol whose trades keep failing is quarantined (its worker parks it and retries
+it later), so a poisoned feed never reaches a subscriber and never becomes the symbol's position.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from enum import StrEnum
-from typing import Any
+from collections import deque
 
+from streamer.binance.decode import RateLimitedLog
 from streamer.binance.events import GapNotice, TradeEvent
+from streamer.binance.stats import LiveState, SymbolStats
+from streamer.binance.validate import HIGHEST, LOWEST, MILLISECONDS, Rejection, TradeRule, check
 from streamer.pubsub import Route
+
+log = logging.getLogger(__name__)
+
+_LOWEST, _HIGHEST = LOWEST, HIGHEST
+_CONNECTION_STATES = frozenset({LiveState.CONNECTING, LiveState.STREAMING, LiveState.BACKOFF})
+
+State = LiveState
+"""The name the live state had before it moved to `streamer.binance.stats`."""
 
 
 def _trade_id(event: TradeEvent) -> int:
     return event.trade_id
-
-
-class State(StrEnum):
-    """What a symbol's stream is doing, for status views."""
-
-    CONNECTING = "connecting"
-    STREAMING = "streaming"
-    BACKOFF = "backoff"
-    STOPPED = "stopped"
 
 
 class SymbolChannel:
@@ -39,12 +45,19 @@ class SymbolChannel:
 
     __slots__ = (
         "_dirty",
+        "_earliest",
         "_error",
         "_expect",
         "_held",
         "_last_id",
+        "_latest",
+        "_log",
         "_out",
+        "_quarantine",
+        "_recent_rejections",
         "_route",
+        "_rule",
+        "_unit",
         "_waiter",
         "active_at",
         "attached_at",
@@ -56,7 +69,10 @@ class SymbolChannel:
         "gaps_lost",
         "last",
         "malformed",
+        "quarantines",
         "rate",
+        "reason",
+        "rejected",
         "since",
         "state",
         "symbol",
@@ -71,8 +87,18 @@ class SymbolChannel:
         route: Route,
         dirty: list[SymbolChannel],
         last_id: int | None = None,
+        rule: TradeRule | None = None,
+        unit: int = MILLISECONDS,
     ) -> None:
         self.symbol = symbol
+        self._rule = rule if rule is not None else TradeRule()
+        self._unit = unit
+        self._earliest, self._latest = self._rule.time_bounds(time.time(), unit)
+        self._recent_rejections: deque[tuple[float, Rejection]] = deque(
+            maxlen=self._rule.quarantine_after
+        )
+        self._quarantine: str | None = None
+        self._log = RateLimitedLog(log)
         self._route = route
         self._dirty = dirty
         self._out: list[TradeEvent] = []
@@ -87,8 +113,11 @@ class SymbolChannel:
         self.gaps_expired = 0
         self.trades_backfilled = 0
         self.trades_lost = 0
+        self.rejected: dict[str, int] = {}
+        self.quarantines = 0
+        self.reason: str | None = None
         self.rate = 0.0
-        self.state = State.CONNECTING
+        self.state = LiveState.CONNECTING
         self.since = time.time()
         self.gap: tuple[int, int] | None = None
         self.active_at = time.monotonic()
@@ -104,19 +133,51 @@ class SymbolChannel:
         expect = self._expect
         return expect - 1 if expect is not None else self._last_id
 
+    @property
+    def rule(self) -> TradeRule:
+        """The validation limits this symbol's trades are held to."""
+        return self._rule
+
+    @property
+    def quarantined(self) -> str | None:
+        """Why the symbol is quarantined, or None when it is not."""
+        return self._quarantine
+
+    def refresh_bounds(self, now: float) -> None:
+        """Move the accepted time range along with the local clock (`now`, epoch seconds)."""
+        self._earliest, self._latest = self._rule.time_bounds(now, self._unit)
+
     def on_trade(self, event: TradeEvent) -> None:
-        """A live trade arrived: take it if it is the next id, else see what it is."""
+        """A live trade arrived: take it if it is the next id and sane, else see what it is."""
         trade_id = event.trade_id
         if trade_id == self._expect:
-            self._expect = trade_id + 1
-            out = self._out
-            if not out:
-                self._dirty.append(self)
-            out.append(event)
-            return
+            # `validate.check` without the id range (the id follows one already judged),
+            # inlined: a function call per trade would cost as much as the comparisons.
+            try:
+                sane = (
+                    self._earliest <= event.trade_time <= self._latest
+                    and self._earliest <= event.event_time <= self._latest
+                    and _LOWEST <= event.price <= _HIGHEST
+                    and _LOWEST <= event.quantity <= _HIGHEST
+                )
+            except ArithmeticError:  # NaN compares by raising InvalidOperation
+                sane = False
+            if sane:
+                self._expect = trade_id + 1
+                out = self._out
+                if not out:
+                    self._dirty.append(self)
+                out.append(event)
+                return
         self._unexpected(event)
 
     def _unexpected(self, event: TradeEvent) -> None:
+        if self._quarantine is not None:
+            return
+        reason = check(event, self._earliest, self._latest)
+        if reason is not None:
+            self.reject(reason, event)
+            return
         held = self._held
         if held is not None:
             held.append(event)
@@ -127,6 +188,12 @@ class SymbolChannel:
             self._expect = trade_id
             self.on_trade(event)
             return
+        reason = self._rule.check_jump(
+            trade_id, event.trade_time, last_id, self._last_time(), self._unit
+        )
+        if reason is not None:
+            self.reject(reason, event)
+            return
         if trade_id <= last_id:
             self.duplicates += 1
             return
@@ -135,6 +202,66 @@ class SymbolChannel:
         self.gap = (last_id + 1, trade_id - 1)
         self._held = [event]
         self._wake()
+
+    def _last_time(self) -> int | None:
+        out = self._out
+        last = out[-1] if out else self.last
+        return last.trade_time if last is not None else None
+
+    def reject(self, reason: Rejection, event: TradeEvent) -> None:
+        """Drop an untrustworthy trade: count it, log it (rate-limited), quarantine on repeats."""
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self._log.warning(
+            "%s: dropped a trade that fails validation (%s): id %d, time %d, price %s, qty %s",
+            self.symbol,
+            reason,
+            event.trade_id,
+            event.trade_time,
+            event.price,
+            event.quantity,
+        )
+        recent = self._recent_rejections
+        now = time.monotonic()
+        recent.append((now, reason))
+        rule = self._rule
+        if len(recent) == rule.quarantine_after and now - recent[0][0] <= rule.quarantine_window:
+            self.quarantine(
+                f"{rule.quarantine_after} trades failed validation within "
+                f"{rule.quarantine_window:g}s (last: {reason})"
+            )
+
+    def quarantine(self, reason: str) -> None:
+        """Stop believing this symbol: drop its live trades and wake its worker to park it.
+
+        The position stays where the last trusted trade left it, so what happens while parked
+        is back-filled (or announced lost) after the release, as after any outage.
+        """
+        if self._quarantine is not None:
+            return
+        self._last_id = self.last_id
+        self._expect = None
+        self._held = None
+        self.gap = None
+        self._quarantine = reason
+        self.quarantines += 1
+        self.set_state(LiveState.QUARANTINED, reason)
+        log.warning("%s: quarantined: %s", self.symbol, reason)
+        self._wake()
+
+    def release(self) -> None:
+        """End the quarantine; ids far behind the old position drop it, so it is not kept.
+
+        A position that later trades keep contradicting (ids far behind it) came from a bad
+        frame that passed as a first trade; the next trade starts the symbol afresh instead.
+        """
+        if self._quarantine is None:
+            return
+        if any(reason is Rejection.ID_BEHIND for _, reason in self._recent_rejections):
+            self._last_id = None
+        self._quarantine = None
+        self._recent_rejections.clear()
+        self._expect = self._last_id + 1 if self._last_id is not None else None
+        self.set_state(LiveState.CONNECTING)
 
     def settle(self) -> bool:
         """Order the held trades and say whether trades are still missing before them.
@@ -159,6 +286,8 @@ class SymbolChannel:
 
     def _release(self) -> None:
         held, self._held = self._held, None
+        if self._quarantine is not None:
+            return
         last_id = self._last_id
         self._expect = last_id + 1 if last_id is not None else None
         for event in held or ():
@@ -173,10 +302,14 @@ class SymbolChannel:
             self.trades += len(out)
             self._route.publish_batch(out)
 
-    def set_state(self, state: State) -> None:
+    def set_state(self, state: LiveState, reason: str | None = None) -> None:
+        """Enter `state`; what a connection reports does not end a quarantine."""
+        if self._quarantine is not None and state in _CONNECTION_STATES:
+            return
         if state is not self.state:
             self.state = state
             self.since = time.time()
+        self.reason = reason
 
     # --- the worker's side -------------------------------------------------------------------
 
@@ -194,16 +327,17 @@ class SymbolChannel:
                 waiter.set_result(None)
 
     async def wait(self) -> None:
-        """Return when there is a gap to fill; raise the error handed over by `fail`."""
-        while self._error is None and self.gap is None:
+        """Return when there is a gap to fill or a quarantine; raise an error handed to `fail`."""
+        while self._error is None and self.gap is None and self._quarantine is None:
             waiter = asyncio.get_running_loop().create_future()
             self._waiter = waiter
             try:
                 await waiter
             finally:
                 self._waiter = None
-        if self._error is not None:
-            raise self._error
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
 
     def publish_backfilled(self, event: TradeEvent) -> None:
         """Publish one trade fetched for the current gap (ids must come in order)."""
@@ -230,22 +364,26 @@ class SymbolChannel:
         self._release()
         self.flush()
 
-    def stats(self) -> dict[str, Any]:
-        """Plain data for status views and metrics."""
+    def stats(self, connection: str | None = None) -> SymbolStats:
+        """A frozen snapshot for status views and metrics."""
         last = self.last
-        return {
-            "symbol": self.symbol,
-            "state": str(self.state),
-            "since": self.since,
-            "trades": self.trades,
-            "rate": round(self.rate, 3),
-            "last_trade_id": self.last_id,
-            "last_trade_time": last.trade_time if last is not None else None,
-            "gaps_filled": self.gaps_filled,
-            "gaps_lost": self.gaps_lost,
-            "gaps_expired": self.gaps_expired,
-            "trades_backfilled": self.trades_backfilled,
-            "trades_lost": self.trades_lost,
-            "duplicates": self.duplicates,
-            "malformed": self.malformed,
-        }
+        return SymbolStats(
+            symbol=self.symbol,
+            state=self.state,
+            since=self.since,
+            reason=self.reason,
+            connection=connection,
+            trades=self.trades,
+            rate=round(self.rate, 3),
+            last_trade_id=self.last_id,
+            last_trade_time=last.trade_time if last is not None else None,
+            gaps_filled=self.gaps_filled,
+            gaps_lost=self.gaps_lost,
+            gaps_expired=self.gaps_expired,
+            trades_backfilled=self.trades_backfilled,
+            trades_lost=self.trades_lost,
+            duplicates=self.duplicates,
+            malformed=self.malformed,
+            rejected=dict(self.rejected),
+            quarantines=self.quarantines,
+        )

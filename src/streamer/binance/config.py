@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from streamer.binance.protocol import (
     CONNECT_WINDOW_S,
@@ -11,7 +11,9 @@ from streamer.binance.protocol import (
     MAX_STREAMS_PER_CONNECTION,
     MESSAGES_PER_SECOND,
 )
+from streamer.binance.validate import TradeRule
 from streamer.config import BINANCE_REST_URL, BINANCE_WS_URL, Settings
+from streamer.symbols import url_quote
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,9 @@ class StreamerConfig:
     `receive_buffer` caps the socket's kernel buffer and so the trades handled per read: a
     backlog is then worked off in bursts that stay in the CPU cache and reach subscribers
     sooner, instead of megabyte reads whose first trade waits for thousands of others.
+    `validation` is the rule every trade and REST row must pass; a symbol quarantined by it (or
+    by an error in its own processing) is parked for a capped, jittered backoff from
+    `quarantine_base` to `quarantine_cap` seconds, growing while it keeps failing.
     """
 
     ws_url: str = BINANCE_WS_URL
@@ -54,6 +59,9 @@ class StreamerConfig:
     backfill_weight_per_minute: int = 3_000
     time_unit: str | None = None
     receive_buffer: int = 256 * 1024
+    validation: TradeRule = field(default_factory=TradeRule)
+    quarantine_base: float = 1.0
+    quarantine_cap: float = 300.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.streams_per_connection <= MAX_STREAMS_PER_CONNECTION:
@@ -82,8 +90,9 @@ class StreamerConfig:
         return cls(ws_url=settings.ws_url, rest_url=settings.rest_url)
 
     def stream_url(self, streams: list[str]) -> str:
-        """The combined-stream URL carrying `streams` from the first byte."""
-        url = f"{self.ws_url.rstrip('/')}/stream?streams={'/'.join(streams)}"
+        """The combined-stream URL carrying `streams` from the first byte, percent-encoded."""
+        names = "/".join(url_quote(name) for name in streams)
+        url = f"{self.ws_url.rstrip('/')}/stream?streams={names}"
         if self.time_unit:
             url += f"&timeUnit={self.time_unit}"
         return url

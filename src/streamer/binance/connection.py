@@ -28,7 +28,7 @@ from picows import (
     ws_connect,
 )
 
-from streamer.binance.channel import State, SymbolChannel
+from streamer.binance.channel import SymbolChannel
 from streamer.binance.config import StreamerConfig
 from streamer.binance.decode import (
     Malformed,
@@ -47,12 +47,14 @@ from streamer.binance.protocol import (
     cooldown_for,
     symbol_of,
 )
+from streamer.binance.stats import LiveState
 
 log = logging.getLogger(__name__)
 
 _PING = WSMsgType.PING
 _CLOSE = WSMsgType.CLOSE
-_DecodeError = msgspec.DecodeError
+_NOT_A_TRADE = (msgspec.DecodeError, RecursionError)
+"""What the trade decode raises for any other frame; deeply nested JSON raises RecursionError."""
 
 
 def flush(dirty: list[SymbolChannel]) -> None:
@@ -112,7 +114,7 @@ class _Listener(WSListener):
         # failed decode while every trade saves the cost of building the type enum.
         try:
             trade = decode_envelope(frame.get_payload_as_bytes()).data
-        except _DecodeError:
+        except _NOT_A_TRADE:
             self._not_a_trade(transport, frame)
         else:
             channel = self.channel_of(trade.symbol)
@@ -235,7 +237,7 @@ class StreamConnection:
             for stream in outcome.confirmed:
                 confirmed = self.routes.get(symbol_of(stream))
                 if confirmed is not None:
-                    confirmed.set_state(State.STREAMING)
+                    confirmed.set_state(LiveState.STREAMING)
             for stream in outcome.refused:
                 log.warning(
                     "%s: the exchange refused %s (%s); retrying it with backoff",
@@ -245,7 +247,7 @@ class StreamConnection:
                 )
                 refused = self.routes.get(symbol_of(stream))
                 if refused is not None:
-                    refused.set_state(State.BACKOFF)
+                    refused.set_state(LiveState.BACKOFF)
             if outcome.error is not None and not outcome.refused:
                 log.info("%s: request %s refused (%s)", self.name, message.id, outcome.error)
             self.kick()
@@ -266,7 +268,7 @@ class StreamConnection:
 
     # --- the connection's task -----------------------------------------------------------------
 
-    def _set_channels(self, state: State) -> None:
+    def _set_channels(self, state: LiveState) -> None:
         routes = self.routes
         for stream in self.state.wanted:
             channel = routes.get(symbol_of(stream))
@@ -296,7 +298,7 @@ class StreamConnection:
         backoff = Backoff(self.config.backoff_base, self.config.backoff_cap)
         while self.state.wanted:
             self.status = "connecting"
-            self._set_channels(State.CONNECTING)
+            self._set_channels(LiveState.CONNECTING)
             try:
                 transport, listener, streams = await self._open()
             except (OSError, TimeoutError, WSError) as exc:
@@ -304,7 +306,7 @@ class StreamConnection:
                 self._refused(exc)
                 log.warning("%s: connect failed (%s); retrying in %.1fs", self.name, exc, delay)
                 self.status = "backoff"
-                self._set_channels(State.BACKOFF)
+                self._set_channels(LiveState.BACKOFF)
                 await asyncio.sleep(delay)
                 continue
             lived = await self._serve(transport, listener, streams)
@@ -314,7 +316,7 @@ class StreamConnection:
                 delay = backoff.next_delay()
                 log.warning("%s: disconnected; reconnecting in %.1fs", self.name, delay)
                 self.status = "backoff"
-                self._set_channels(State.BACKOFF)
+                self._set_channels(LiveState.BACKOFF)
                 await asyncio.sleep(delay)
         self.status = "closed"
 
@@ -356,11 +358,11 @@ class StreamConnection:
             channel = self.routes.get(symbol_of(stream))
             if channel is not None:
                 if stream in live:
-                    channel.set_state(State.STREAMING)
+                    channel.set_state(LiveState.STREAMING)
                 elif stream in parked:
-                    channel.set_state(State.BACKOFF)
+                    channel.set_state(LiveState.BACKOFF)
                 else:
-                    channel.set_state(State.CONNECTING)
+                    channel.set_state(LiveState.CONNECTING)
 
     async def _serve(
         self, transport: WSTransport, listener: _Listener, streams: list[str]

@@ -67,7 +67,19 @@ decode_trade = _trade_decoder.decode
 
 
 def classify(frame: bytes | memoryview) -> Control:
-    """Say what a frame that did not decode as a trade is, without ever raising."""
+    """Say what a frame that did not decode as a trade is, without ever raising.
+
+    Whatever goes wrong while looking at it (JSON nested beyond the decoder's depth raises
+    `RecursionError`) makes the frame malformed: one bad frame must not end the connection
+    that carries hundreds of healthy streams.
+    """
+    try:
+        return _classify(frame)
+    except Exception as exc:
+        return Malformed(f"cannot be read: {type(exc).__name__}: {exc}")
+
+
+def _classify(frame: bytes | memoryview) -> Control:
     try:
         obj = _any_decoder.decode(frame)
     except msgspec.DecodeError as exc:

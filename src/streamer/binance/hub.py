@@ -17,11 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 from streamer.binance.backfill import BackfillLimiter, TradeHistory
-from streamer.binance.channel import State, SymbolChannel
+from streamer.binance.channel import SymbolChannel
 from streamer.binance.config import StreamerConfig
 from streamer.binance.connection import ConnectGate, StreamConnection
-from streamer.binance.protocol import stream_name
+from streamer.binance.protocol import Backoff, stream_name
 from streamer.binance.rest import BinanceRest
+from streamer.binance.stats import LiveState, SymbolStats
+from streamer.binance.validate import units_per_second
 from streamer.errors import StreamerError
 from streamer.otp import ChildSpec, Registry, Started
 from streamer.pubsub import PubSub, topic
@@ -68,7 +70,7 @@ class StreamHub:
         self._connections: list[StreamConnection] = []
         self._tasks: dict[StreamConnection, asyncio.Task[None]] = {}
         self._resume: dict[str, int] = {}
-        self._stopped: dict[str, dict[str, Any]] = {}
+        self._stopped: dict[str, SymbolStats] = {}
         self._failure: BaseException | None = None
         self._serial = 0
         self._last_tick = clock()
@@ -80,7 +82,12 @@ class StreamHub:
         if symbol in self._channels:
             raise AlreadyAttached(f"{symbol} is already streaming")
         channel = SymbolChannel(
-            symbol, self.pubsub.route(topic(symbol)), self.dirty, self._resume.pop(symbol, None)
+            symbol,
+            self.pubsub.route(topic(symbol)),
+            self.dirty,
+            self._resume.pop(symbol, None),
+            self.config.validation,
+            units_per_second(self.config.time_unit),
         )
         channel.active_at = channel.attached_at = self.clock()
         self._channels[symbol] = channel
@@ -104,9 +111,29 @@ class StreamHub:
             connection.remove([stream_name(symbol)])
         if channel.last_id is not None:
             self._resume[symbol] = channel.last_id
-        channel.set_state(State.STOPPED)
+        channel.set_state(LiveState.STOPPED)
         channel.rate = 0.0
         self._stopped[symbol] = channel.stats()
+
+    async def sit_out(self, channel: SymbolChannel, backoff: Backoff) -> None:
+        """Park a quarantined symbol: off its connection for a backoff, then streamed again.
+
+        Its worker keeps running and its neighbours are untouched; it comes back on whichever
+        connection has room, so a connection that carried its bad data need not carry it again.
+        """
+        symbol = channel.symbol
+        connection = self._connection_of.pop(symbol, None)
+        if connection is not None:
+            connection.remove([stream_name(symbol)])
+        delay = backoff.next_delay()
+        log.warning("%s: quarantined (%s); retrying in %.1fs", symbol, channel.quarantined, delay)
+        await asyncio.sleep(delay)
+        if self._channels.get(symbol) is not channel:
+            return
+        channel.release()
+        connection = self._connection_with_room()
+        self._connection_of[symbol] = connection
+        connection.add([stream_name(symbol)])
 
     def forget(self, symbol: str) -> None:
         """Drop `symbol`'s resume point: it was stopped on purpose, so its next start is fresh."""
@@ -179,17 +206,15 @@ class StreamHub:
 
     # --- status --------------------------------------------------------------------------------
 
-    def stats(self, symbol: str) -> dict[str, Any] | None:
-        """Live stats of one symbol (plain data), `stopped` ones included; None if never seen."""
+    def stats(self, symbol: str) -> SymbolStats | None:
+        """Live stats of one symbol, `stopped` ones included; None if never seen."""
         channel = self._channels.get(symbol)
         if channel is not None:
-            data = channel.stats()
             connection = self._connection_of.get(symbol)
-            data["connection"] = connection.name if connection is not None else None
-            return data
+            return channel.stats(connection.name if connection is not None else None)
         return self._stopped.get(symbol)
 
-    def all_stats(self) -> dict[str, dict[str, Any]]:
+    def all_stats(self) -> dict[str, SymbolStats]:
         """Stats of every symbol streaming now or stopped since the hub started."""
         result = dict(self._stopped)
         for symbol in self._channels:
@@ -216,8 +241,8 @@ class StreamHub:
         """
         self._failure = None
         self._last_tick = self.clock()
-        for symbol in self._channels:
-            if symbol not in self._connection_of:
+        for symbol, channel in self._channels.items():
+            if symbol not in self._connection_of and channel.quarantined is None:
                 connection = self._connection_with_room()
                 self._connection_of[symbol] = connection
                 connection.add([stream_name(symbol)])
@@ -237,7 +262,9 @@ class StreamHub:
         elapsed = max(now - self._last_tick, 1e-6)
         self._last_tick = now
         stale: dict[StreamConnection, list[str]] = defaultdict(list)
+        wall = time.time()
         for symbol, channel in self._channels.items():
+            channel.refresh_bounds(wall)
             delta = channel.trades - channel.checked_trades
             channel.rate = delta / elapsed
             if delta:
@@ -275,7 +302,7 @@ class StreamHub:
         self._connections.clear()
         self._connection_of.clear()
         for channel in self._channels.values():
-            channel.set_state(State.CONNECTING)
+            channel.set_state(LiveState.CONNECTING)
         if self._own_history is not None:
             own, self._own_history = self._own_history, None
             await own.aclose()

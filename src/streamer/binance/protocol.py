@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from streamer.symbols import stream_symbol, symbol_of_stream
+
 Clock = Callable[[], float]
 
 MAX_STREAMS_PER_CONNECTION = 1024
@@ -27,13 +29,13 @@ HISTORICAL_TRADES_WEIGHT = 25
 
 
 def stream_name(symbol: str) -> str:
-    """The trade stream of a symbol: `stream_name("ETHUSDT") == "ethusdt@trade"`."""
-    return symbol.lower() + "@trade"
+    """The trade stream of a symbol: `stream_name("ETHUSDT") == "ethusdt@trade"` (ASCII only)."""
+    return stream_symbol(symbol) + "@trade"
 
 
 def symbol_of(stream: str) -> str:
-    """The symbol of a trade stream: `symbol_of("ethusdt@trade") == "ETHUSDT"`."""
-    return stream.partition("@")[0].upper()
+    """The symbol of a trade stream: `symbol_of("ethusdt@trade") == "ETHUSDT"` (ASCII only)."""
+    return symbol_of_stream(stream.partition("@")[0])
 
 
 class SlidingWindow:

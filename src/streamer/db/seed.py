@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from streamer.db.repository import SettingsRepository
-from streamer.symbols import normalize_symbol
+from streamer.symbols import exchange_symbol
 
 #: How many gone symbols the summary names before it only counts the rest.
 SHOWN_GONE = 10
@@ -53,9 +53,11 @@ async def seed(
     """Insert the symbols not in `settings` yet (status `off`) and report what changed.
 
     All symbols are validated first and inserted in one transaction, so a bad list writes
-    nothing; `on_chunk(n)` reports progress after each chunk of n symbols.
+    nothing; `on_chunk(n)` reports progress after each chunk of n symbols. Names are stored
+    exactly as the exchange lists them (non-ASCII ones too): a listed name that is not already in
+    its one spelling (`ethusdt`, `ETH-USDT`) is refused rather than folded into another symbol.
     """
-    wanted = {normalize_symbol(symbol) for symbol in symbols}
+    wanted = {exchange_symbol(symbol) for symbol in symbols}
     repository = SettingsRepository(engine)
     known = await repository.symbols()
     new = await repository.add_missing(wanted, on_chunk=on_chunk)

@@ -39,7 +39,9 @@ def _speed(value: str) -> float | None:
 
 
 def mock_exchange_command(
-    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).")] = 8765,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="TCP port (0 picks a free one).")
+    ] = 8765,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     speed: Annotated[
         str, typer.Option(help="Replay speed: 1 = as recorded, 10 = ten times faster, or 'max'.")
@@ -68,6 +70,9 @@ def mock_exchange_command(
         int, typer.Option(help="Connection attempts per client per window (0 = no limit).")
     ] = 300,
     attempts_window: Annotated[float, typer.Option(help="That window, in seconds.")] = 300.0,
+    request_weight: Annotated[
+        int, typer.Option(help="REST request weight per IP per minute (0 = no limit).")
+    ] = 6000,
     refuse: Annotated[
         int, typer.Option(help="Refuse every request with this status: 429 or 418 (0 = no).")
     ] = 0,
@@ -84,6 +89,7 @@ def mock_exchange_command(
         lifetime=_off(lifetime),
         max_connection_attempts=max_attempts or None,
         attempts_window=attempts_window,
+        request_weight=request_weight or None,
     )
     try:
         config = MockConfig(
@@ -114,6 +120,7 @@ async def _serve(config: MockConfig, refuse: int, retry_after: int, slow_rest: f
     typer.echo(f"REST:  {mock.rest_url}")
     typer.echo(f"WS:    {mock.ws_url}")
     typer.echo(f"Admin: {mock.rest_url}{ADMIN}")
+    typer.echo(f"Data:  {mock.exchange.describe_data()}")
     preloading = asyncio.ensure_future(mock.preload())
     await mock.wait_stopped()
     preloading.cancel()

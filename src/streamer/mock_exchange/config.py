@@ -11,11 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DATA_ENV = "STREAMER_MOCK_DATA"
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
+"""Half an hour of real recorded trades for a few symbols, shipped in the package, so that an
+installed `streamer demo` replays real data without the full recording beside it."""
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Binance's per-connection and per-client websocket limits; `None` switches one off."""
+    """Binance's per-connection and per-client limits; `None` switches one off.
+
+    `request_weight` is the REST weight an IP may use per minute (counted, and sent back in
+    `X-MBX-USED-WEIGHT-1M`, even when off).
+    """
 
     max_streams: int | None = 1024
     max_messages_per_s: int | None = 5
@@ -24,6 +31,7 @@ class Limits:
     lifetime: float | None = 24 * 3600.0
     max_connection_attempts: int | None = 300
     attempts_window: float = 300.0
+    request_weight: int | None = 6000
 
 
 @dataclass(frozen=True)
@@ -52,14 +60,15 @@ class MockConfig:
         if self.synthetic_rate <= 0:
             raise ValueError(f"synthetic_rate must be positive, not {self.synthetic_rate}")
 
-    def resolved_data_dir(self) -> Path | None:
-        """The data folder: the configured one, else $STREAMER_MOCK_DATA, else ../shared/data."""
+    def resolved_data_dir(self) -> Path:
+        """The data folder: the configured one, else $STREAMER_MOCK_DATA, else ../shared/data,
+        else the sample inside the package."""
         if self.data_dir is not None:
             return self.data_dir
         env = os.environ.get(DATA_ENV)
         if env:
             return Path(env)
-        return find_shared_data()
+        return find_shared_data() or SAMPLE_DIR
 
 
 def find_shared_data() -> Path | None:

@@ -18,15 +18,15 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from streamer.mock_exchange.config import Limits
 from streamer.mock_exchange.encoding import frame, server_shutdown
 from streamer.mock_exchange.exchange import Exchange
+from streamer.mock_exchange.http import KeepAliveHttp
 from streamer.mock_exchange.market import AGG_TRADE, TRADE, Market
-from streamer.mock_exchange.protocol import Session
+from streamer.mock_exchange.protocol import Session, parse_stream
 
 log = logging.getLogger(__name__)
 POLICY_VIOLATION = 1008
@@ -45,15 +45,13 @@ class Cursor:
     index: int
 
 
-def parse_stream(name: str) -> tuple[str, str] | None:
-    """(upper-case symbol, kind) of a `<lower-case symbol>@trade|aggTrade` name, else None."""
-    symbol, _, kind = name.partition("@")
-    if kind not in (TRADE, AGG_TRADE) or not symbol or symbol != symbol.lower():
-        return None
-    return symbol.upper(), kind
+def fed_stream(name: str) -> tuple[str, str] | None:
+    """(symbol, kind) of a stream the mock feeds (`@trade`, `@aggTrade`), else None."""
+    parsed = parse_stream(name)
+    return parsed if parsed is not None and parsed[1] in (TRADE, AGG_TRADE) else None
 
 
-class MockConnection(ServerConnection):
+class MockConnection(KeepAliveHttp):
     """A server connection that counts incoming frames and can be fed, stalled or broken."""
 
     _numbers = itertools.count(1)
@@ -125,7 +123,7 @@ class MockConnection(ServerConnection):
         """Start feeding newly subscribed streams from the trade that happens next."""
         assert self.exchange is not None
         for name in names:
-            parsed = parse_stream(name)
+            parsed = fed_stream(name)
             market = await self.exchange.load(parsed[0]) if parsed else None
             if parsed and market is not None and name in self.session.streams:
                 self.cursors[name] = Cursor(market, parsed[1], market.head())

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from pathlib import Path
 
+from streamer.symbols import ascii_upper
+
 TRADE_FILE_SUFFIXES = (".csv.gz", ".csv", ".zip")
 _MICROS_THRESHOLD = 10**14  # a 13-digit ms time is below it, a 16-digit µs time above
 _DECIMAL = re.compile(rb"[0-9]+(\.[0-9]+)?")
@@ -68,7 +70,7 @@ def scan_trade_files(data_dir: Path | None) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {}
     for path in sorted((data_dir / "trades").iterdir()):
         if path.is_file() and path.name.endswith(TRADE_FILE_SUFFIXES):
-            found.setdefault(path.name.split("-", 1)[0].upper(), []).append(path)
+            found.setdefault(ascii_upper(path.name.split("-", 1)[0]), []).append(path)
     return found
 
 

@@ -15,17 +15,20 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from streamer.mock_exchange.config import MockConfig
+from streamer.mock_exchange.config import SAMPLE_DIR, MockConfig
 from streamer.mock_exchange.data import DataError, load_tape, scan_trade_files
 from streamer.mock_exchange.encoding import Encoded, LruCache, Template
 from streamer.mock_exchange.exchange_info import load_exchange_info
 from streamer.mock_exchange.market import Market
+from streamer.mock_exchange.recording import is_recorded, load_recording, scan_recording
 from streamer.mock_exchange.sources import ReplaySource, TradeSource, WalkSource
 
 
 @functools.lru_cache(maxsize=64)
 def replay_source(symbol: str, paths: tuple[Path, ...]) -> ReplaySource:
     """A recording read once per process: sources are immutable, so every mock can share them."""
+    if is_recorded(paths):
+        return ReplaySource(load_recording(symbol, paths))
     return ReplaySource(load_tape(symbol, paths))
 
 
@@ -47,10 +50,10 @@ class Exchange:
         self.clock = clock
         self.wall_clock = wall_clock
         data_dir = config.resolved_data_dir()
-        if data_dir is not None and not data_dir.is_dir():
+        if not data_dir.is_dir():
             raise DataError(f"data folder {data_dir} does not exist")
         self.data_dir = data_dir
-        self.files = scan_trade_files(data_dir)
+        self.files = scan_trade_files(data_dir) | scan_recording(data_dir)
         self.info = load_exchange_info(config.exchange_info, data_dir)
         self.listed: dict[str, dict[str, Any]] = {s["symbol"]: s for s in self.info["symbols"]}
         self.started = clock()
@@ -97,6 +100,7 @@ class Exchange:
             clock=self.clock,
             cache=self._cache,
             templates=self._templates,
+            start_us=self._start_us,
         )
 
     def _source(self, symbol: str) -> TradeSource:
@@ -108,6 +112,25 @@ class Exchange:
             seed=self.config.seed,
             rate=self.config.synthetic_rate,
             start_us=self._start_us,
+        )
+
+    def describe_data(self) -> str:
+        """One line saying what this exchange replays, so nobody mistakes synthetic trades for
+        recorded ones or the packaged sample for the full recording."""
+        if not self.files:
+            return (
+                f"no recorded trades in {self.data_dir}: all {len(self.listed)} listed symbols "
+                "trade synthetically (a seeded random walk)"
+            )
+        where = (
+            "the sample packaged with streamer"
+            if self.data_dir.resolve() == SAMPLE_DIR
+            else str(self.data_dir)
+        )
+        return (
+            f"replaying recorded trades of {len(self.files)} symbols "
+            f"({', '.join(sorted(self.files))}) from {where}; the other "
+            f"{len(self.listed.keys() - self.files.keys())} listed symbols trade synthetically"
         )
 
     def now_ms(self) -> int:

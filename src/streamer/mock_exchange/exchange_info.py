@@ -13,6 +13,7 @@ BUILTIN_SYMBOLS = (
     ("ETHBTC", "ETH", "BTC"),
     ("ADAUSDT", "ADA", "USDT"),
     ("XRPUSDT", "XRP", "USDT"),
+    ("这是测试币456", "这是测试币", "456"),  # the spot testnet's Unicode symbol
 )
 STATUSES = (
     "PRE_TRADING",

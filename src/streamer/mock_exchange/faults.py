@@ -3,17 +3,19 @@
 Connection faults act on live connections (all of them, or one by id); market faults act on a
 symbol's stream (skip or repeat the next trade ids; the history endpoint keeps every trade, so a
 skipped id is a gap that a client can fill); server faults act on new requests (refuse them with
-HTTP 429/418 and Retry-After, refuse TCP connections, answer REST slowly).
+HTTP 429/418 and Retry-After, cut them without an answer, answer REST slowly). Every switch can be
+switched off again: the admin endpoint is never refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from streamer.mock_exchange.exchange import Exchange
 from streamer.mock_exchange.market import Market
+from streamer.symbols import ascii_upper
 
 if TYPE_CHECKING:
     from streamer.mock_exchange.connection import MockConnection
@@ -38,11 +40,9 @@ class Faults:
         self,
         exchange: Exchange,
         connections: Callable[[], Iterable[MockConnection]],
-        listen: Callable[[bool], Awaitable[None]],
     ) -> None:
         self._exchange = exchange
         self._connections = connections
-        self._listen = listen
         self.refusal: Refusal | None = None
         self.refusing_tcp = False
         self.rest_delay = 0.0
@@ -113,7 +113,7 @@ class Faults:
     def _market(self, symbol: str, count: int) -> Market:
         if count < 1:
             raise FaultError(f"count must be at least 1, not {count}")
-        market = self._exchange.market(symbol.upper())
+        market = self._exchange.market(ascii_upper(symbol))
         if market is None:
             raise FaultError(f"unknown symbol {symbol!r}")
         return market
@@ -125,16 +125,16 @@ class Faults:
         self.refusal = Refusal(status, max(0, retry_after))
 
     async def refuse_tcp(self) -> None:
-        """Stop listening: new TCP connections are refused; open ones carry on."""
+        """Cut every new request and upgrade without an answer; open websockets carry on.
+
+        The port keeps listening, so the admin endpoint can still switch this off again.
+        """
         self.refusing_tcp = True
-        await self._listen(False)
 
     async def accept(self) -> None:
         """Undo `refuse` and `refuse_tcp`."""
         self.refusal = None
-        if self.refusing_tcp:
-            self.refusing_tcp = False
-            await self._listen(True)
+        self.refusing_tcp = False
 
     def slow_rest(self, seconds: float) -> None:
         """Delay every REST answer by `seconds` (0 switches it off)."""

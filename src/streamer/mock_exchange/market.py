@@ -3,8 +3,10 @@
 The market is shared by every connection and by the history endpoint, which is what makes the
 mock behave like one exchange: a client that reconnects sees later ids, never the same trades
 again, and the history endpoint serves exactly the trades the stream carried (or skipped).
-Paced markets follow a clock (recorded time / speed); a market without a speed publishes a trade
-as soon as the fastest subscriber asks for it.
+Paced markets follow a clock (recorded time / speed), and their trades carry the wall-clock time
+at which they happen (the mock's start plus recorded time / speed), so trade and event times agree
+with `/api/v3/time` at every speed. A market without a speed publishes a trade as soon as the
+fastest subscriber asks for it and keeps the recorded times: it replays history, not the present.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Market:
         clock: Callable[[], float],
         cache: LruCache[Encoded],
         templates: LruCache[Template],
+        start_us: int = 0,
     ) -> None:
         self.symbol = source.symbol
         self.source = source
@@ -67,6 +70,7 @@ class Market:
         self._templates = templates
         self._published = 0
         self._chunks: dict[int, Trades] = {}
+        self._start_us = start_us
 
     @property
     def paced(self) -> bool:
@@ -98,11 +102,47 @@ class Market:
         number = self.source.chunk_of(index)
         chunk = self._chunks.get(number)
         if chunk is None:
-            chunk = self.source.chunk(number)
+            chunk = self._timed(self.source.chunk(number))
             if len(self._chunks) >= 2:
                 self._chunks.pop(next(iter(self._chunks)))
             self._chunks[number] = chunk
         return chunk
+
+    def _timed(self, trades: Trades) -> Trades:
+        """`trades` with their times moved onto the wall clock at this market's speed."""
+        speed = self.speed
+        if speed is None:
+            return trades
+        origin_us, start_us = self.source.origin_us, self._start_us
+
+        def moved(micro: bool, values: tuple[int, ...]) -> tuple[int, ...]:
+            unit = 1 if micro else 1000
+            origin, start = origin_us // unit, start_us // unit
+            return tuple(start + int((value - origin) / speed) for value in values)
+
+        made: dict[bool, tuple[int, ...]] = {}
+
+        def numbers(micro: bool) -> tuple[int, ...]:
+            if micro not in made:
+                flat = list(trades.numbers(micro))
+                flat[0::3] = moved(micro, tuple(flat[0::3]))
+                flat[2::3] = moved(micro, tuple(flat[2::3]))
+                made[micro] = tuple(flat)
+            return made[micro]
+
+        def bounds(micro: bool) -> tuple[int, int]:
+            low, high = moved(micro, trades.bounds(micro))
+            return low, high
+
+        return Trades(
+            start=trades.start,
+            first_id=trades.first_id,
+            count=len(trades),
+            part=trades.part,
+            statics=lambda: trades.statics,
+            numbers=numbers,
+            bounds=bounds,
+        )
 
     def encoded(self, index: int, stream: str | None, *, micro: bool, kind: str = TRADE) -> Encoded:
         """The encoded chunk holding trade `index`, shared by every connection that wants it."""

@@ -2,7 +2,8 @@
 
 `Session` is one connection's state (its streams and the `combined` property). `handle` turns one
 incoming text message into the reply Binance would send, with Binance's error codes: 0 unknown
-property, 1 wrong value type, 2 invalid request, 3 invalid JSON.
+property, 1 wrong value type, 2 invalid request, 3 invalid JSON. A request must carry `id`
+(`null` is allowed, as documented); a SUBSCRIBE naming a malformed stream is refused as a whole.
 """
 
 from __future__ import annotations
@@ -11,13 +12,39 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from streamer.mock_exchange.encoding import encode_json
+from streamer.symbols import parse_stream_symbol
 
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 _ID = re.compile(r"[A-Za-z0-9\-]{1,36}")
 _INT64 = range(-(2**63), 2**63)
+#: The per-symbol market streams Binance documents, after the `<symbol>@`.
+_KIND = re.compile(
+    r"trade|aggTrade|bookTicker|ticker|miniTicker|avgPrice|"
+    r"kline_(1s|[135]m|15m|30m|[1246]h|[68]h|12h|[13]d|1w|1M)(@\+08:00)?|"
+    r"ticker_(1h|4h|1d)|depth(5|10|20)?(@100ms)?"
+)
+_MARKET_WIDE = re.compile(r"!(miniTicker|ticker_(1h|4h|1d))@arr")
+
+
+def parse_stream(name: str) -> tuple[str, str] | None:
+    """(symbol, kind) of a well-formed stream name, else None.
+
+    The symbol part is spelled as Binance's stream names spell it: ASCII letters lower-case,
+    digits, and non-ASCII letters or digits as they are listed.
+    """
+    part, _, kind = name.partition("@")
+    symbol = parse_stream_symbol(part)
+    if symbol is None or not _KIND.fullmatch(kind):
+        return None
+    return symbol, kind
+
+
+def valid_stream(name: str) -> bool:
+    """A stream name Binance would accept in SUBSCRIBE (the symbol need not be listed)."""
+    return parse_stream(name) is not None or _MARKET_WIDE.fullmatch(name) is not None
 
 
 class UrlError(ValueError):
@@ -47,7 +74,7 @@ def parse_url(target: str, max_streams: int | None) -> Session:
         raise UrlError(400, f"Invalid timeUnit: {unit}")
     micro = unit.upper() == "MICROSECOND"
     if parts.path in ("/ws", "/ws/") or parts.path.startswith("/ws/"):
-        names = [n for n in parts.path[4:].split("/") if n]
+        names = [unquote(n) for n in parts.path[4:].split("/") if n]
         session = Session(combined=False, micro=micro, max_streams=max_streams)
     elif parts.path in ("/stream", "/stream/"):
         names = [n for n in query.get("streams", [""])[-1].split("/") if n]
@@ -82,7 +109,9 @@ def handle(session: Session, text: str) -> Reply:
     end = f"at line 1 column {len(text)}"
     if not isinstance(message, dict):
         return error(2, f"Invalid request: expected a JSON object {end}")
-    request_id = message.get("id")
+    if "id" not in message:
+        return error(2, f"Invalid request: missing field `id` {end}")
+    request_id = message["id"]
     if not _valid_id(request_id):
         return error(2, "Invalid request: request ID must be an unsigned integer")
     if "method" not in message:
@@ -103,6 +132,8 @@ def handle(session: Session, text: str) -> Reply:
     if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
         if not all(isinstance(p, str) for p in params):
             return error(2, "Invalid request: stream names must be strings", request_id)
+        if method == "SUBSCRIBE" and not all(valid_stream(p) for p in params):
+            return error(2, "Invalid request: invalid stream", request_id)
         if method == "SUBSCRIBE":
             return _subscribe(session, params, request_id)
         return _unsubscribe(session, params, request_id)

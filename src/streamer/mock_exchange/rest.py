@@ -16,10 +16,13 @@ from streamer.mock_exchange.encoding import encode_json
 from streamer.mock_exchange.exchange import Exchange
 from streamer.mock_exchange.exchange_info import STATUSES
 from streamer.mock_exchange.market import AGG_TRADE, TRADE
+from streamer.mock_exchange.weights import rate_limits
+from streamer.symbols import MAX_LENGTH
 
 JSON_TYPE = "application/json;charset=UTF-8"
 MAX_LIMIT = 1000
-_SYMBOL = re.compile(r"[A-Z0-9\-_.]{1,20}")
+#: Binance's legal range for `symbol`, plus the non-ASCII letters and digits allowed since 2025-12.
+_SYMBOL = re.compile(r"(?:[A-Z0-9\-_.]|[^\x00-\x7f])+")
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,10 @@ class RestApi:
         return HttpReply(404, b"", (("Content-Type", "text/plain"),))
 
     def exchange_info(self, params: dict[str, str]) -> dict[str, Any]:
-        """The saved document, narrowed by `symbol`, `symbols` or `symbolStatus`."""
+        """The saved document, narrowed by `symbol`, `symbols` or `symbolStatus`.
+
+        `rateLimits` are the limits the mock enforces today, whatever an old saved file says.
+        """
         given = [name for name in ("symbol", "symbols", "symbolStatus") if name in params]
         if len(given) > 1:
             raise RestError(-1128, "Combination of optional parameters invalid.")
@@ -92,6 +98,7 @@ class RestApi:
             symbols = [s for s in symbols if s.get("status") == status]
         document = dict(self.exchange.info)
         document["serverTime"] = self.exchange.now_ms()
+        document["rateLimits"] = rate_limits(self.exchange.config.limits.request_weight)
         document["symbols"] = symbols
         return document
 
@@ -127,7 +134,7 @@ class RestApi:
 
 
 def _symbol(value: str, name: str) -> str:
-    if not _SYMBOL.fullmatch(value):
+    if len(value) > MAX_LENGTH or not _SYMBOL.fullmatch(value):
         raise RestError(
             -1100,
             _illegal(name, "^[A-Z0-9-_.]{1,20}$"),

@@ -14,6 +14,7 @@ import logging
 import time
 from collections import defaultdict, deque
 from types import TracebackType
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -26,23 +27,29 @@ from streamer.mock_exchange.connection import INTERNAL_ERROR, MockConnection
 from streamer.mock_exchange.encoding import encode_json
 from streamer.mock_exchange.exchange import Exchange
 from streamer.mock_exchange.faults import FaultError, Faults, Refusal
+from streamer.mock_exchange.http import KeepAliveHttp, served_by
 from streamer.mock_exchange.protocol import UrlError, handle, parse_url
 from streamer.mock_exchange.rest import RestApi
+from streamer.mock_exchange.weights import USED_WEIGHT_HEADER, RequestWeights
 
 log = logging.getLogger(__name__)
 ADMIN = "/_mock/"
 _WRITE_LIMIT = 2**20
+_JSON = ("Content-Type", "application/json;charset=UTF-8")
 
 
 def _response(status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> Response:
-    fields = Headers(headers or [("Content-Type", "application/json;charset=UTF-8")])
+    fields = Headers(headers or [_JSON])
     fields["Content-Length"] = str(len(body))
-    fields["Connection"] = "close"
     return Response(status, http.HTTPStatus(status).phrase, fields, body)
 
 
-def _json_with(*extra: tuple[str, str]) -> list[tuple[str, str]]:
-    return [("Content-Type", "application/json;charset=UTF-8"), *extra]
+def _json(status: int, value: Any, *extra: tuple[str, str]) -> Response:
+    return _response(status, encode_json(value), [_JSON, *extra])
+
+
+def _wrong_method(allowed: str) -> Response:
+    return _json(405, {"error": f"use {allowed}"}, ("Allow", allowed))
 
 
 class MockExchange:
@@ -52,11 +59,12 @@ class MockExchange:
         self.config = config or MockConfig()
         self.exchange = Exchange(self.config)
         self.rest = RestApi(self.exchange)
+        self.weights = RequestWeights(self.config.limits.request_weight, self.exchange.wall_clock)
         self.connections: dict[int, MockConnection] = {}
-        self.faults = Faults(self.exchange, lambda: list(self.connections.values()), self._listen)
+        self.plain: set[KeepAliveHttp] = set()
+        self.faults = Faults(self.exchange, lambda: list(self.connections.values()))
         self.port = self.config.port
         self._server: Server | None = None
-        self._retired: list[Server] = []
         self._attempts: defaultdict[str, deque[float]] = defaultdict(deque)
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -82,7 +90,22 @@ class MockExchange:
         await self.stop()
 
     async def start(self) -> None:
-        await self._listen(True)
+        """Listen on the configured port (0 picks a free one, then `port` says which)."""
+        self._server = await serve(
+            self._handler,
+            self.config.host,
+            self.port,
+            process_request=self._process_request,
+            create_connection=served_by(MockConnection, self),
+            open_timeout=None,  # a keep-alive REST connection may never upgrade
+            compression=None,
+            ping_interval=None,
+            close_timeout=2,
+            max_size=2**20,
+            write_limit=_WRITE_LIMIT,
+            logger=logging.getLogger("streamer.mock_exchange.websockets"),
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
 
     async def preload(self) -> None:
         """Read every recording now (in a thread) so that no first subscriber waits for one."""
@@ -94,11 +117,11 @@ class MockExchange:
         self._stopping.set()
         for connection in list(self.connections.values()):
             connection.cancel_tasks()
-        servers = [*self._retired, *([self._server] if self._server is not None else [])]
-        self._server, self._retired = None, []
-        for server in servers:
+        for plain in list(self.plain):
+            plain.transport.abort()
+        server, self._server = self._server, None
+        if server is not None:
             server.close(close_connections=True)
-        for server in servers:
             await server.wait_closed()
         for connection in list(self.connections.values()):
             connection.transport.abort()
@@ -107,48 +130,50 @@ class MockExchange:
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
 
-    async def _listen(self, on: bool) -> None:
-        """Start or stop accepting TCP connections on the same port; open ones are kept."""
-        if on and self._server is None:
-            self._server = await serve(
-                self._handler,
-                self.config.host,
-                self.port,
-                process_request=self._process_request,
-                create_connection=MockConnection,
-                compression=None,
-                ping_interval=None,
-                close_timeout=2,
-                max_size=2**20,
-                write_limit=_WRITE_LIMIT,
-                logger=logging.getLogger("streamer.mock_exchange.websockets"),
-            )
-            self.port = self._server.sockets[0].getsockname()[1]
-        elif not on and self._server is not None:
-            self._retired.append(self._server)
-            self._server.server.close()
-            self._server = None
+    async def answer(self, connection: KeepAliveHttp, request: Request) -> Response | None:
+        """A plain HTTP request: the admin endpoint, REST, or a refusal; None cuts the connection.
+
+        The admin endpoint answers even while every other request is refused, so whatever a
+        switch turns on can be turned off again.
+        """
+        parts = urlsplit(request.path)
+        if parts.path.startswith(ADMIN):
+            name = parts.path[len(ADMIN) :]
+            return await self._admin(request.method, name, parse_qs(parts.query))
+        if self.faults.refusing_tcp:
+            return None
+        client = _client(connection)
+        if self.faults.refusal is not None:
+            return self._refused(self.faults.refusal, client)
+        if parts.path.startswith("/api/"):
+            if request.method != "GET":
+                return _wrong_method("GET")
+            return await self._rest(client, parts.path, parse_qs(parts.query), request.headers)
+        if parts.path in ("/ws", "/stream") or parts.path.startswith("/ws/"):
+            return _json(426, {"code": -1, "msg": "a websocket upgrade is required"})
+        return _response(404, b"", [("Content-Type", "text/plain")])
 
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
-        """Answers admin and REST requests and refused upgrades; None lets an upgrade proceed."""
+        """Answers refused or misdirected upgrades; None lets an upgrade proceed."""
         assert isinstance(connection, MockConnection)
-        parts = urlsplit(request.path)
-        client = connection.remote_address[0] if connection.remote_address else ""
-        if parts.path.startswith(ADMIN):
-            return await self._admin(parts.path[len(ADMIN) :], parse_qs(parts.query))
+        path = urlsplit(request.path).path
+        if self.faults.refusing_tcp:
+            connection.transport.abort()
+            return _response(503, b"")
+        client = _client(connection)
         if self.faults.refusal is not None:
             return self._refused(self.faults.refusal, client)
-        if parts.path.startswith("/api/"):
-            return await self._rest(parts.path, parse_qs(parts.query), request.headers)
+        if path.startswith((ADMIN, "/api/")):
+            return _json(400, {"code": -1, "msg": f"{path} is not a websocket endpoint"})
         retry = self._attempt(client)
         if retry is not None:
             return self._refused(Refusal(429, retry), client)
         try:
             connection.session = parse_url(request.path, self.config.limits.max_streams)
         except UrlError as exc:
-            return _response(exc.status, encode_json({"code": -1100, "msg": str(exc)}))
+            return _json(exc.status, {"code": -1100, "msg": str(exc)})
         connection.limits = self.config.limits
         connection.exchange = self.exchange
         return None
@@ -160,13 +185,27 @@ class MockExchange:
             msg = f"Way too many requests; IP({client}) banned until {until}."
         else:
             msg = f"Too many requests; IP({client}) may retry after {refusal.retry_after} s."
-        return _response(
+        return _json(
             refusal.status,
-            encode_json({"code": -1003, "msg": msg}),
-            _json_with(("Retry-After", str(refusal.retry_after))),
+            {"code": -1003, "msg": msg},
+            ("Retry-After", str(refusal.retry_after)),
+            (USED_WEIGHT_HEADER, str(self.weights.used(client))),
         )
 
-    async def _rest(self, path: str, query: dict[str, list[str]], headers: Headers) -> Response:
+    async def _rest(
+        self, client: str, path: str, query: dict[str, list[str]], headers: Headers
+    ) -> Response:
+        charge = self.weights.charge(client, path)
+        used = (USED_WEIGHT_HEADER, str(charge.used))
+        if charge.retry_after is not None:
+            limit = self.weights.limit
+            msg = (
+                f"Too much request weight used; current limit is {limit} request weight per "
+                "1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API."
+            )
+            return _json(
+                429, {"code": -1003, "msg": msg}, ("Retry-After", str(charge.retry_after)), used
+            )
         if self.faults.rest_delay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.faults.rest_delay)
@@ -175,7 +214,7 @@ class MockExchange:
             await self.exchange.load(symbol)
         lowered = {name.lower(): value for name, value in headers.raw_items()}
         reply = self.rest.handle(path, query, lowered)
-        return _response(reply.status, reply.body, list(reply.headers))
+        return _response(reply.status, reply.body, [*reply.headers, used])
 
     def _attempt(self, client: str) -> int | None:
         """Counts a connection attempt; the seconds to wait when over the per-window limit."""
@@ -191,19 +230,24 @@ class MockExchange:
         attempts.append(now)
         return None
 
-    async def _admin(self, name: str, query: dict[str, list[str]]) -> Response:
+    async def _admin(self, method: str, name: str, query: dict[str, list[str]]) -> Response:
+        """Switches are POST-only (a link or a prefetch cannot flip one); state is GET."""
         params = {key: values[-1] for key, values in query.items()}
-        if name == "connections":
-            return _response(200, encode_json([c.describe() for c in self.connections.values()]))
-        if name == "faults":
-            return _response(200, encode_json(self.faults.state()))
+        if name in ("connections", "faults"):
+            if method != "GET":
+                return _wrong_method("GET")
+            if name == "connections":
+                return _json(200, [c.describe() for c in self.connections.values()])
+            return _json(200, self.faults.state())
         if name.startswith("faults/"):
+            if method != "POST":
+                return _wrong_method("POST")
             try:
                 result = await self.faults.apply(name[len("faults/") :], params)
             except FaultError as exc:
-                return _response(400, encode_json({"error": str(exc)}))
-            return _response(200, encode_json({"ok": True, "result": result}))
-        return _response(404, encode_json({"error": f"unknown admin path {ADMIN}{name}"}))
+                return _json(400, {"error": str(exc)})
+            return _json(200, {"ok": True, "result": result})
+        return _json(404, {"error": f"unknown admin path {ADMIN}{name}"})
 
     async def _handler(self, connection: ServerConnection) -> None:
         assert isinstance(connection, MockConnection)
@@ -230,3 +274,7 @@ class MockExchange:
                 task.cancel()
             connection.cancel_tasks()
             self.connections.pop(connection.number, None)
+
+
+def _client(connection: ServerConnection) -> str:
+    return str(connection.remote_address[0]) if connection.remote_address else ""

@@ -90,10 +90,14 @@ class Trades:
 
 
 class TradeSource(Protocol):
-    """An endless trade sequence; `due` and `count_due` are in seconds of recorded time."""
+    """An endless trade sequence; `due` and `count_due` are in seconds of recorded time.
+
+    `origin_us` is the recorded time (µs) of due time 0, the first trade's.
+    """
 
     symbol: str
     first_id: int
+    origin_us: int
 
     def chunk_of(self, index: int) -> int: ...
 
@@ -110,6 +114,7 @@ class ReplaySource:
     def __init__(self, tape: Tape) -> None:
         self.symbol = tape.symbol
         self.first_id = tape.first_id
+        self.origin_us = tape.trade_time_us[0]
         self._tape = tape
         self._n = len(tape)
         times = tape.trade_time_us
@@ -190,6 +195,7 @@ class WalkSource:
     def __init__(self, symbol: str, *, seed: int, rate: float, start_us: int) -> None:
         self.symbol = symbol
         self.first_id = 1
+        self.origin_us = start_us
         self._seed = seed
         self._rate = rate
         self._start_us = start_us

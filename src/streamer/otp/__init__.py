@@ -1,16 +1,27 @@
 """Supervision primitives with Erlang/OTP semantics on asyncio: supervisors, dynamic supervisors,
 a registry of unique names, and a runner for a whole tree.
+
+Where Python cannot follow OTP: there is no untrappable kill. `shutdown=0` (`brutal_kill`) and a
+shutdown timeout cancel the child's task and stop waiting for it, but its `finally` code still
+runs later, whenever the loop schedules it. Such a child is `abandoned` and keeps its registered
+name until its task has really ended (see `streamer.otp.child`).
 """
 
 from streamer.otp.application import run_application
 from streamer.otp.child import Child, ChildState
 from streamer.otp.dynamic import DynamicSupervisor
 from streamer.otp.errors import (
+    AlreadyPresent,
     AlreadyStarted,
     ChildNotFound,
+    ChildRestarting,
+    ChildRunning,
+    Ignore,
     MaxChildrenReached,
+    Shutdown,
     StartError,
     SupervisorFailed,
+    SupervisorNotRunning,
 )
 from streamer.otp.intensity import RestartIntensity
 from streamer.otp.registry import Registry
@@ -18,21 +29,27 @@ from streamer.otp.spec import ChildSpec, ChildType, Restart, Started, Strategy
 from streamer.otp.supervisor import Supervisor
 
 __all__ = [
+    "AlreadyPresent",
     "AlreadyStarted",
     "Child",
     "ChildNotFound",
+    "ChildRestarting",
+    "ChildRunning",
     "ChildSpec",
     "ChildState",
     "ChildType",
     "DynamicSupervisor",
+    "Ignore",
     "MaxChildrenReached",
     "Registry",
     "Restart",
     "RestartIntensity",
+    "Shutdown",
     "StartError",
     "Started",
     "Strategy",
     "Supervisor",
     "SupervisorFailed",
+    "SupervisorNotRunning",
     "run_application",
 ]

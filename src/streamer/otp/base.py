@@ -2,8 +2,10 @@
 
 A supervisor's own task is the only one that restarts children: exits arrive on a queue from
 the children's done callbacks and are handled one at a time, in order, as an OTP supervisor
-handles its EXIT messages. Starting a child may happen in a caller's task too
-(DynamicSupervisor.start_child), which is why every handler re-checks that an exit is current.
+handles its EXIT messages. The static supervisor's runtime API (start, terminate, restart,
+delete) is queued there too, as OTP's calls are, so it never interleaves with a restart.
+Starting a child may happen in a caller's task (DynamicSupervisor.start_child), which is why
+every handler re-checks that an exit is current.
 """
 
 from __future__ import annotations
@@ -12,24 +14,39 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from streamer.otp.child import Child, ChildExit, ChildState
-from streamer.otp.errors import SupervisorFailed
+from streamer.otp.errors import Shutdown, SupervisorFailed, SupervisorNotRunning
 from streamer.otp.intensity import RestartIntensity
 from streamer.otp.spec import ChildSpec, ChildType, Restart, Started
 
 log = logging.getLogger("streamer.otp")
 
+T = TypeVar("T")
+
 
 def should_restart(restart: Restart, reason: BaseException | None) -> bool:
-    """OTP's rule: permanent always, transient only after a crash, temporary never."""
+    """OTP's rule: permanent always, transient only after a crash, temporary never.
+
+    A normal exit (None) and a `Shutdown` (OTP's `shutdown` and `{shutdown, term}`) are not
+    crashes.
+    """
     if restart is Restart.PERMANENT:
         return True
     if restart is Restart.TRANSIENT:
-        return reason is not None
+        return reason is not None and not isinstance(reason, Shutdown)
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A runtime API request, answered by the supervisor's task in turn (OTP's `call`)."""
+
+    action: Callable[[], Awaitable[Any]]
+    reply: asyncio.Future[Any]
 
 
 class BaseSupervisor(ABC):
@@ -49,7 +66,8 @@ class BaseSupervisor(ABC):
         self._clock = clock
         self._intensity = RestartIntensity(max_restarts, max_seconds, clock)
         self._state = ChildState.STOPPED
-        self._events: asyncio.Queue[ChildExit | asyncio.Future[None]] = asyncio.Queue()
+        self._events: asyncio.Queue[ChildExit | _Call | asyncio.Future[None]] = asyncio.Queue()
+        self._restarting: set[Child] = set()
         self._task: asyncio.Task[Any] | None = None
         self._stop_requested = False
         self._finished = asyncio.Event()
@@ -84,6 +102,7 @@ class BaseSupervisor(ABC):
         self._task = task
         self._intensity = RestartIntensity(self.max_restarts, self.max_seconds, self._clock)
         self._events = asyncio.Queue()
+        self._restarting = set()
         self._stop_requested = False
         self._finished = asyncio.Event()
         self._state = ChildState.STARTING
@@ -134,8 +153,48 @@ class BaseSupervisor(ABC):
         return self._intensity.recent()
 
     def which_children(self) -> list[Child]:
-        """The children's handles, in start order."""
+        """The children's handles, in start order (a child added later comes last).
+
+        OTP's `which_children/1` does not document an order and in fact lists the children
+        last started first; start order is what `describe()` and the status views show.
+        """
         return list(self._children())
+
+    def count_children(self) -> dict[str, int]:
+        """OTP's count_children: specs (children known), active (running), supervisors, workers."""
+        children = self._children()
+        supervisors = sum(1 for c in children if c.spec.type is ChildType.SUPERVISOR)
+        return {
+            "specs": len(children),
+            "active": sum(1 for c in children if c.state is ChildState.RUNNING),
+            "supervisors": supervisors,
+            "workers": len(children) - supervisors,
+        }
+
+    async def _call(self, action: Callable[[], Awaitable[T]]) -> T:
+        """Run `action` in this supervisor's task, after every exit already reported to it."""
+        if self._state not in (ChildState.STARTING, ChildState.RUNNING):
+            raise SupervisorNotRunning(f"supervisor {self.name!r} is not running")
+        reply: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._events.put_nowait(_Call(action, reply))
+        return await reply
+
+    async def _answer(self, call: _Call) -> None:
+        """Run one call; its errors go to the caller, they are not failures of the supervisor."""
+        try:
+            result = await call.action()
+        except Exception as exc:
+            if not call.reply.done():
+                call.reply.set_exception(exc)
+        else:
+            if not call.reply.done():
+                call.reply.set_result(result)
+        finally:
+            if not call.reply.done():
+                call.reply.set_exception(self._not_running())
+
+    def _not_running(self) -> SupervisorNotRunning:
+        return SupervisorNotRunning(f"supervisor {self.name!r} stopped before it answered")
 
     async def _stop_children_to_the_end(self) -> None:
         """Stop all children even if this task is cancelled meanwhile, then honour the cancel.
@@ -158,10 +217,14 @@ class BaseSupervisor(ABC):
     def _release_waiters(self) -> None:
         while not self._events.empty():
             event = self._events.get_nowait()
-            if isinstance(event, asyncio.Future) and not event.done():
+            if isinstance(event, _Call) and not event.reply.done():
+                event.reply.set_exception(self._not_running())
+            elif isinstance(event, asyncio.Future) and not event.done():
                 event.set_result(None)
 
     def _on_exit(self, exit: ChildExit) -> None:
+        if exit.resumed or should_restart(exit.child.spec.restart, exit.reason):
+            self._restarting.add(exit.child)
         self._events.put_nowait(exit)
 
     async def _supervise(self) -> None:
@@ -169,12 +232,22 @@ class BaseSupervisor(ABC):
             event = await self._events.get()
             if isinstance(event, ChildExit):
                 await self._handle_exit(event)
-            elif isinstance(event, asyncio.Future) and not event.done():
+            elif isinstance(event, _Call):
+                if not event.reply.done():
+                    await self._answer(event)
+            elif not event.done():
                 event.set_result(None)
 
     async def _handle_exit(self, exit: ChildExit) -> None:
         child = exit.child
-        if not child.is_current(exit.run) or not self._holds(child):
+        self._restarting.discard(child)
+        if not self._holds(child):
+            return
+        if exit.resumed:
+            if child.resumes(exit.run):
+                await self._restart_one(child)
+            return
+        if not child.is_current(exit.run):
             return
         if not should_restart(child.spec.restart, exit.reason):
             child._release_name()
@@ -194,16 +267,21 @@ class BaseSupervisor(ABC):
         await self._restart(child)
 
     async def _restart_one(self, child: Child) -> bool:
-        """Start `child` again; a failed start counts as a new crash, handled in turn."""
+        """Start `child` again; a failed start counts as a new crash, handled in turn.
+
+        A child that raises `Ignore` this time is done with, as if it had exited for good.
+        """
         log.info("%s: restarting child %s", self.name, child.id)
         child.restarts += 1
         try:
-            await child._start(self._on_exit)
+            started = await child._start(self._on_exit)
         except Exception as exc:
             log.error("%s: child %s failed to restart: %r", self.name, child.id, exc)
             if self._holds(child):
-                self._events.put_nowait(ChildExit(child, child._run, exc))
+                self._on_exit(ChildExit(child, child._run, exc))
             return False
+        if not started:
+            self._ended_for_good(child)
         return True
 
     @abstractmethod

@@ -1,8 +1,17 @@
 """A supervised child: the handle its supervisor keeps, and how one run of it starts and stops.
 
 A child keeps the same handle across restarts; each start is a new "run" (one asyncio task).
-Everything a run's end means (normal exit, crash, shutdown asked by the supervisor, kill) is
-decided here, once, in the task's done callback, and handed to the supervisor as a `ChildExit`.
+Everything a run's end means (normal exit, clean `Shutdown`, `Ignore` at start, crash, shutdown
+asked by the supervisor, kill) is decided here, once, in the task's done callback, and handed to
+the supervisor as a `ChildExit`.
+
+What Python cannot do: OTP ends a process with `exit(Pid, kill)`, which the process can neither
+trap nor delay. An asyncio task can only be cancelled, and its `except CancelledError` and
+`finally` code still runs whenever the loop next schedules it, for as long as it takes. So
+`shutdown=0` (OTP's `brutal_kill`) cancels the task and does not wait for it, and a shutdown
+timeout stops waiting; either way the run is *abandoned*, not killed. An abandoned child keeps
+its registered name, so no second worker can take its place, and shows as `abandoned` until its
+task really ends; only then is the name free again.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from streamer.otp.errors import StartError
+from streamer.otp.errors import AlreadyStarted, Ignore, Shutdown, StartError
 from streamer.otp.spec import ChildSpec
 
 log = logging.getLogger("streamer.otp")
@@ -28,28 +37,50 @@ class ChildState(StrEnum):
     RUNNING = "running"
     STOPPING = "stopping"
     STOPPED = "stopped"
+    ABANDONED = "abandoned"
+    """Its supervisor no longer waits for it (`shutdown=0`, or past its shutdown time), but its
+    task has not ended yet; it keeps its name until it has."""
+    IGNORED = "ignored"
+    """It raised `Ignore` at start (OTP's `ignore`): nothing runs, its spec may be kept."""
 
 
 class _Run:
-    """One start of a child: its task, its handshake, and what its supervisor asked of it."""
+    """One start of a child: its task, its handshake, and what its supervisor asked of it.
 
-    __slots__ = ("abandoned", "handshake", "kill_reason", "shutdown_requested", "task")
+    The handshake resolves to True once the child called `started()`, False if it raised
+    `Ignore` first.
+    """
 
-    def __init__(self, handshake: asyncio.Future[None]) -> None:
+    __slots__ = (
+        "abandoned",
+        "handshake",
+        "kill_reason",
+        "resume",
+        "shutdown_requested",
+        "task",
+    )
+
+    def __init__(self, handshake: asyncio.Future[bool]) -> None:
         self.handshake = handshake
         self.task: asyncio.Task[None] | None = None
         self.shutdown_requested = False
         self.abandoned = False
+        self.resume = False
         self.kill_reason: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ChildExit:
-    """A run that ended without its supervisor asking; `reason` is None for a normal exit."""
+    """A run that ended without its supervisor asking; `reason` is None for a normal exit.
+
+    `resumed` marks the end of a run abandoned while a sibling's restart stopped it: the
+    supervisor starts the child now, as that restart would have.
+    """
 
     child: Child
     run: object
     reason: BaseException | None
+    resumed: bool = False
 
 
 ExitHandler = Callable[[ChildExit], None]
@@ -75,10 +106,11 @@ class Child:
         self._run: _Run | None = None
 
     def kill(self, reason: BaseException) -> None:
-        """Crash the running child with `reason`, as if its body had raised it.
+        """End the running child with `reason`, as if its body had raised it.
 
-        OTP's `Process.exit(pid, reason)`: its supervisor sees a crash and applies its restart
-        rules. Does nothing to a child that is not running or is already being shut down.
+        OTP's `Process.exit(pid, reason)`: its supervisor applies its restart rules, so a
+        `Shutdown` reason is a clean exit and anything else a crash. Does nothing to a child
+        that is not running or is already being shut down.
         """
         run = self._run
         if run is None or run.task is None or run.task.done() or run.shutdown_requested:
@@ -89,15 +121,21 @@ class Child:
 
     @property
     def task(self) -> asyncio.Task[None] | None:
-        """The task of the current run, while it has not ended."""
+        """The task of the current run, while it runs and its supervisor still waits on it."""
         run = self._run
         if run is None or run.task is None or run.task.done() or run.abandoned:
             return None
         return run.task
 
     def is_current(self, run: object) -> bool:
-        """Whether `run` (from a `ChildExit`) is this child's latest start."""
-        return run is self._run
+        """Whether `run` (from a `ChildExit`) is this child's latest start, not shut down since."""
+        current = self._run
+        return current is not None and run is current and not current.shutdown_requested
+
+    def resumes(self, run: object) -> bool:
+        """Whether `run` is this child's abandoned run, still to be followed by a new start."""
+        current = self._run
+        return current is not None and run is current and current.resume
 
     def describe(self) -> dict[str, Any]:
         """The child as plain data, with its own subtree if it is a supervisor."""
@@ -114,8 +152,15 @@ class Child:
             data["supervisor"] = self.spec.describe()
         return data
 
-    async def _start(self, on_exit: ExitHandler) -> None:
-        """Start a new run and return once it called `started()`; StartError if it did not."""
+    async def _start(self, on_exit: ExitHandler) -> bool:
+        """Start a new run and return once it called `started()` (True) or raised `Ignore`.
+
+        Raises StartError if it did not come up, and AlreadyStarted while an abandoned run of
+        this very child has not ended: two runs at once are what abandonment must never allow.
+        """
+        previous = self._run
+        if previous is not None and previous.abandoned and not _finished(previous):
+            raise AlreadyStarted(self.id, self.name or self.id, self, what=self._held())
         loop = asyncio.get_running_loop()
         run = _Run(loop.create_future())
         registry_name = self.spec.name
@@ -129,7 +174,7 @@ class Child:
             if self._run is run and not run.handshake.done() and not run.shutdown_requested:
                 self.state = ChildState.RUNNING
                 self.started_at = datetime.now(UTC)
-                run.handshake.set_result(None)
+                run.handshake.set_result(True)
 
         try:
             body = self.spec.start(started)
@@ -140,77 +185,134 @@ class Child:
         run.task = loop.create_task(body, name=f"{self.supervisor}/{self.id}")
         run.task.add_done_callback(lambda task: self._ended(run, task, on_exit))
         try:
-            await run.handshake
+            return await run.handshake
         except asyncio.CancelledError:
             await self._shutdown()
             raise
 
     async def _shutdown(self) -> None:
-        """Cancel the current run and wait for it up to `spec.shutdown`; abandon it after that."""
+        """Cancel the current run and wait for it up to `spec.shutdown`; abandon it after that.
+
+        Also makes any exit of the run still waiting for its supervisor stale, so a child that
+        ended by itself and is then shut down is not restarted.
+        """
         run = self._run
-        if run is None or run.task is None or run.task.done() or run.abandoned:
+        if run is None:
             return
         run.shutdown_requested = True
-        self.state = ChildState.STOPPING
-        run.task.cancel()
-        done, _ = await asyncio.wait({run.task}, timeout=self.spec.shutdown)
-        if done or run.abandoned:
+        run.resume = False
+        task = run.task
+        if task is None or task.done() or run.abandoned:
             return
+        self.state = ChildState.STOPPING
+        task.cancel()
+        if self.spec.shutdown == 0:
+            self._abandon(run, logging.DEBUG, "was killed (shutdown=0) without waiting")
+            return
+        done, _ = await asyncio.wait({task}, timeout=self.spec.shutdown)
+        if not done and not run.abandoned:
+            self._abandon(
+                run,
+                logging.ERROR,
+                f"did not stop within {self.spec.shutdown}s of its shutdown; abandoned it "
+                "still running",
+            )
+
+    def _abandon(self, run: _Run, level: int, what: str) -> None:
         run.abandoned = True
-        log.error(
-            "%s: child %s did not stop within %ss of its shutdown; abandoned it still running",
+        self.state = ChildState.ABANDONED
+        _fail_handshake(run, self.id)
+        log.log(
+            level,
+            "%s: child %s %s; it holds its %s until its task ends",
             self.supervisor,
             self.id,
-            self.spec.shutdown,
+            what,
+            self._held(),
         )
-        if self._run is run:
-            self._release_name()
-            self.state = ChildState.STOPPED
+
+    def _resume_when_ended(self) -> None:
+        """Start this abandoned child again once its task ends (it was stopped to be restarted)."""
+        if self._run is not None and self._run.abandoned:
+            self._run.resume = True
+
+    def _held(self) -> str:
+        return "name" if self.name is not None else "id"
 
     def _release_name(self) -> None:
         """Give the registered name up: the supervisor is done with this child.
 
         A run that ends by itself keeps the name until its supervisor has decided: through a
-        restart the name never lapses, so a lookup cannot miss a child about to come back.
+        restart the name never lapses, so a lookup cannot miss a child about to come back. An
+        abandoned run keeps it until its task has ended, so no second worker can take it.
         """
+        run = self._run
+        if run is not None and run.abandoned and not _finished(run):
+            return
         if self.spec.name is not None:
             self.spec.name[0]._unregister(self.spec.name[1], self)
 
     def _ended(self, run: _Run, task: asyncio.Task[None], on_exit: ExitHandler) -> None:
         reason: BaseException | None
         if task.cancelled():
-            reason = asyncio.CancelledError(f"{self.id!r} was cancelled outside its supervisor")
+            reason = (
+                None
+                if run.shutdown_requested
+                else asyncio.CancelledError(f"{self.id!r} was cancelled outside its supervisor")
+            )
         else:
             reason = task.exception()
-        if run.abandoned:
-            log.warning("%s: abandoned child %s ended: %r", self.supervisor, self.id, reason)
-            return
         if self._run is not run:
             return
-        self.state = ChildState.STOPPED
-        if run.shutdown_requested or not run.handshake.done():
+        if run.abandoned:
+            log.log(
+                logging.WARNING if self.spec.shutdown else logging.DEBUG,
+                "%s: abandoned child %s has ended%s; its %s is free again",
+                self.supervisor,
+                self.id,
+                "" if reason is None else f" raising {reason!r}",
+                self._held(),
+            )
+            self.state = ChildState.STOPPED
             self._release_name()
+            if run.resume:
+                on_exit(ChildExit(self, run, reason, resumed=True))
+            return
+        self.state = ChildState.STOPPED
         if run.shutdown_requested:
-            if reason is not None and not isinstance(reason, asyncio.CancelledError):
-                log.error(
-                    "%s: child %s raised while shutting down: %r", self.supervisor, self.id, reason
-                )
-            else:
-                log.debug("%s: child %s shut down", self.supervisor, self.id)
-            if not run.handshake.done():
-                run.handshake.set_exception(
-                    StartError(self.id, asyncio.CancelledError("shut down while starting"))
-                )
+            self._release_name()
+            self._log_shut_down(reason)
+            _fail_handshake(run, self.id)
             return
         if run.kill_reason is not None:
             reason = run.kill_reason
         if not run.handshake.done():
+            self._release_name()
+            if isinstance(reason, Ignore):
+                self.state = ChildState.IGNORED
+                log.info("%s: child %s chose not to start: %s", self.supervisor, self.id, reason)
+                run.handshake.set_result(False)
+                return
             if reason is None:
                 reason = RuntimeError("its body returned before it called started()")
             run.handshake.set_exception(StartError(self.id, reason))
             return
+        self._log_exit(reason)
+        on_exit(ChildExit(self, run, reason))
+
+    def _log_shut_down(self, reason: BaseException | None) -> None:
+        if reason is None or isinstance(reason, asyncio.CancelledError | Shutdown):
+            log.debug("%s: child %s shut down", self.supervisor, self.id)
+        else:
+            log.error(
+                "%s: child %s raised while shutting down: %r", self.supervisor, self.id, reason
+            )
+
+    def _log_exit(self, reason: BaseException | None) -> None:
         if reason is None:
             log.debug("%s: child %s exited normally", self.supervisor, self.id)
+        elif isinstance(reason, Shutdown):
+            log.info("%s: child %s exited: %s", self.supervisor, self.id, reason)
         else:
             log.error(
                 "%s: child %s crashed: %r",
@@ -219,7 +321,17 @@ class Child:
                 reason,
                 exc_info=(type(reason), reason, reason.__traceback__),
             )
-        on_exit(ChildExit(self, run, reason))
 
     def __repr__(self) -> str:
         return f"<Child {self.id!r} {self.state} restarts={self.restarts}>"
+
+
+def _finished(run: _Run) -> bool:
+    return run.task is None or run.task.done()
+
+
+def _fail_handshake(run: _Run, child_id: str) -> None:
+    if not run.handshake.done():
+        run.handshake.set_exception(
+            StartError(child_id, asyncio.CancelledError("shut down while starting"))
+        )

@@ -9,9 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 from streamer.otp.base import BaseSupervisor
-from streamer.otp.child import Child, ChildState
-from streamer.otp.errors import ChildNotFound, MaxChildrenReached, StartError
-from streamer.otp.spec import ChildSpec, ChildType
+from streamer.otp.child import Child
+from streamer.otp.errors import (
+    ChildNotFound,
+    MaxChildrenReached,
+    StartError,
+    SupervisorNotRunning,
+)
+from streamer.otp.spec import ChildSpec
 
 log = logging.getLogger("streamer.otp")
 
@@ -43,41 +48,41 @@ class DynamicSupervisor(BaseSupervisor):
     async def start_child(self, spec: ChildSpec) -> Child:
         """Start a child and return its handle once it called `started()`.
 
-        Raises StartError with the reason if it did not come up, AlreadyStarted (carrying the
-        live child) if its name is taken, MaxChildrenReached when full.
+        A child that raised `Ignore` instead is not kept: its handle comes back in state
+        `ignored` (Elixir's `:ignore`). Raises StartError with the reason if it did not come
+        up, AlreadyStarted (carrying the live child) if its name is taken, MaxChildrenReached
+        when full.
         """
         if not self._accepting:
-            raise StartError(spec.id, RuntimeError(f"supervisor {self.name!r} is not running"))
+            raise StartError(
+                spec.id, SupervisorNotRunning(f"supervisor {self.name!r} is not running")
+            )
         if self.max_children is not None and len(self._dict) >= self.max_children:
             raise MaxChildrenReached(spec.id, self.max_children)
         child = Child(spec, self.name)
         self._dict[child] = None
         try:
-            await child._start(self._on_exit)
+            started = await child._start(self._on_exit)
         except BaseException:
             self._dict.pop(child, None)
             raise
+        if not started:
+            self._dict.pop(child, None)
         return child
 
     async def terminate_child(self, child: Child) -> None:
-        """Shut the child down without restarting it and forget it; ChildNotFound if unknown."""
+        """Shut the child down without restarting it and forget it.
+
+        A child that is not (or no longer) here raises ChildNotFound: Elixir's
+        `{:error, :not_found}` as an exception, so that a stop that found nothing to stop
+        cannot pass unnoticed.
+        """
         if child not in self._dict:
             raise ChildNotFound(f"{child.id!r} is not a child of {self.name!r}")
         del self._dict[child]
         log.debug("%s: terminating child %s", self.name, child.id)
         await child._shutdown()
         child._release_name()
-
-    def count_children(self) -> dict[str, int]:
-        """OTP's count_children: specs, active (running), supervisors, workers."""
-        children = list(self._dict)
-        supervisors = sum(1 for c in children if c.spec.type is ChildType.SUPERVISOR)
-        return {
-            "specs": len(children),
-            "active": sum(1 for c in children if c.state is ChildState.RUNNING),
-            "supervisors": supervisors,
-            "workers": len(children) - supervisors,
-        }
 
     def describe(self) -> dict[str, Any]:
         return {

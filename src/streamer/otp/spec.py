@@ -17,7 +17,7 @@ class Restart(StrEnum):
     PERMANENT = "permanent"
     """Always, whatever the reason it ended."""
     TRANSIENT = "transient"
-    """Only after a crash; a normal exit or a shutdown leaves it stopped."""
+    """Only after a crash; a normal exit, a shutdown or a raised `Shutdown` leaves it stopped."""
     TEMPORARY = "temporary"
     """Never, not even when a sibling's restart stopped it; it is then forgotten."""
 
@@ -41,7 +41,8 @@ Started = Callable[[], None]
 """The start handshake: a child calls it once, when it is initialised (OTP's `init/1` returning).
 
 Its supervisor's `run`/`start_child` returns only after that call, so whoever starts a child
-knows it is up, or gets the error that stopped it from coming up.
+knows it is up, or gets the error that stopped it from coming up. A child that decides not to
+run raises `Ignore` instead of calling it (OTP's `init/1` returning `ignore`).
 """
 
 Body = Callable[[Started], Coroutine[Any, Any, None]]
@@ -56,7 +57,8 @@ class ChildSpec:
     """The child's body; every start runs one call of it as one asyncio task."""
     restart: Restart = Restart.PERMANENT
     shutdown: float | None = 5.0
-    """Seconds to wait after cancelling it before it is abandoned; None waits forever."""
+    """Seconds to wait after cancelling it before it is abandoned; None waits forever; 0 is
+    OTP's `brutal_kill`: cancel it and do not wait for its cleanup."""
     type: ChildType = ChildType.WORKER
     name: tuple[Registry, str] | None = None
     """A unique name in a registry, held while the child runs (OTP's `{:via, Registry, ...}`)."""

@@ -1,4 +1,10 @@
-"""A supervisor over a fixed list of children (OTP's supervisor), with the three strategies."""
+"""A supervisor over a list of children (OTP's supervisor), with the three strategies.
+
+Besides the children it starts with, it takes OTP's runtime API: `start_child` appends a
+child, `terminate_child` stops one and keeps its spec, `restart_child` starts a stopped one
+again, `delete_child` forgets a stopped one. These calls are queued to the supervisor's own
+task, as OTP's are, so they never interleave with a restart in progress.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +15,29 @@ from typing import Any
 
 from streamer.otp.base import BaseSupervisor
 from streamer.otp.child import Child, ChildState
+from streamer.otp.errors import (
+    AlreadyPresent,
+    AlreadyStarted,
+    ChildNotFound,
+    ChildRestarting,
+    ChildRunning,
+    StartError,
+    SupervisorNotRunning,
+)
 from streamer.otp.spec import ChildSpec, Restart, Strategy
 
 log = logging.getLogger("streamer.otp")
+
+_IDLE = (ChildState.STOPPED, ChildState.IGNORED)
+"""States in which a kept child has no task at all: restartable, deletable."""
 
 
 class Supervisor(BaseSupervisor):
     """Starts its children in order, restarts them by `strategy`, stops them in reverse order.
 
-    Every `run()` creates the children afresh from their specs, so a supervisor restarted by
-    its parent comes back exactly as it first started.
+    Every `run()` creates the children afresh from the specs it was built with, so a
+    supervisor restarted by its parent comes back exactly as it first started (children added
+    with `start_child` are not part of that, as in OTP, where `init/1` runs again).
     """
 
     def __init__(
@@ -40,6 +59,41 @@ class Supervisor(BaseSupervisor):
         self.strategy = Strategy(strategy)
         self._list: list[Child] = []
 
+    async def start_child(self, spec: ChildSpec) -> Child:
+        """Add a child after the others and start it; its handle once it called `started()`.
+
+        A child that raises `Ignore` instead is kept, stopped, in state `ignored` (unless
+        temporary: then it is dropped), as OTP's `{ok, undefined}`. Raises AlreadyStarted if a
+        live child has that id, AlreadyPresent if a stopped one has, StartError if it did not
+        come up (its spec is then dropped).
+        """
+        try:
+            return await self._call(lambda: self._add(spec))
+        except SupervisorNotRunning as error:
+            raise StartError(spec.id, error) from error
+
+    async def terminate_child(self, id: str) -> None:
+        """Shut the child down and keep its spec, so it can be restarted (temporary: dropped).
+
+        It stays stopped until `restart_child`, or until a sibling's restart under
+        `one_for_all`/`rest_for_one` starts it with the others, as in OTP. ChildNotFound if no
+        child has that id.
+        """
+        await self._call(lambda: self._terminate(id))
+
+    async def restart_child(self, id: str) -> Child:
+        """Start a stopped (terminated, ignored, or transient and exited) child again.
+
+        Raises ChildRunning if it runs (an abandoned child still does), ChildRestarting if its
+        supervisor is about to restart it, ChildNotFound if no child has that id, StartError
+        if it did not come up (its spec is kept). Does not count toward the restart intensity.
+        """
+        return await self._call(lambda: self._restart_by_request(id))
+
+    async def delete_child(self, id: str) -> None:
+        """Forget a stopped child's spec; ChildRunning, ChildRestarting or ChildNotFound if not."""
+        await self._call(lambda: self._delete(id))
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -51,6 +105,59 @@ class Supervisor(BaseSupervisor):
             "recent_restarts": self.recent_restarts(),
             "children": [child.describe() for child in self._list],
         }
+
+    async def _add(self, spec: ChildSpec) -> Child:
+        existing = self._find(spec.id)
+        if existing is not None:
+            if existing.state in _IDLE:
+                raise AlreadyPresent(existing)
+            raise AlreadyStarted(spec.id, spec.id, existing, what="id")
+        child = Child(spec, self.name)
+        self._list.append(child)
+        try:
+            started = await child._start(self._on_exit)
+        except BaseException:
+            self._list.remove(child)
+            raise
+        if not started:
+            self._ended_for_good(child)
+        return child
+
+    async def _terminate(self, id: str) -> None:
+        child = self._get(id)
+        self._restarting.discard(child)
+        await child._shutdown()
+        child._release_name()
+        if child.spec.restart is Restart.TEMPORARY:
+            self._list.remove(child)
+
+    async def _restart_by_request(self, id: str) -> Child:
+        child = self._idle(id)
+        child.restarts += 1
+        if not await child._start(self._on_exit):
+            self._ended_for_good(child)
+        return child
+
+    async def _delete(self, id: str) -> None:
+        self._list.remove(self._idle(id))
+
+    def _find(self, id: str) -> Child | None:
+        return next((child for child in self._list if child.id == id), None)
+
+    def _get(self, id: str) -> Child:
+        child = self._find(id)
+        if child is None:
+            raise ChildNotFound(f"{id!r} is not a child of {self.name!r}")
+        return child
+
+    def _idle(self, id: str) -> Child:
+        """The child `id`, which must have no task: OTP's `running`/`restarting` otherwise."""
+        child = self._get(id)
+        if child in self._restarting:
+            raise ChildRestarting(child)
+        if child.state not in _IDLE:
+            raise ChildRunning(child)
+        return child
 
     def _children(self) -> list[Child]:
         return self._list
@@ -68,10 +175,12 @@ class Supervisor(BaseSupervisor):
             child = Child(spec, self.name)
             self._list.append(child)
             try:
-                await child._start(self._on_exit)
+                started = await child._start(self._on_exit)
             except Exception as exc:
                 log.error("%s: child %s failed to start: %r", self.name, child.id, exc)
                 raise
+            if not started:
+                self._ended_for_good(child)
 
     async def _restart(self, child: Child) -> None:
         index = self._list.index(child)
@@ -85,7 +194,7 @@ class Supervisor(BaseSupervisor):
             if sibling is not child:
                 await self._stop_sibling(sibling)
         for member in group:
-            if not self._holds(member) or member.state is not ChildState.STOPPED:
+            if not self._holds(member) or member.state not in _IDLE:
                 continue
             if not await self._restart_one(member):
                 return
@@ -96,6 +205,8 @@ class Supervisor(BaseSupervisor):
             await sibling._shutdown()
         if sibling.spec.restart is Restart.TEMPORARY:
             self._list.remove(sibling)
+        elif sibling.state is ChildState.ABANDONED:
+            sibling._resume_when_ended()
 
     async def _stop_children(self) -> None:
         for child in reversed(self._list):

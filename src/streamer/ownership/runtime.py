@@ -18,11 +18,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from streamer.binance.channel import State
 from streamer.binance.hub import StreamHub
+from streamer.binance.stats import LiveState
 from streamer.db.errors import DatabaseError
 from streamer.otp import ChildSpec, Registry, Started
 from streamer.ownership.rules import Holdings, LeaseTimes
@@ -56,6 +56,7 @@ class Ownership:
         hub: StreamHub,
         registry: Registry,
         address: Callable[[], str],
+        positions: Callable[[], Mapping[str, int]],
         wait_ready: Callable[[], Awaitable[object]],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -67,6 +68,7 @@ class Ownership:
         self._hub = hub
         self._registry = registry
         self._address = address
+        self._positions = positions
         self._wait_ready = wait_ready
         self._clock = clock
         self._handing: dict[str, float] = {}
@@ -168,7 +170,7 @@ class Ownership:
             address=self._address(),
             running=self._registry.names(),
             streaming=[s for s in before if self._streams(s)],
-            positions=self._hub.positions(),
+            positions=self._positions(),
             handing=sorted(self._handing),
             draining=self._draining,
         )
@@ -214,7 +216,7 @@ class Ownership:
 
     def _streams(self, symbol: str) -> bool:
         stats = self._hub.stats(symbol)
-        return stats is not None and stats["state"] == State.STREAMING
+        return stats is not None and stats.state is LiveState.STREAMING
 
     async def _reconcile(self) -> None:
         """Run exactly the owned symbols, plus those still being handed over (until fenced)."""
@@ -250,7 +252,7 @@ class Ownership:
     async def _save_final(self) -> None:
         owned = self.holdings.owned()
         if owned:
-            await self.store.save_positions(owned, self._hub.positions())
+            await self.store.save_positions(owned, self._positions())
 
 
 def _few(symbols: Iterable[str]) -> str:

@@ -1,0 +1,205 @@
+"""NATS JetStream: one stream for every symbol, de-duplicated by message id inside its window.
+
+Wire contract (`prefix` defaults to `streamer`, `stream` to `STREAMER_TRADES`):
+
+- the stream `<stream>` holds the subjects `<prefix>.trades.>` and `<prefix>.gaps.>`; it is
+  created at start, or updated to the configured limits when it exists;
+- a trade of `SYMBOL` is published on `<prefix>.trades.<SYMBOL>` with the header
+  `Nats-Msg-Id: <SYMBOL>:<trade_id>`, a gap notice on `<prefix>.gaps.<SYMBOL>` with
+  `Nats-Msg-Id: <SYMBOL>:gap:<first>-<last>`;
+- the payload is the event's JSON, the same document as `/ws/trades`.
+
+JetStream drops a message whose id it has seen within `duplicate_window` seconds, which is how a
+re-sent trade (after a retry, a restart or a back-fill) is dropped; the acknowledgement says so
+and it is counted in `duplicates`. A batch is published asynchronously and its acks are awaited
+together; a batch not fully acknowledged within `timeout` seconds is retried whole.
+
+URL: `nats://[user:password@]host:4222?stream=STREAMER_TRADES&prefix=streamer&max_age=86400`
+`&max_bytes=1073741824&max_msgs=-1&duplicate_window=120&storage=file&timeout=5`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import nats
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.api import PubAck, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from streamer.binance.events import TradeEvent
+from streamer.sinks.base import SinkError, SinkEvent, SinkUnavailable
+from streamer.sinks.urls import InvalidSinkUrl, SinkUrl
+from streamer.sinks.wire import encode_event
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STREAM = "STREAMER_TRADES"
+DEFAULT_PREFIX = "streamer"
+DEFAULT_TIMEOUT = 5.0
+"""Seconds to wait for a batch's acknowledgements before it is sent again."""
+CONNECT_TIMEOUT = 2.0
+MSG_ID = "Nats-Msg-Id"
+
+
+def trades_subject(prefix: str, symbol: str) -> str:
+    return f"{prefix}.trades.{symbol}"
+
+
+def gaps_subject(prefix: str, symbol: str) -> str:
+    return f"{prefix}.gaps.{symbol}"
+
+
+def message_id(event: SinkEvent) -> str:
+    if isinstance(event, TradeEvent):
+        return f"{event.symbol}:{event.trade_id}"
+    return f"{event.symbol}:gap:{event.first_missing_id}-{event.last_missing_id}"
+
+
+def server_url(url: SinkUrl) -> str:
+    """The URL handed to nats-py: the connection part only."""
+    parts = urlsplit(url.text)
+    return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+
+
+async def _quiet(error: Exception) -> None:
+    """nats-py reports every connection error; the runner's state and log already say so."""
+    log.debug("nats: %s", error)
+
+
+async def connect(url: SinkUrl) -> Client:
+    """A fresh connection; `SinkUnavailable` if the server cannot be reached.
+
+    It does not reconnect by itself: nats-py would send what it buffered during the outage
+    when it gets back, ahead of the batch the runner sends again, and a trade lost on the
+    broken connection would then land after later ones. A new connection per outage keeps
+    what the server stored a prefix of what was sent, so the re-sent batch stays in order.
+    """
+    try:
+        return await nats.connect(
+            server_url(url),
+            connect_timeout=CONNECT_TIMEOUT,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.1,
+            error_cb=_quiet,
+        )
+    except (NatsError, OSError, TimeoutError) as error:
+        raise SinkUnavailable(f"{url.label}: {error or type(error).__name__}") from None
+
+
+class NatsSink:
+    """Makes batches durable in a JetStream stream; see the module docstring for the contract."""
+
+    def __init__(
+        self, url: SinkUrl, config: StreamConfig, *, prefix: str, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.config = config
+        self.prefix = prefix
+        self.duplicates = 0
+        self._client: Client | None = None
+        self._js: JetStreamContext | None = None
+
+    @property
+    def name(self) -> str:
+        return self.url.label
+
+    async def open(self) -> None:
+        """Connect (again, after an outage) and create or update the stream."""
+        if self._client is not None and not self._client.is_closed and self._js is not None:
+            return
+        await self.close()
+        client = self._client = await connect(self.url)
+        js = client.jetstream(timeout=self.timeout)
+        name = self.config.name
+        assert name is not None
+        try:
+            try:
+                await js.stream_info(name)
+            except NotFoundError:
+                await js.add_stream(self.config)
+            else:
+                await js.update_stream(self.config)
+        except (TimeoutError, nats.errors.ConnectionClosedError, OSError) as error:
+            raise SinkUnavailable(f"{self.name}: {error or type(error).__name__}") from None
+        except NatsError as error:
+            raise SinkError(f"{self.name}: stream {name}: {error}") from None
+        self._js = js
+
+    async def publish(self, events: Sequence[SinkEvent]) -> None:
+        await self.open()
+        js = self._js
+        assert js is not None
+        acks: list[asyncio.Future[PubAck]] = []
+        try:
+            async with asyncio.timeout(self.timeout):
+                for event in events:
+                    subject = trades_subject if isinstance(event, TradeEvent) else gaps_subject
+                    acks.append(
+                        await js.publish_async(
+                            subject(self.prefix, event.symbol),
+                            encode_event(event),
+                            wait_stall=self.timeout,
+                            headers={MSG_ID: message_id(event)},
+                        )
+                    )
+                results = await asyncio.gather(*acks)
+        except (TimeoutError, NatsError, OSError) as error:
+            for ack in acks:
+                ack.cancel()
+            raise SinkUnavailable(
+                f"{self.name}: batch not acknowledged ({error or type(error).__name__})"
+            ) from None
+        self.duplicates += sum(1 for ack in results if ack.duplicate)
+
+    async def close(self) -> None:
+        client, self._client, self._js = self._client, None, None
+        if client is not None:
+            with contextlib.suppress(NatsError, OSError, TimeoutError):
+                await client.close()
+
+
+def from_url(url: SinkUrl) -> NatsSink:
+    url.check_params(
+        {
+            "stream",
+            "prefix",
+            "max_age",
+            "max_bytes",
+            "max_msgs",
+            "duplicate_window",
+            "storage",
+            "timeout",
+        }
+    )
+    prefix = url.param("prefix", DEFAULT_PREFIX)
+    stream = url.param("stream", DEFAULT_STREAM)
+    if not prefix or not stream:
+        raise InvalidSinkUrl(f"{url.label}: stream and prefix must not be empty")
+    storage = url.param("storage", "file")
+    if storage not in ("file", "memory"):
+        raise InvalidSinkUrl(f"{url.label}: storage must be file or memory, got {storage!r}")
+    max_age = url.number("max_age", 0, float)
+    window = url.number("duplicate_window", 120.0, float)
+    if max_age:
+        window = min(window, max_age)  # JetStream refuses a window longer than the retention
+    config = StreamConfig(
+        name=stream,
+        subjects=[f"{prefix}.trades.>", f"{prefix}.gaps.>"],
+        max_age=max_age,
+        max_bytes=int(url.number("max_bytes", -1)),
+        max_msgs=int(url.number("max_msgs", -1)),
+        duplicate_window=window,
+        storage=StorageType(storage),
+    )
+    return NatsSink(
+        url, config, prefix=prefix, timeout=url.number("timeout", DEFAULT_TIMEOUT, float)
+    )

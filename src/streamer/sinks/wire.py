@@ -1,0 +1,28 @@
+"""What leaves the process: the same JSON as `/ws/trades`, for every broker.
+
+One encoder, so a consumer reading a broker and one reading the websocket parse the same
+document: `{"kind": "trade", "symbol": ..., "trade_id": ..., "price": "..." ...}` or
+`{"kind": "gap", "symbol": ..., "first_missing_id": ..., "last_missing_id": ...}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from streamer.binance.events import as_dict
+from streamer.sinks.base import SinkEvent
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def encode_event(event: SinkEvent) -> bytes:
+    """The event's JSON document, as `/ws/trades` sends it."""
+    return _encode(as_dict(event))
+
+
+def decode_event(payload: bytes | str) -> dict[str, Any]:
+    """A document read back from a broker (for `streamer tail --from`)."""
+    return _decode(payload)

@@ -1,0 +1,25 @@
+"""Events for sink tests."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from streamer.binance.events import TradeEvent
+
+
+def trade(symbol: str, trade_id: int, *, backfilled: bool = False) -> TradeEvent:
+    return TradeEvent(
+        "trade",
+        1_700_000_000_000 + trade_id,
+        symbol,
+        trade_id,
+        Decimal("1.5"),
+        Decimal("0.25"),
+        1_700_000_000_000 + trade_id,
+        trade_id % 2 == 0,
+        backfilled=backfilled,
+    )
+
+
+def trades(symbol: str, ids: range | list[int]) -> list[TradeEvent]:
+    return [trade(symbol, i) for i in ids]

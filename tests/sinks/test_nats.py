@@ -1,0 +1,135 @@
+"""Tests for streamer.sinks.nats against the real NATS server (a relay in front for outages)."""
+
+from __future__ import annotations
+
+import json
+
+import nats
+import pytest
+from nats.js.api import DeliverPolicy
+
+from streamer.binance.events import GapNotice, as_dict
+from streamer.sinks import SinkUnavailable
+from streamer.sinks.nats import NatsSink
+from streamer.sinks.urls import sink_from_url
+from tests.fixtures.brokers import NatsTarget, relay_to, through
+from tests.sinks.consumers import read_nats
+from tests.sinks.events import trade, trades
+
+
+def nats_sink(url: str) -> NatsSink:
+    sink, _ = sink_from_url(url)
+    assert isinstance(sink, NatsSink)
+    return sink
+
+
+async def test_trades_and_gaps_are_published_on_per_symbol_subjects_with_message_ids(
+    nats_target: NatsTarget,
+) -> None:
+    """A trade goes to `<prefix>.trades.<SYMBOL>` with `Nats-Msg-Id: <SYMBOL>:<trade_id>` and the
+    `/ws/trades` JSON; a gap notice to `<prefix>.gaps.<SYMBOL>`, in the same stream, in order."""
+    sink = nats_sink(nats_target.sink_url())
+    await sink.open()
+    try:
+        await sink.publish([trade("ETHUSDT", 7), GapNotice("ETHUSDT", 8, 9), trade("ETHUSDT", 10)])
+    finally:
+        await sink.close()
+    client = await nats.connect(nats_target.server)
+    try:
+        js = client.jetstream()
+        sub = await js.subscribe(
+            f"{nats_target.prefix}.>",
+            stream=nats_target.stream,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+        )
+        messages = [await sub.next_msg(timeout=10) for _ in range(3)]
+    finally:
+        await client.close()
+    assert [m.subject for m in messages] == [
+        f"{nats_target.prefix}.trades.ETHUSDT",
+        f"{nats_target.prefix}.gaps.ETHUSDT",
+        f"{nats_target.prefix}.trades.ETHUSDT",
+    ]
+    assert [(m.headers or {}).get("Nats-Msg-Id") for m in messages] == [
+        "ETHUSDT:7",
+        "ETHUSDT:gap:8-9",
+        "ETHUSDT:10",
+    ]
+    assert json.loads(messages[0].data) == json.loads(
+        json.dumps(as_dict(trade("ETHUSDT", 7)), default=str)
+    )
+
+
+async def test_a_re_sent_batch_is_dropped_by_jetstream_and_counted(
+    nats_target: NatsTarget,
+) -> None:
+    """Publishing the same trades again stores nothing twice (the message id window)."""
+    sink = nats_sink(nats_target.sink_url())
+    await sink.open()
+    try:
+        await sink.publish(trades("ETHUSDT", range(1, 6)))
+        await sink.publish(trades("ETHUSDT", range(3, 9)))
+    finally:
+        await sink.close()
+    received = await read_nats(nats_target)
+    assert received["ETHUSDT"].trades == list(range(1, 9))
+    assert sink.duplicates == 3
+
+
+async def test_the_stream_is_created_then_updated_to_the_configured_limits(
+    nats_target: NatsTarget,
+) -> None:
+    """At open the stream exists with the URL's limits, even when it existed with others."""
+    for max_age in (600, 300):
+        sink = nats_sink(nats_target.sink_url(max_age=max_age, max_bytes=10_000_000))
+        await sink.open()
+        await sink.close()
+    client = await nats.connect(nats_target.server)
+    try:
+        info = await client.jetstream().stream_info(nats_target.stream)
+    finally:
+        await client.close()
+    assert info.config.max_age == 300
+    assert info.config.max_bytes == 10_000_000
+    prefix = nats_target.prefix
+    assert info.config.subjects == [f"{prefix}.trades.>", f"{prefix}.gaps.>"]
+
+
+async def test_an_outage_is_unavailable_and_the_same_batch_lands_once_after_it(
+    nats_target: NatsTarget,
+) -> None:
+    """While the server cannot be reached a batch is not acknowledged (`SinkUnavailable`);
+    sent again once it is back, every trade is stored once, in order."""
+    async with relay_to(nats_target.server) as relay:
+        sink = nats_sink(nats_target.sink_url(through(nats_target.server, relay), timeout=1))
+        await sink.open()
+        try:
+            await sink.publish(trades("ETHUSDT", range(1, 4)))
+            await relay.stop()
+            batch = trades("ETHUSDT", range(4, 8))
+            with pytest.raises(SinkUnavailable):
+                await sink.publish(batch)
+            await relay.start()
+            for _ in range(50):
+                try:
+                    await sink.publish(batch)
+                    break
+                except SinkUnavailable:
+                    continue
+        finally:
+            await sink.close()
+    received = await read_nats(nats_target)
+    assert received["ETHUSDT"].trades == list(range(1, 8))
+
+
+async def test_a_server_down_at_open_is_unavailable(nats_target: NatsTarget) -> None:
+    """Opening a sink whose server is not there raises `SinkUnavailable`, for the runner to
+    retry."""
+    async with relay_to(nats_target.server) as relay:
+        url = nats_target.sink_url(through(nats_target.server, relay))
+        await relay.stop()
+        sink = nats_sink(url)
+        with pytest.raises(SinkUnavailable):
+            await sink.open()
+        await sink.close()

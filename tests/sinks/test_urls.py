@@ -1,0 +1,56 @@
+"""Tests for streamer.sinks.urls: sink URLs as users write them."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamer.sinks.nats import NatsSink
+from streamer.sinks.redis import RedisSink
+from streamer.sinks.runner import RunnerOptions
+from streamer.sinks.urls import InvalidSinkUrl, parse_sink_url, sink_from_url
+
+
+def test_runner_parameters_are_taken_out_whatever_the_sink() -> None:
+    """`queue`, `batch` and `retry_cap` configure the runner; the rest stays with the sink."""
+    url, options = parse_sink_url("redis://127.0.0.1:6379/0?queue=50&prefix=t1&batch=7")
+    assert options == RunnerOptions(queue=50, batch=7)
+    assert dict(url.params) == {"prefix": "t1"}
+    assert url.text == "redis://127.0.0.1:6379/0?prefix=t1"
+
+
+def test_the_label_hides_the_password_and_parameters() -> None:
+    """Logs, metrics and the tree never show a password."""
+    sink, _ = sink_from_url("redis://:secret@127.0.0.1:6379/2?maxlen=10")
+    assert isinstance(sink, RedisSink)
+    assert sink.name == "redis://127.0.0.1:6379/2"
+    assert sink.maxlen == 10
+
+
+def test_a_nats_url_configures_its_stream() -> None:
+    """Stream name, subjects and limits come from the URL's parameters."""
+    sink, _ = sink_from_url("nats://127.0.0.1:4222?stream=S1&prefix=p1&max_age=60&max_bytes=1000")
+    assert isinstance(sink, NatsSink)
+    assert sink.config.name == "S1"
+    assert sink.config.subjects == ["p1.trades.>", "p1.gaps.>"]
+    assert (sink.config.max_age, sink.config.max_bytes) == (60.0, 1000)
+    assert sink.config.duplicate_window == 60.0
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "kafka://127.0.0.1:9092",
+            "must start with one of nats://, parquet://, redis://, rediss://",
+        ),
+        ("redis://127.0.0.1:6379?colour=red", "unknown parameter colour"),
+        ("nats://127.0.0.1:4222?max_age=soon", "max_age='soon' is not a number"),
+        ("redis://127.0.0.1:6379?queue=0", "queue and batch must be at least 1"),
+        ("redis://127.0.0.1:99999", "Port out of range"),
+        ("nats://127.0.0.1:4222?storage=tape", "storage must be file or memory"),
+    ],
+)
+def test_a_bad_sink_url_is_one_clear_error(url: str, message: str) -> None:
+    """Every mistake in a sink URL is refused at start, saying what is wrong."""
+    with pytest.raises(InvalidSinkUrl, match=message):
+        sink_from_url(url)
