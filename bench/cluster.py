@@ -9,6 +9,10 @@ a fresh PostgreSQL database and stream 30 symbols of a slow mock exchange, 10 ea
   symbols each again, handed over make-before-break; median of `ROUNDS`.
 - `lease_renew_ms`: the mean duration of a renew round (one transaction: heartbeat, renew,
   fenced position save, rebalance, claim), from the instances' own metrics.
+- `lease_cpu_share_1695`: the CPU share of one core an instance spends on its rounds when 1,695
+  symbols are spread over 3 instances (565 leases renewed and positions saved each second),
+  measured in-process on three `LeaseStore`s (the service's own code; the server's CPU is not
+  counted).
 
 The server is `STREAMER_BENCH_DATABASE_URL`, else `STREAMER_TEST_DATABASE_URL`, else
 postgres@127.0.0.1:5432. `python -m bench.cluster` runs this piece alone and updates its rows in
@@ -37,6 +41,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.mock_process import STREAMER, MockProcess, mock_exchange
 from bench.recording import update_doc
+from streamer.db import create_engine, upgrade
+from streamer.db.seed import seed
+from streamer.ownership.rules import LeaseTimes
+from streamer.ownership.store import LeaseStore, Report
 
 ROUNDS = 3
 SYMBOLS = 30
@@ -109,7 +117,7 @@ class Instance:
                     "--port",
                     "0",
                     "--log-level",
-                    "WARNING",
+                    "INFO",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -235,8 +243,48 @@ def measure() -> dict[str, float | str]:
     }
 
 
-def main() -> None:
+CPU_SYMBOLS = 1695
+CPU_SECONDS = 10
+
+
+async def lease_cpu_share(database: str) -> float:
+    """Client CPU per instance-second of rounds with `CPU_SYMBOLS` symbols over 3 instances."""
+    await upgrade(database)
+    engine = create_engine(database)
+    try:
+        await seed(engine, [f"S{n:04d}USDT" for n in range(CPU_SYMBOLS)])
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE settings SET status = 'on'"))
+        stores = [LeaseStore(engine, f"i{n}", LeaseTimes()) for n in range(INSTANCES)]
+        held: list[dict[str, int]] = [{} for _ in stores]
+
+        async def rounds() -> None:
+            for n, store in enumerate(stores):
+                positions = dict.fromkeys(held[n], 1)
+                report = Report("127.0.0.1:0", sorted(held[n]), sorted(held[n]), positions)
+                held[n] = (await store.round(report)).held
+
+        for _ in range(4):
+            await rounds()
+        started = time.process_time()
+        for _ in range(CPU_SECONDS):
+            await rounds()
+        spent = time.process_time() - started
+    finally:
+        await engine.dispose()
+    return spent / (CPU_SECONDS * INSTANCES)
+
+
+def figures() -> dict[str, float | str]:
+    """Every figure of this piece (what `make bench` adds to its table)."""
     found = measure()
+    with fresh_database() as database:
+        found["lease_cpu_share_1695"] = round(asyncio.run(lease_cpu_share(database)), 4)
+    return found
+
+
+def main() -> None:
+    found = figures()
     update_doc(found)
     for name, value in found.items():
         print(f"{name}: {value}")

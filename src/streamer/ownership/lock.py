@@ -23,6 +23,7 @@ class InstanceLock:
     """The single-instance lock of the SQLite database at `database`."""
 
     def __init__(self, database: Path) -> None:
+        self.database = database
         self.path = database.with_name(database.name + ".lock")
         self._file: IO[str] | None = None
 
@@ -37,7 +38,7 @@ class InstanceLock:
             holder = handle.read().strip() or "another process"
             handle.close()
             raise InstanceLocked(
-                f"instance {holder} already runs on SQLite database {self.path.with_suffix('')}; "
+                f"instance {holder} already runs on SQLite database {self.database}; "
                 "SQLite serves one instance: use PostgreSQL to run several"
             ) from None
         handle.seek(0)
