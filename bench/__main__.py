@@ -27,6 +27,7 @@ import msgspec
 
 from bench import cluster, decoding, mock_exchange, recording
 from bench.client import SYMBOL
+from bench.docs import kept_sections
 from bench.mock_process import EXCHANGE_INFO, FULL_SPEED, only_symbols
 from bench.mock_process import mock_exchange as mock_process
 from bench.peers.common import MOCK_PID
@@ -241,10 +242,12 @@ def main() -> None:
 def write_doc(figures: dict[str, float | str], notes: dict[str, str]) -> None:
     rows = "\n".join(f"| `{name}` | {value} |" for name, value in figures.items())
     peers = "\n".join(f"  - `{name}`: {note}" for name, note in notes.items())
+    kept = kept_sections(DOC.read_text()) if DOC.exists() else ""
     DOC.write_text(
         TEMPLATE.format(
             rows=rows, peers=peers, pace=pace_lines(figures), frames=FRAMES, rounds=ROUNDS
         )
+        + ("\n" + kept if kept else "")
     )
 
 

@@ -34,6 +34,7 @@ from streamer.binance.stats import LiveState
 from streamer.binance.worker import StreamHub, stream_spec
 from streamer.config import Settings
 from streamer.db import (
+    DatabaseCorrupt,
     DatabaseUnavailable,
     Setting,
     SettingsRepository,
@@ -322,10 +323,21 @@ class Service:
     async def run(self) -> int:
         """Run the tree until SIGINT/SIGTERM (exit code 0) or until its root fails (1).
 
-        On SQLite it first takes the single-instance lock (`InstanceLocked` if another runs)."""
+        On SQLite it first takes the single-instance lock (`InstanceLocked` if another runs).
+        An SQLite file that is not a database raises `DatabaseCorrupt` before anything starts:
+        it is not an outage to wait for.
+        """
         if self.lock is not None:
             self.lock.acquire(self.instance_id, self.address)
         try:
+            if is_sqlite(self.engine.url):
+                try:
+                    await self.repository.read_catalogue()
+                except DatabaseUnavailable:
+                    pass  # an outage: the `database` child waits for it
+                except DatabaseCorrupt:
+                    await self.engine.dispose()
+                    raise
             return await run_application(self.root)
         finally:
             if self.lock is not None:

@@ -35,6 +35,8 @@ SERVICE_SETTINGS = (
     "INSTANCE_ID",
     "LEASE_TTL",
     "LEASE_RENEW",
+    "SINKS",
+    "SINK_REQUIRED",
 )
 
 T = TypeVar("T")
@@ -164,13 +166,12 @@ class ServiceProcess(Spawned):
         mock: MockProcess,
         port: int = 0,
         host: str = "127.0.0.1",
-        extra: Sequence[str] = (),
+        args: Sequence[str] = (),
     ) -> None:
         super().__init__(
             "streamer run",
             [
                 "run",
-                *extra,
                 "--database-url",
                 database_url,
                 "--ws-url",
@@ -181,6 +182,7 @@ class ServiceProcess(Spawned):
                 host,
                 "--port",
                 str(port),
+                *args,
             ],
             log_path,
         )
@@ -225,18 +227,17 @@ class Spawner:
         mock: MockProcess,
         port: int = 0,
         host: str = "127.0.0.1",
-        extra: Sequence[str] = (),
+        args: Sequence[str] = (),
     ) -> ServiceProcess:
-        """A `streamer run` process, started; `wait_ready()` waits until it serves.
-
-        `extra`: more `run` options, e.g. `--instance-id`."""
+        """A `streamer run` process, started; `wait_ready()` waits until it serves; `args`
+        are further flags of `run`."""
         service = ServiceProcess(
             self._log("service"),
             database_url=database_url,
             mock=mock,
             port=port,
             host=host,
-            extra=extra,
+            args=args,
         )
         self._spawned.append(service)
         return service

@@ -64,7 +64,7 @@ def start_group(
         name: spawn.service(
             database_url=(urls or {}).get(name, url),
             mock=mock,
-            extra=["--instance-id", name, *LEASES],
+            args=["--instance-id", name, *LEASES],
         )
         for name in names
     }
@@ -295,9 +295,9 @@ def test_a_second_instance_on_one_sqlite_file_refuses_to_start(
     """SQLite serves one instance: a second `streamer run` on the same file exits with one
     error line naming the running instance, and the first keeps serving."""
     url = f"sqlite:///{tmp_path / 'streamer.db'}"
-    first = spawn.service(database_url=url, mock=slow_exchange, extra=["--instance-id", "first"])
+    first = spawn.service(database_url=url, mock=slow_exchange, args=["--instance-id", "first"])
     first.wait_ready()
-    second = spawn.service(database_url=url, mock=slow_exchange, extra=["--instance-id", "second"])
+    second = spawn.service(database_url=url, mock=slow_exchange, args=["--instance-id", "second"])
     assert second.popen.wait(DEADLINE) == 1
     errors = [line for line in second.output().splitlines() if line.startswith("error:")]
     assert len(errors) == 1, second.output()
