@@ -190,4 +190,30 @@ def test_run_refuses_a_sink_url_it_cannot_use(database_url: str) -> None:
     code, _, err = invoke("run", "--sink", "kafka://127.0.0.1:9092", "--database-url", database_url)
 
     assert code == 2
-    assert "nats://, redis://" in err
+    assert "nats://, parquet://, redis://" in err
+
+
+def test_run_on_a_file_that_is_not_a_database_is_one_error_line(tmp_path: Path) -> None:
+    """`streamer run` on an SQLite file of something else says so in one line and exits 1."""
+    corrupt = tmp_path / "streamer.db"
+    corrupt.write_bytes(b"\x00garbage" * 1000)
+
+    code, _, err = invoke("run", "--database-url", f"sqlite:///{corrupt}", "--port", "0")
+
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"error: SQLite file {corrupt} is not an SQLite database (file is not a database): "
+        "move it away or point STREAMER_DATABASE_URL at another file"
+    ]
+
+
+def test_start_takes_the_forms_users_type_and_unicode_names(database_url: str) -> None:
+    """`start eth/usdt 这是测试币456` switches on ETHUSDT and the Unicode symbol, as listed."""
+    asyncio.run(seed_database(database_url, [*SYMBOLS, "这是测试币456"]))
+
+    code, out, err = invoke("start", "eth/usdt", "这是测试币456", *offline(database_url))
+
+    assert code == 0, err
+    assert "ETHUSDT, 这是测试币456" in out
+    assert statuses(database_url)["这是测试币456"] == "on"
+    assert statuses(database_url)["ETHUSDT"] == "on"

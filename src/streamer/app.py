@@ -29,6 +29,7 @@ from streamer.binance.stats import LiveState
 from streamer.binance.worker import StreamHub, stream_spec
 from streamer.config import Settings
 from streamer.db import (
+    DatabaseCorrupt,
     DatabaseUnavailable,
     Setting,
     SettingsRepository,
@@ -36,6 +37,7 @@ from streamer.db import (
     create_engine,
     upgrade,
 )
+from streamer.db.urls import is_sqlite
 from streamer.otp import (
     ChildSpec,
     ChildState,
@@ -255,7 +257,19 @@ class Service:
         )
 
     async def run(self) -> int:
-        """Run the tree until SIGINT/SIGTERM (exit code 0) or until its root fails (1)."""
+        """Run the tree until SIGINT/SIGTERM (exit code 0) or until its root fails (1).
+
+        An SQLite file that is not a database raises `DatabaseCorrupt` before anything starts:
+        it is not an outage to wait for.
+        """
+        if is_sqlite(self.engine.url):
+            try:
+                await self.repository.read_catalogue()
+            except DatabaseUnavailable:
+                pass  # an outage: the `database` child waits for it
+            except DatabaseCorrupt:
+                await self.engine.dispose()
+                raise
         return await run_application(self.root)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from streamer.errors import StreamerError
+from streamer.symbols import url_quote
 
 
 class ServiceNotRunning(StreamerError, ConnectionError):
@@ -60,7 +61,7 @@ class ServiceClient:
         return result
 
     def setting(self, symbol: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", f"/api/settings/{symbol}")
+        result: dict[str, Any] = self._call("GET", f"/api/settings/{url_quote(symbol)}")
         return result
 
     def settings(self, *, active: bool = False) -> list[dict[str, Any]]:
@@ -68,11 +69,11 @@ class ServiceClient:
         return result
 
     def start(self, symbol: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", f"/api/settings/{symbol}/start")
+        result: dict[str, Any] = self._call("POST", f"/api/settings/{url_quote(symbol)}/start")
         return result
 
     def stop(self, symbol: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", f"/api/settings/{symbol}/stop")
+        result: dict[str, Any] = self._call("POST", f"/api/settings/{url_quote(symbol)}/stop")
         return result
 
     def start_many(self, symbols: list[str]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,13 +28,16 @@ from streamer.client import ApiError, ServiceClient, ServiceNotRunning
 from streamer.config import Settings
 from streamer.db import DatabaseError, SettingsRepository, Status, create_engine
 from streamer.logs import configure_logging
-from streamer.symbols import InvalidSymbol, normalize_symbol
+from streamer.symbols import InvalidSymbol, ascii_upper, normalize_symbol, url_quote
 
 Host = Annotated[
     str | None, typer.Option("--host", help="API address (env STREAMER_HOST)", show_default=False)
 ]
 Port = Annotated[
-    int | None, typer.Option("--port", help="API port (env STREAMER_PORT)", show_default=False)
+    int | None,
+    typer.Option(
+        "--port", min=0, max=65535, help="API port (env STREAMER_PORT)", show_default=False
+    ),
 ]
 Token = Annotated[
     str | None,
@@ -42,6 +46,8 @@ Token = Annotated[
 
 
 def api_url(settings: Settings) -> str:
+    if settings.port == 0:
+        raise fail("port 0 names no running service: give the API's port (--port)", 2)
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     return f"http://{host}:{settings.port}"
 
@@ -77,7 +83,7 @@ def with_quote(symbols: list[str], quote: str | None) -> list[str]:
     """The symbols quoted in `quote` (their name ends with it), or all when no quote is given."""
     if quote is None:
         return symbols
-    suffix = quote.strip().upper()
+    suffix = ascii_upper(quote.strip())
     return [s for s in symbols if s.endswith(suffix) and len(s) > len(suffix)]
 
 
@@ -291,8 +297,9 @@ def run_command(
         list[str] | None,
         typer.Option(
             "--sink",
-            help="Publish every event to this broker too: nats://host:4222 or "
-            "redis://host:6379/0 (repeatable; env STREAMER_SINKS, comma-separated)",
+            help="Publish every event to this broker too: nats://host:4222, "
+            "redis://host:6379/0 or parquet:///dir (repeatable; env STREAMER_SINKS, "
+            "comma-separated)",
             show_default=False,
         ),
     ] = None,
@@ -334,7 +341,11 @@ def run_command(
         bind(settings.host, settings.port).close()
     except OSError as error:
         raise fail(f"{error}: another program uses it; choose another with --port") from None
-    raise typer.Exit(asyncio.run(service.run()))
+    try:
+        code = asyncio.run(service.run())
+    except DatabaseError as error:
+        raise fail(str(error)) from None
+    raise typer.Exit(code)
 
 
 def tail_command(
@@ -343,21 +354,60 @@ def tail_command(
     ] = None,
     host: Host = None,
     port: Port = None,
+    sink: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Read a sink back instead of the service: nats://host:4222 or "
+            "redis://host:6379/0 (with the sink's own stream/prefix parameters)",
+            show_default=False,
+        ),
+    ] = None,
+    since_id: Annotated[
+        int | None,
+        typer.Option("--since-id", help="With --from: replay from this trade id", min=0),
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option("--since", help="With --from: replay from this time (UTC unless given)"),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Stop after this many events", min=1)
+    ] = None,
 ) -> None:
-    """Print live trades from the running service, one line each, until Ctrl-C."""
+    """Print live trades from the running service (or a sink), one line each, until Ctrl-C."""
     from streamer.tail import TailError, follow, print_event
 
     settings = settings_from(host=host, port=port)
     wanted = normalized(symbols or [])
+    if sink is not None:
+        _tail_sink(sink, wanted, since_id, since, limit)
+        return
     url = api_url(settings).replace("http://", "ws://", 1) + "/ws/trades"
     if wanted:
-        url += "?symbols=" + ",".join(wanted)
+        url += "?symbols=" + ",".join(url_quote(symbol) for symbol in wanted)
     try:
         asyncio.run(follow(url, print_event))
     except KeyboardInterrupt:
         pass
     except TailError as error:
         raise fail(str(error)) from None
+
+
+def _tail_sink(
+    url: str, symbols: list[str], since_id: int | None, since: datetime | None, limit: int | None
+) -> None:
+    from streamer.sinks import SinkError
+    from streamer.sinks.replay import ReplayFrom, follow_sink
+    from streamer.tail import print_event
+
+    try:
+        start = ReplayFrom(trade_id=since_id, time=since)
+        asyncio.run(follow_sink(url, symbols, start, print_event, limit=limit))
+    except KeyboardInterrupt:
+        pass
+    except SinkError as error:
+        raise fail(str(error), 2 if isinstance(error, ValueError) else 1) from None
 
 
 def demo_command(
@@ -368,7 +418,9 @@ def demo_command(
     speed: Annotated[
         float, typer.Option("--speed", help="Replay speed: 1 is the recorded pace.")
     ] = 20.0,
-    port: Annotated[int, typer.Option("--port", help="API port; 0 picks a free one.")] = 0,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="API port; 0 picks a free one.")
+    ] = 0,
     duration: Annotated[
         float | None, typer.Option("--duration", help="Stop after this many seconds.")
     ] = None,

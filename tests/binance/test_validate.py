@@ -7,9 +7,8 @@ from decimal import Decimal
 import pytest
 
 from streamer.binance.events import TradeEvent
+from streamer.binance.limits import MICROSECONDS, MILLISECONDS
 from streamer.binance.validate import (
-    MICROSECONDS,
-    MILLISECONDS,
     Rejection,
     TradeRule,
     check,

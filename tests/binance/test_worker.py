@@ -188,6 +188,9 @@ class EmptyHistory:
         self.calls.append((symbol, from_id))
         return []
 
+    async def recent_trades(self, symbol: str, limit: int = 1000) -> list[HistoricalTrade]:
+        return []
+
 
 @asynccontextmanager
 async def scripted(

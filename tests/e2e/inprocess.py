@@ -14,6 +14,7 @@ from typing import TypeVar
 import httpx
 
 from streamer.app import Service
+from streamer.binance.config import StreamerConfig
 from streamer.config import Settings
 from streamer.demo import prepare_database
 from streamer.mock_exchange import MockExchange
@@ -86,6 +87,8 @@ async def running_service(
     database_retry: float = 1.0,
     prepare: bool = True,
     listen_deadline: float = DEADLINE,
+    sinks: Sequence[str] = (),
+    streamer_config: StreamerConfig | None = None,
 ) -> AsyncIterator[Running]:
     """Seed the database from `mock` with `symbols` on, run the service, stop it at the end."""
     if prepare:
@@ -99,10 +102,11 @@ async def running_service(
         port=0,
         token=token,
         log_level="INFO",
+        sinks=list(sinks),
     )
     service = Service(
         settings,
-        streamer_config=fast_streamer_config(mock),
+        streamer_config=streamer_config or fast_streamer_config(mock),
         on_listening=lambda _, port: listening.append(port),
         database_retry=database_retry,
     )

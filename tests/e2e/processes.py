@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,7 +24,17 @@ STREAMER = Path(sys.executable).with_name("streamer")
 DEADLINE = 30.0
 """Seconds a readiness wait may take before it fails; far beyond what a loaded machine needs."""
 POLL = 0.05
-SERVICE_SETTINGS = ("DATABASE_URL", "WS_URL", "REST_URL", "HOST", "PORT", "TOKEN", "LOG_LEVEL")
+SERVICE_SETTINGS = (
+    "DATABASE_URL",
+    "WS_URL",
+    "REST_URL",
+    "HOST",
+    "PORT",
+    "TOKEN",
+    "LOG_LEVEL",
+    "SINKS",
+    "SINK_REQUIRED",
+)
 
 T = TypeVar("T")
 
@@ -153,6 +163,7 @@ class ServiceProcess(Spawned):
         mock: MockProcess,
         port: int = 0,
         host: str = "127.0.0.1",
+        args: Sequence[str] = (),
     ) -> None:
         super().__init__(
             "streamer run",
@@ -168,6 +179,7 @@ class ServiceProcess(Spawned):
                 host,
                 "--port",
                 str(port),
+                *args,
             ],
             log_path,
         )
@@ -212,14 +224,17 @@ class Spawner:
         mock: MockProcess,
         port: int = 0,
         host: str = "127.0.0.1",
+        args: Sequence[str] = (),
     ) -> ServiceProcess:
-        """A `streamer run` process, started; `wait_ready()` waits until it serves."""
+        """A `streamer run` process, started; `wait_ready()` waits until it serves; `args`
+        are further flags of `run`."""
         service = ServiceProcess(
             self._log("service"),
             database_url=database_url,
             mock=mock,
             port=port,
             host=host,
+            args=args,
         )
         self._spawned.append(service)
         return service

@@ -64,9 +64,9 @@ async def test_a_malformed_symbol_is_refused_before_anything_happens(
 ) -> None:
     """A malformed symbol answers 422 (CLI: one error line, exit 2) and nothing starts."""
     async with running_service(sqlite_url, mock_exchange) as running:
-        response = await api(running, "POST", "/api/settings/eth-usdt/start")
+        response = await api(running, "POST", "/api/settings/eth-usdt-x/start")
         assert response.status_code == 422
-        assert "invalid symbol 'eth-usdt'" in response.json()["detail"]
+        assert "invalid symbol 'eth-usdt-x'" in response.json()["detail"]
         result = await cli(running, "start", "ethusdt", "eth usdt!")
         assert result.code == 2
         assert "invalid symbol 'eth usdt!'" in one_error_line(result)
@@ -77,15 +77,15 @@ async def test_a_malformed_symbol_is_refused_before_anything_happens(
 async def test_a_trade_socket_for_a_malformed_symbol_is_closed_with_the_reason(
     sqlite_url: str, mock_exchange: MockExchange
 ) -> None:
-    """`/ws/trades?symbols=eth-usdt` is closed with 1008 (policy violation) saying what is wrong."""
+    """`/ws/trades?symbols=eth-usdt-x` is closed with 1008 (policy violation) saying why."""
     async with running_service(sqlite_url, mock_exchange) as running:
-        url = running.base_url.replace("http://", "ws://") + "/ws/trades?symbols=eth-usdt"
+        url = running.base_url.replace("http://", "ws://") + "/ws/trades?symbols=eth-usdt-x"
         with pytest.raises(ConnectionClosedError) as closed:
             async with connect(url) as websocket:
                 await websocket.recv()
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1008
-        assert closed.value.rcvd.reason.startswith("invalid symbol 'eth-usdt'")
+        assert closed.value.rcvd.reason.startswith("invalid symbol 'eth-usdt-x'")
 
 
 async def test_mutations_need_the_token_when_one_is_set(

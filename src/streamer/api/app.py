@@ -26,7 +26,7 @@ from streamer.api.models import (
     Tree,
 )
 from streamer.api.page import mount_page
-from streamer.api.security import LOOPBACK_NAMES, MutationGuard
+from streamer.api.security import MutationGuard, allowed_hosts
 from streamer.api.trades import trades_socket
 from streamer.binance.stats import LiveState
 from streamer.db import DatabaseError, Status, UnknownSymbol
@@ -67,8 +67,8 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
         redoc_url=None,
     )
     serve_docs(app)
-    if service.token is None:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES)
+    hosts = allowed_hosts(service.config.host, service.config.allowed_hosts)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
     guard = MutationGuard(service.token)
     clients = SocketClients()
     registry = metrics_registry(service, clients)

@@ -31,6 +31,7 @@ from picows import (
 from streamer.binance.channel import SymbolChannel
 from streamer.binance.config import StreamerConfig
 from streamer.binance.decode import (
+    Invalid,
     Malformed,
     OtherEvent,
     RateLimitedLog,
@@ -257,6 +258,14 @@ class StreamConnection:
             self.kick()
         elif isinstance(message, OtherEvent):
             log.debug("%s: ignoring %s event on %s", self.name, message.event_type, message.stream)
+        elif isinstance(message, Invalid):
+            channel = self.routes.get(symbol_of(message.stream)) if message.stream else None
+            if channel is not None:
+                channel.reject(message.reason, message.detail)
+            else:
+                self._malformed_log.warning(
+                    "%s: invalid trade of no streamed symbol (%s)", self.name, message.detail
+                )
         elif isinstance(message, Malformed):
             self.malformed += 1
             channel = self.routes.get(symbol_of(message.stream)) if message.stream else None
@@ -286,6 +295,8 @@ class StreamConnection:
             websocket_handshake_timeout=self.config.handshake_timeout,
             logger_name="streamer",
         )
+        if listener is None:  # picows' answer to a connection closed during the handshake
+            raise ConnectionResetError(f"{url}: connection closed during the websocket handshake")
         assert isinstance(listener, _Listener)
         sock = transport.underlying_transport.get_extra_info("socket")
         if sock is not None and self.config.receive_buffer:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streamer.binance.backfill import BackfillLimiter, TradeHistory
+from streamer.binance.budget import RestBudget
 from streamer.binance.channel import SymbolChannel
 from streamer.binance.config import StreamerConfig
 from streamer.binance.connection import ConnectGate, StreamConnection
@@ -61,6 +62,7 @@ class StreamHub:
         self.registry = registry if registry is not None else Registry("streams")
         self.clock = clock
         self.gate = ConnectGate(config, clock)
+        self.budget = RestBudget(config.rest_weight_limit)
         self.backfills = BackfillLimiter(
             config.backfill_concurrency, config.backfill_weight_per_minute, clock
         )
@@ -162,11 +164,12 @@ class StreamHub:
 
     @property
     def history(self) -> TradeHistory:
-        """Where gaps are filled from: the given one, else a REST client on `config.rest_url`."""
+        """Where gaps are filled from: the given one, else a REST client on `config.rest_url`
+        spending from the hub's one REST budget."""
         if self._history is not None:
             return self._history
         if self._own_history is None:
-            self._own_history = BinanceRest(self.config.rest_url)
+            self._own_history = BinanceRest(self.config.rest_url, budget=self.budget)
         return self._own_history
 
     def channel(self, symbol: str) -> SymbolChannel | None:

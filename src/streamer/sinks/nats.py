@@ -23,20 +23,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.api import PubAck, StorageType, StreamConfig
+from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from streamer.binance.events import TradeEvent
 from streamer.sinks.base import SinkError, SinkEvent, SinkUnavailable
+from streamer.sinks.replay import OnMessage, ReplayFrom
 from streamer.sinks.urls import InvalidSinkUrl, SinkUrl
-from streamer.sinks.wire import encode_event
+from streamer.sinks.wire import decode_event, encode_event
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ async def _quiet(error: Exception) -> None:
     log.debug("nats: %s", error)
 
 
-async def connect(url: SinkUrl) -> Client:
+async def connect(url: SinkUrl, on_closed: Callable[[], None] | None = None) -> Client:
     """A fresh connection; `SinkUnavailable` if the server cannot be reached.
 
     It does not reconnect by itself: nats-py would send what it buffered during the outage
@@ -81,9 +83,15 @@ async def connect(url: SinkUrl) -> Client:
     broken connection would then land after later ones. A new connection per outage keeps
     what the server stored a prefix of what was sent, so the re-sent batch stays in order.
     """
+
+    async def closed() -> None:
+        if on_closed is not None:
+            on_closed()
+
     try:
         return await nats.connect(
             server_url(url),
+            closed_cb=closed,
             connect_timeout=CONNECT_TIMEOUT,
             allow_reconnect=False,
             max_reconnect_attempts=1,
@@ -203,3 +211,52 @@ def from_url(url: SinkUrl) -> NatsSink:
     return NatsSink(
         url, config, prefix=prefix, timeout=url.number("timeout", DEFAULT_TIMEOUT, float)
     )
+
+
+async def replay(
+    url: SinkUrl, symbols: Sequence[str], start: ReplayFrom, on_message: OnMessage
+) -> None:
+    """Read the stream back through ordered consumers, from `start` on, until cancelled.
+
+    A time starts at the first message the stream stored at or after it; a trade id reads
+    from the first message the stream still holds and skips what comes before the id.
+    """
+    sink = from_url(url)
+    closed = asyncio.Event()
+    client = await connect(url, on_closed=closed.set)
+    try:
+        js = client.jetstream(timeout=sink.timeout)
+        config = ConsumerConfig()
+        if start.live:
+            policy = DeliverPolicy.NEW
+        elif start.time is not None:
+            policy = DeliverPolicy.BY_START_TIME
+            config.opt_start_time = start.utc()
+        else:
+            policy = DeliverPolicy.ALL
+
+        async def deliver(message: Msg) -> None:
+            document = decode_event(message.data)
+            if start.keeps(document):
+                on_message(document)
+
+        config.filter_subjects = [
+            subject(sink.prefix, symbol)
+            for symbol in symbols
+            for subject in (trades_subject, gaps_subject)
+        ] or [f"{sink.prefix}.trades.>", f"{sink.prefix}.gaps.>"]
+        await js.subscribe(
+            config.filter_subjects[0],
+            stream=sink.config.name,
+            cb=deliver,
+            ordered_consumer=True,
+            deliver_policy=policy,
+            config=config,
+        )
+        await closed.wait()
+        raise SinkUnavailable(f"{url.label}: the connection was lost")
+    except (TimeoutError, NatsError, OSError) as error:
+        raise SinkUnavailable(f"{url.label}: {error or type(error).__name__}") from None
+    finally:
+        with contextlib.suppress(NatsError, OSError, TimeoutError):
+            await client.close()

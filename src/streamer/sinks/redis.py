@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -29,13 +29,17 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamer.binance.events import TradeEvent
 from streamer.sinks.base import SinkError, SinkEvent, SinkUnavailable
+from streamer.sinks.replay import OnMessage, ReplayFrom
+from streamer.sinks.runner import reraise_cancellation
 from streamer.sinks.urls import InvalidSinkUrl, SinkUrl
-from streamer.sinks.wire import encode_event
+from streamer.sinks.wire import decode_event, encode_event
 
 DEFAULT_PREFIX = "streamer"
 DEFAULT_MAXLEN = 1_000_000
 DEFAULT_TIMEOUT = 5.0
 """Seconds a command may take before the batch is retried (a stalled server is an outage)."""
+REPLAY_PAGE = 1000
+REPLAY_BLOCK_MS = 1000
 DUPLICATE = "equal or smaller than the target stream top item"
 FIELD = "data"
 
@@ -142,3 +146,75 @@ def from_url(url: SinkUrl) -> RedisSink:
         maxlen=int(url.number("maxlen", DEFAULT_MAXLEN)),
         timeout=url.number("timeout", DEFAULT_TIMEOUT, float),
     )
+
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+"""One stream entry as redis-py returns it: its id and its fields (bytes, not decoded)."""
+
+
+async def _xrange(client: aioredis.Redis, key: str, cursor: str) -> list[Entry]:
+    # redis-py's annotations leave the shape of stream replies open.
+    return cast(list[Entry], await client.xrange(key, min=cursor, count=REPLAY_PAGE))
+
+
+async def _xread(
+    client: aioredis.Redis, positions: dict[str, str]
+) -> list[tuple[bytes, list[Entry]]]:
+    streams = cast(dict[Any, Any], positions)
+    reply = await client.xread(streams, count=REPLAY_PAGE, block=REPLAY_BLOCK_MS)
+    return cast(list[tuple[bytes, list[Entry]]], reply or [])
+
+
+async def _first_entry_at(client: aioredis.Redis, key: str, start: ReplayFrom) -> str:
+    """The id after which reading `key` starts (XREAD returns entries above it)."""
+    if start.live:
+        last = cast(list[Entry], await client.xrevrange(key, count=1))
+        return last[0][0].decode() if last else "0-0"
+    if start.trade_id is not None:
+        return f"{start.trade_id - 1}-0" if start.trade_id > 0 else "0-0"
+    cursor = "-"
+    while True:
+        page = await _xrange(client, key, cursor)
+        for entry_id, fields in page:
+            if start.keeps(decode_event(fields[FIELD.encode()])):
+                number = int(entry_id.decode().split("-", 1)[0])
+                return f"{number - 1}-0" if number > 0 else "0-0"
+        if len(page) < REPLAY_PAGE:
+            return page[-1][0].decode() if page else "0-0"
+        cursor = "(" + page[-1][0].decode()
+
+
+async def replay(
+    url: SinkUrl, symbols: Sequence[str], start: ReplayFrom, on_message: OnMessage
+) -> None:
+    """Read the sink's streams back with XREAD, from `start` on, until cancelled.
+
+    Without symbols, every symbol that has a stream when reading starts is followed.
+    """
+    sink = from_url(url)
+    client = connect(url, sink.timeout)
+    try:
+        if symbols:
+            keys = [f(sink.prefix, s) for s in symbols for f in (trades_key, gaps_key)]
+        else:
+            keys = sorted(
+                [key.decode() async for key in client.scan_iter(f"{sink.prefix}:trades:*")]
+                + [key.decode() async for key in client.scan_iter(f"{sink.prefix}:gaps:*")]
+            )
+        positions: dict[str, str] = {}
+        for key in keys:
+            positions[key] = await _first_entry_at(client, key, start)
+        while True:
+            replies = await _xread(client, positions)
+            reraise_cancellation()
+            for name, entries in replies:
+                for entry_id, fields in entries:
+                    positions[name.decode()] = entry_id.decode()
+                    document = decode_event(fields[FIELD.encode()])
+                    if start.keeps(document):
+                        on_message(document)
+    except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+        raise SinkUnavailable(f"{url.label}: {error}") from None
+    finally:
+        with contextlib.suppress(RedisError, OSError):
+            await client.aclose()

@@ -261,6 +261,7 @@ class SinkRunner:
                     self._pending = self.tracker.prepare(events)
                 await self._deliver(self._pending)
                 self._pending = None
+                reraise_cancellation()
         except asyncio.CancelledError:
             await self._flush()
             raise
@@ -287,6 +288,7 @@ class SinkRunner:
                 if batch.events:
                     await self.sink.publish(batch.events)
             except SinkError as error:
+                reraise_cancellation()
                 if self._open and not isinstance(error, SinkUnavailable):
                     log.error("sink %s refused %d events: %s", self.name, len(batch.events), error)
                     self.last_error = str(error)
@@ -344,6 +346,20 @@ class SinkRunner:
                 len(self.subscription),
                 error or "timed out",
             )
+
+
+def reraise_cancellation() -> None:
+    """Raise a cancellation that a client library swallowed or turned into its own error.
+
+    nats-py, for one, drops a cancellation that arrives while it hands a message to its
+    flusher and reports a cancelled wait for room in its publish window as
+    `TooManyStalledMsgsError`; redis-py can drop one that arrives as it sends a command.
+    Without this check a stopping child would go on waiting for its next batch until its
+    supervisor abandoned it.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class Sinks:
