@@ -38,6 +38,7 @@ STREAMING_DEADLINE = 120.0
 WARM_SECONDS = 5.0
 MEASURE_SECONDS = 20.0
 WIDTH, HEIGHT = 1400, 1000
+STOP_DEADLINE = 30.0
 
 STATS = "return window.streamerStats"
 RESET = "for (const k of Object.keys(window.streamerStats)) window.streamerStats[k] = 0"
@@ -155,8 +156,9 @@ async def run(ws_url: str, rest_url: str, folder: Path) -> dict[str, float]:
     finally:
         await asyncio.to_thread(driver.quit)
         await service.root.stop()
+        # The figures are taken; a tree slow to finish must not keep the script waiting.
         with contextlib.suppress(Exception):
-            await running
+            await asyncio.wait_for(running, STOP_DEADLINE)
 
 
 def main() -> None:
