@@ -7,7 +7,7 @@ A trade is dropped, and counted under a `Rejection` reason, unless:
   per second of trade time since that trade) nor absurdly far behind (more than `max_id_jump`);
 - its trade and event times fall after 2017-07-01 (before the exchange's first trade) and no
   later than `future_tolerance` seconds ahead of the local clock (or 2100-01-01 when that is
-  None, for a sped-up mock exchange), in the connection's time unit;
+  None), in the connection's time unit;
 - its price and quantity are finite, positive decimals within 1e-30 .. 1e30 (NaN, Infinity,
   negatives and 1E+999999 are refused).
 
