@@ -461,7 +461,10 @@ function onTick(m) {
 
 function afterData(t, changed) {
   lastTickAt = t;
-  const owner = [...rows.values()].some(r => r.owner !== undefined && r.owner !== null);
+  // The owner column tells instances apart: with one instance (or none) it says nothing.
+  const owners = new Set();
+  for (const r of rows.values()) if (r.owner !== undefined && r.owner !== null) owners.add(r.owner);
+  const owner = owners.size > 1;
   if (owner !== hasOwner) { hasOwner = owner; layoutColumns(); }
   if (changed) { viewDirty = true; treeDirty = true; }
   scheduleRender();
