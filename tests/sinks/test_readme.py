@@ -22,7 +22,7 @@ DEADLINE = 30.0
 
 def snippet(library: str) -> str:
     """The README's Python block that imports `library`."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
     [found] = [block for block in blocks if re.search(rf"^import {library}$", block, re.MULTILINE)]
     return found
 
