@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow lint typecheck demo bench clean
+.PHONY: install test test-slow lint typecheck demo bench screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The live page with every symbol streaming: docs/screenshots/*.png and its figures in
+# docs/benchmarks.md (needs chromium and chromium-driver).
+screenshots: $(STAMP)
+	$(BIN)/python -m bench.page
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -25,8 +25,9 @@ from typing import Any
 
 import msgspec
 
-from bench import decoding, mock_exchange, recording, sinks
+from bench import cluster, decoding, mock_exchange, recording, sinks
 from bench.client import SYMBOL
+from bench.docs import kept_sections
 from bench.mock_process import EXCHANGE_INFO, FULL_SPEED, only_symbols
 from bench.mock_process import mock_exchange as mock_process
 from bench.peers.common import MOCK_PID
@@ -180,6 +181,7 @@ def main() -> None:
     if raw is not None and ours is not None:
         figures["delivered_vs_raw_ratio"] = round(ours["rate"] / raw["rate"], 3)
     figures.update(recording.figures(ours["rate"] if ours is not None else None, best_of))
+    figures.update(cluster.figures())
     figures.update(sinks.figures(best_of))
 
     peer_rates: dict[str, float] = {}
@@ -241,10 +243,12 @@ def main() -> None:
 def write_doc(figures: dict[str, float | str], notes: dict[str, str]) -> None:
     rows = "\n".join(f"| `{name}` | {value} |" for name, value in figures.items())
     peers = "\n".join(f"  - `{name}`: {note}" for name, note in notes.items())
+    kept = kept_sections(DOC.read_text()) if DOC.exists() else ""
     DOC.write_text(
         TEMPLATE.format(
             rows=rows, peers=peers, pace=pace_lines(figures), frames=FRAMES, rounds=ROUNDS
         )
+        + ("\n" + kept if kept else "")
     )
 
 
@@ -283,6 +287,12 @@ run on the machine that ran it; compare runs on the same machine only.
 - `cpu_s_per_million`: CPU seconds the streaming process spent per million trades delivered.
 - `peer_*_per_s`: trades each peer library handed to its callback, on the same frames:
 {peers}
+- `failover_seconds`, `rebalance_seconds`, `lease_renew_ms`, `lease_cpu_share_1695`: three
+  instances on one PostgreSQL database with the default leases (ttl 6 s, renewed every second),
+  30 symbols: from `kill -9` of the busiest instance until all its symbols stream on the others,
+  and from a new instance's readiness until every instance holds 10 again (medians of 3); the
+  mean renew round; the CPU share of one core an instance spends on rounds with 1,695 symbols
+  over 3 instances (`bench/cluster.py`, `python -m bench.cluster` alone).
 - `record_per_s`: trades per second made durable by `streamer record`'s path (the sink runner
   and the Parquet sink: journal fsynced per batch, parts written and renamed at close) on the
   same feed, in a fresh process, best of 2 rounds of 300,000; `record_vs_delivered` divides it by

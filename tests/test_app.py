@@ -12,7 +12,7 @@ from streamer.api.security import TokenRequired
 from streamer.app import Service
 from streamer.binance.events import TradeEvent
 from streamer.config import Settings
-from streamer.db import DatabaseUnavailable
+from streamer.db import DatabaseCorrupt, DatabaseUnavailable
 from streamer.mock_exchange import MockExchange
 from streamer.pubsub import topic
 from tests.fixtures.database import seed_database
@@ -40,11 +40,24 @@ async def test_a_database_down_at_start_is_waited_for_without_crash_loop(
 
         assert not service.health().ready
         assert not service.health().database
-        assert [child.restarts for child in service.root.which_children()] == [0, 0, 0]
+        assert all(child.restarts == 0 for child in service.root.which_children())
 
         await service.root.stop()
         assert await task == 0
     assert "127.0.0.1" in caplog.text
+
+
+async def test_a_file_that_is_not_a_database_fails_at_once(tmp_path: Path) -> None:
+    """An SQLite file of something else is one error before anything starts, not an outage."""
+    corrupt = tmp_path / "streamer.db"
+    corrupt.write_bytes(b"this is a text file, not SQLite\n" * 200)
+    service = Service(Settings(database_url=f"sqlite:///{corrupt}", port=0), http=False)
+
+    with pytest.raises(DatabaseCorrupt, match="is not an SQLite database") as caught:
+        await service.run()
+
+    assert "\n" not in str(caught.value)
+    assert service.root.which_children() == []
 
 
 async def test_health_follows_the_database_after_start(

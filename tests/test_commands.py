@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from streamer.cli import app
+from streamer.commands import report_changes
 from streamer.db import SettingsRepository, Status, create_engine
 from tests.fixtures.database import seed_database
 from tests.ports import closed_port
@@ -97,7 +98,7 @@ def test_status_json_lists_the_symbols_that_are_on(seeded: str) -> None:
 
     assert code == 0
     assert json.loads(out) == [
-        {"symbol": "NEOUSDT", "status": "on", "state": "stopped", "restarts": 0}
+        {"symbol": "NEOUSDT", "owner": None, "status": "on", "state": "stopped", "restarts": 0}
     ]
 
 
@@ -190,5 +191,43 @@ def test_run_refuses_a_sink_url_it_cannot_use(database_url: str) -> None:
     code, _, err = invoke("run", "--sink", "kafka://127.0.0.1:9092", "--database-url", database_url)
 
     assert code == 2
-    assert "nats://" in err
-    assert "redis://" in err
+    assert "nats://, parquet://, redis://" in err
+
+
+def test_run_on_a_file_that_is_not_a_database_is_one_error_line(tmp_path: Path) -> None:
+    """`streamer run` on an SQLite file of something else says so in one line and exits 1."""
+    corrupt = tmp_path / "streamer.db"
+    corrupt.write_bytes(b"\x00garbage" * 1000)
+
+    code, _, err = invoke("run", "--database-url", f"sqlite:///{corrupt}", "--port", "0")
+
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"error: SQLite file {corrupt} is not an SQLite database (file is not a database): "
+        "move it away or point STREAMER_DATABASE_URL at another file"
+    ]
+
+
+def test_start_takes_the_forms_users_type_and_unicode_names(database_url: str) -> None:
+    """`start eth/usdt 这是测试币456` switches on ETHUSDT and the Unicode symbol, as listed."""
+    asyncio.run(seed_database(database_url, [*SYMBOLS, "这是测试币456"]))
+
+    code, out, err = invoke("start", "eth/usdt", "这是测试币456", *offline(database_url))
+
+    assert code == 0, err
+    assert "ETHUSDT, 这是测试币456" in out
+    assert statuses(database_url)["这是测试币456"] == "on"
+    assert statuses(database_url)["ETHUSDT"] == "on"
+
+
+def test_many_symbols_are_reported_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A start or stop of more than ten symbols prints one summary line, plus any failure."""
+    wanted = [f"COIN{n}USDT" for n in range(12)]
+    result = {"changed": wanted[:10], "unchanged": wanted[10:11], "failed": {wanted[11]: "boom"}}
+
+    report_changes(result, wanted, Status.OFF)
+
+    assert capsys.readouterr().out.splitlines() == [
+        "12 symbols: 10 stopped, 1 not running, 1 failed",
+        "COIN11USDT: failed: boom",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from streamer.config import BINANCE_REST_URL, BINANCE_WS_URL, Settings, default_data_dir
 
@@ -65,3 +66,25 @@ def test_a_dotenv_file_in_the_working_directory_is_read(
     settings = Settings()
 
     assert (settings.host, settings.port) == ("127.0.0.2", 9123)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"port": 99999},
+        {"port": -1},
+        {"ws_url": "ws://127.0.0.1:99999"},
+        {"rest_url": "http://127.0.0.1:0"},
+        {"rest_url": "http://127.0.0.1:70000/api"},
+    ],
+)
+def test_a_port_outside_the_tcp_range_is_refused(setting: dict[str, object]) -> None:
+    """A port outside 1-65535 (0 only for the API, where it picks a free one) does not validate."""
+    with pytest.raises(ValidationError, match=r"equal to 0|65535"):
+        Settings(**setting)  # type: ignore[arg-type]
+
+
+def test_extra_allowed_hosts_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """STREAMER_ALLOWED_HOSTS names extra Host names, comma-separated."""
+    monkeypatch.setenv("STREAMER_ALLOWED_HOSTS", "streamer.example.org, 10.0.0.5")
+    assert Settings().allowed_hosts == ["streamer.example.org", "10.0.0.5"]

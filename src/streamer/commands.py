@@ -28,13 +28,16 @@ from streamer.client import ApiError, ServiceClient, ServiceNotRunning
 from streamer.config import Settings
 from streamer.db import DatabaseError, SettingsRepository, Status, create_engine
 from streamer.logs import configure_logging
-from streamer.symbols import InvalidSymbol, normalize_symbol
+from streamer.symbols import InvalidSymbol, ascii_upper, normalize_symbol, url_quote
 
 Host = Annotated[
     str | None, typer.Option("--host", help="API address (env STREAMER_HOST)", show_default=False)
 ]
 Port = Annotated[
-    int | None, typer.Option("--port", help="API port (env STREAMER_PORT)", show_default=False)
+    int | None,
+    typer.Option(
+        "--port", min=0, max=65535, help="API port (env STREAMER_PORT)", show_default=False
+    ),
 ]
 Token = Annotated[
     str | None,
@@ -43,6 +46,8 @@ Token = Annotated[
 
 
 def api_url(settings: Settings) -> str:
+    if settings.port == 0:
+        raise fail("port 0 names no running service: give the API's port (--port)", 2)
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     return f"http://{host}:{settings.port}"
 
@@ -78,7 +83,7 @@ def with_quote(symbols: list[str], quote: str | None) -> list[str]:
     """The symbols quoted in `quote` (their name ends with it), or all when no quote is given."""
     if quote is None:
         return symbols
-    suffix = quote.strip().upper()
+    suffix = ascii_upper(quote.strip())
     return [s for s in symbols if s.endswith(suffix) and len(s) > len(suffix)]
 
 
@@ -117,7 +122,7 @@ async def _set_offline(database_url: str, selection: Selection, status: Status) 
         await engine.dispose()
 
 
-def _report(result: dict[str, Any], wanted: list[str], status: Status) -> None:
+def report_changes(result: dict[str, Any], wanted: list[str], status: Status) -> None:
     changed_word, unchanged_word = (
         ("started", "already streaming") if status is Status.ON else ("stopped", "was not running")
     )
@@ -129,7 +134,7 @@ def _report(result: dict[str, Any], wanted: list[str], status: Status) -> None:
             typer.echo(f"{symbol}: {notes[symbol]}")
         return
     summary = f"{len(wanted)} symbols: {len(result['changed'])} {changed_word}, "
-    summary += f"{len(result['unchanged'])} {unchanged_word}"
+    summary += f"{len(result['unchanged'])} {unchanged_word.removeprefix('was ')}"
     typer.echo(summary + (f", {len(result['failed'])} failed" if result["failed"] else ""))
     for symbol, why in result["failed"].items():
         typer.echo(f"{symbol}: failed: {why}")
@@ -143,7 +148,7 @@ def _change(selection: Selection, status: Status, settings: Settings) -> None:
                 known = [s["symbol"] for s in client.settings(active=status is Status.OFF)]
             wanted = selection.resolve(known)
             verb = client.start_many if status is Status.ON else client.stop_many
-            _report(verb(wanted), wanted, status)
+            report_changes(verb(wanted), wanted, status)
             return
     except ServiceNotRunning:
         pass
@@ -215,7 +220,13 @@ async def _offline_states(database_url: str, include_off: bool) -> list[dict[str
     finally:
         await engine.dispose()
     return [
-        {"symbol": row.symbol, "status": str(row.status), "state": "stopped", "restarts": 0}
+        {
+            "symbol": row.symbol,
+            "owner": None,
+            "status": str(row.status),
+            "state": "stopped",
+            "restarts": 0,
+        }
         for row in rows
     ]
 
@@ -246,11 +257,14 @@ def status_command(
         typer.echo(json.dumps(states, indent=2))
         return
     table = Table(title=f"streamer status, from the {source}", title_justify="left")
-    for column in ("symbol", "status", "state", "since", "trades/s", "restarts", "gaps"):
-        table.add_column(column, justify="left" if column in ("symbol", "state") else "right")
+    for column in ("symbol", "owner", "status", "state", "since", "trades/s", "restarts", "gaps"):
+        table.add_column(
+            column, justify="left" if column in ("symbol", "owner", "state") else "right"
+        )
     for state in states:
         table.add_row(
             state["symbol"],
+            state.get("owner") or "-",
             state["status"],
             state["state"],
             (state.get("since") or "")[11:19],
@@ -292,8 +306,9 @@ def run_command(
         list[str] | None,
         typer.Option(
             "--sink",
-            help="Publish every event to this broker too: nats://host:4222 or "
-            "redis://host:6379/0 (repeatable; env STREAMER_SINKS, comma-separated)",
+            help="Publish every event to this broker too: nats://host:4222, "
+            "redis://host:6379/0 or parquet:///dir (repeatable; env STREAMER_SINKS, "
+            "comma-separated)",
             show_default=False,
         ),
     ] = None,
@@ -305,11 +320,29 @@ def run_command(
             show_default=False,
         ),
     ] = None,
+    instance_id: Annotated[
+        str | None,
+        typer.Option(
+            "--instance-id",
+            help="This instance's name in a group (env STREAMER_INSTANCE_ID; default host-pid)",
+        ),
+    ] = None,
+    lease_ttl: Annotated[
+        float | None,
+        typer.Option("--lease-ttl", help="Seconds a symbol's lease lasts (env STREAMER_LEASE_TTL)"),
+    ] = None,
+    lease_renew: Annotated[
+        float | None,
+        typer.Option(
+            "--lease-renew", help="Seconds between lease renewals (env STREAMER_LEASE_RENEW)"
+        ),
+    ] = None,
 ) -> None:
     """Run the service: migrate the database, autostart the enabled symbols, serve the API."""
     from streamer.api.security import TokenRequired
     from streamer.api.server import bind
     from streamer.app import Service
+    from streamer.ownership import InstanceLocked, InvalidLeaseTimes
     from streamer.sinks import SinkError
 
     settings = settings_from(
@@ -323,11 +356,14 @@ def run_command(
         log_format=log_format,
         sinks=sinks or None,
         sink_required=sink_required,
+        instance_id=instance_id,
+        lease_ttl=lease_ttl,
+        lease_renew=lease_renew,
     )
     configure_logging(settings.log_level, settings.log_format)
     try:
         service = Service(settings)
-    except (TokenRequired, SinkError) as error:
+    except (TokenRequired, SinkError, InvalidLeaseTimes) as error:
         raise fail(str(error), 2) from None
     except DatabaseError as error:
         raise fail(str(error)) from None
@@ -335,7 +371,11 @@ def run_command(
         bind(settings.host, settings.port).close()
     except OSError as error:
         raise fail(f"{error}: another program uses it; choose another with --port") from None
-    raise typer.Exit(asyncio.run(service.run()))
+    try:
+        code = asyncio.run(service.run())
+    except (InstanceLocked, DatabaseError) as error:
+        raise fail(str(error)) from None
+    raise typer.Exit(code)
 
 
 def tail_command(
@@ -375,7 +415,7 @@ def tail_command(
         return
     url = api_url(settings).replace("http://", "ws://", 1) + "/ws/trades"
     if wanted:
-        url += "?symbols=" + ",".join(wanted)
+        url += "?symbols=" + ",".join(url_quote(symbol) for symbol in wanted)
     try:
         asyncio.run(follow(url, print_event))
     except KeyboardInterrupt:
@@ -408,7 +448,9 @@ def demo_command(
     speed: Annotated[
         float, typer.Option("--speed", help="Replay speed: 1 is the recorded pace.")
     ] = 20.0,
-    port: Annotated[int, typer.Option("--port", help="API port; 0 picks a free one.")] = 0,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="API port; 0 picks a free one.")
+    ] = 0,
     duration: Annotated[
         float | None, typer.Option("--duration", help="Stop after this many seconds.")
     ] = None,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from platformdirs import user_data_path
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from streamer.logs import LogFormat
@@ -29,6 +30,17 @@ def default_database_url() -> str:
     return f"sqlite:///{default_data_dir() / 'streamer.db'}"
 
 
+def checked_url(url: str) -> str:
+    """`url` unchanged, or ValueError when it names a port outside 1-65535."""
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"{url!r} names a port outside 1-65535")
+    return url
+
+
 class Settings(BaseSettings):
     """The service's configuration; defaults point at the real Binance and a local SQLite file."""
 
@@ -40,14 +52,26 @@ class Settings(BaseSettings):
     ws_url: str = BINANCE_WS_URL
     rest_url: str = BINANCE_REST_URL
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    """TCP port of the API; 0 lets `run` pick a free one."""
     token: SecretStr | None = None
+    allowed_hosts: Annotated[list[str], NoDecode] = []
+    """Extra names the API answers to beyond this machine's; a comma-separated list."""
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.TEXT
     sinks: Annotated[list[str], NoDecode] = []
     """Sink URLs (`nats://...`, `redis://...`); the variable is a comma-separated list."""
     sink_required: bool = False
     """Whether the service is ready only while every sink's destination answers."""
+    # Several instances on one PostgreSQL database (see `streamer.ownership`).
+    instance_id: str = ""
+    lease_ttl: float = 6.0
+    lease_renew: float = 1.0
+
+    @field_validator("ws_url", "rest_url")
+    @classmethod
+    def _port_in_range(cls, value: str) -> str:
+        return checked_url(value)
 
     @field_validator("log_level")
     @classmethod
@@ -57,7 +81,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
         return level
 
-    @field_validator("sinks", mode="before")
+    @field_validator("sinks", "allowed_hosts", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):

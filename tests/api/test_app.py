@@ -114,7 +114,8 @@ async def test_tree_shows_the_supervision_tree(running: Running) -> None:
 
     assert tree["name"] == "streamer"
     ids = [child["id"] for child in tree["children"]]
-    assert ids == ["database", "stream_hub", "streaming", "http"]
+    group = ["ownership"] if running.service.ownership is not None else []
+    assert ids == ["database", "stream_hub", "streaming", "http", *group]
     streaming = tree["children"][2]["supervisor"]
     assert streaming["strategy"] == "rest_for_one"
     assert [child["id"] for child in streaming["children"]] == ["streamers", "autostart"]
@@ -203,6 +204,21 @@ class TestWithToken:
         response = await running.http.get("/api/settings")
 
         assert response.status_code == 200
+
+    async def test_a_token_keeps_the_host_check(self, running: Running) -> None:
+        """With a token set, a rebound Host name is still refused, even with the token."""
+        response = await running.http.get(
+            "/api/settings",
+            headers={"host": "attacker.example:8000", "authorization": f"Bearer {TOKEN}"},
+        )
+
+        assert response.status_code == 400
+
+    async def test_a_symbol_path_takes_the_forms_users_type(self, running: Running) -> None:
+        """`/api/settings/eth-usdt` is ETHUSDT; a URL-encoded long s is another, unknown, name."""
+        assert (await running.http.get("/api/settings/eth-usdt")).json()["symbol"] == "ETHUSDT"
+        long_s = await running.http.get("/api/settings/ETHU%C5%BFDT")
+        assert long_s.status_code == 404
 
 
 async def test_a_rebound_host_name_is_refused_without_a_token(running: Running) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import websockets
+from fastapi import WebSocket
 from websockets.typing import Origin
 
-from streamer.api.live import LiveBoard
+from streamer.api.live import CLIENT_BACKLOG, HISTORY_POINTS, History, LiveBoard, LiveFeed
 from streamer.binance.events import TradeEvent
 from tests.api.conftest import SYMBOLS, Running
 
@@ -113,6 +114,35 @@ def test_rows_survive_a_database_outage() -> None:
     assert tick.rows == {}
     assert tick.removed == []
     assert "ETHUSDT" in board.rows
+
+
+def test_history_stays_bounded() -> None:
+    """A symbol streaming for hours keeps only its last few minutes of points."""
+    history = History()
+    for second in range(HISTORY_POINTS * 5):
+        history.append(float(second), 1.0 + second, 0.0)
+
+    assert HISTORY_POINTS <= len(history.t) < HISTORY_POINTS * 5 // 4 + 1
+    assert history.t[-1] == HISTORY_POINTS * 5 - 1
+    assert len(history.price) == len(history.rate) == len(history.t)
+
+
+async def test_a_page_that_falls_behind_gets_a_snapshot_not_a_backlog(running: Running) -> None:
+    """Ticks a page has not read are dropped for one fresh snapshot, so its queue stays short."""
+    feed = LiveFeed(running.service, interval=3600.0)
+    page = feed.join(cast(WebSocket, None))
+    try:
+        for _ in range(CLIENT_BACKLOG * 3):
+            await feed._tick()
+        kinds = []
+        while not page.queue.empty():
+            kinds.append(json.loads(page.queue.get_nowait())["type"])
+    finally:
+        feed.leave(page)
+        await feed.close()
+
+    assert 0 < len(kinds) <= CLIENT_BACKLOG
+    assert kinds[0] == "snapshot"
 
 
 def ws_url(running: Running) -> str:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from streamer.binance.backfill import BackfillLimiter, fill_gap
 from streamer.binance.channel import SymbolChannel
 from streamer.binance.events import Event, GapNotice, TradeEvent
-from streamer.binance.rest import RestError
+from streamer.binance.rest import HistoryUnavailable, RestError
 from streamer.pubsub import PubSub, Subscription, topic
 from tests.polling import eventually
 
@@ -40,6 +40,10 @@ class History:
             raise RestError("exchange unreachable")
         found = sorted(i for i in self.available if i >= from_id)
         return [Historical(i) for i in found[: min(limit, self.page)]]
+
+    async def recent_trades(self, symbol: str, limit: int = 1000) -> list[Historical]:
+        self.calls.append((-1, limit))
+        return [Historical(i) for i in sorted(self.available)[-limit:]]
 
 
 def live(trade_id: int) -> TradeEvent:
@@ -133,6 +137,25 @@ async def test_history_rows_failing_validation_are_announced_not_published() -> 
         (10, False),
     ]
     assert channel.rejected == {"price": 1, "time_range": 1}
+
+
+async def test_a_host_without_historical_trades_fills_recent_gaps_from_the_last_1000() -> None:
+    """When `historicalTrades` is not served, the latest 1,000 trades fill what they cover and
+    the older part of the gap is announced lost."""
+
+    class NoHistory(History):
+        async def historical_trades(
+            self, symbol: str, from_id: int, limit: int = 1000
+        ) -> list[Historical]:
+            raise HistoryUnavailable("data-api.binance.vision does not serve it", status=404)
+
+    history = NoHistory(set(range(1, 2_101)))
+    channel, sub = channel_with_gap(first_live=2_101, gap_start=5)
+    await fill_gap(channel, history, max_trades=5_000)
+    events = summary(sub.get_nowait_batch())
+    assert events[0] == ("gap", 5, 1_100)
+    assert events[1:] == [(i, True) for i in range(1_101, 2_101)] + [(2_101, False)]
+    assert history.calls == [(-1, 1000)]
 
 
 async def test_oversized_gap_only_fills_its_newest_part() -> None:

@@ -16,6 +16,14 @@ def test_stream_url_carries_streams_and_time_unit() -> None:
     )
 
 
+def test_stream_url_percent_encodes_non_ascii_stream_names() -> None:
+    """A Unicode symbol's stream goes into the URL percent-encoded as UTF-8, as Binance takes it."""
+    config = StreamerConfig(ws_url="ws://host:1")
+    assert config.stream_url(["这@trade", "ethusdt@trade"]) == (
+        "ws://host:1/stream?streams=%E8%BF%99@trade/ethusdt@trade"
+    )
+
+
 def test_endpoints_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """STREAMER_WS_URL and STREAMER_REST_URL reach the streaming config."""
     monkeypatch.setenv("STREAMER_WS_URL", "ws://127.0.0.1:9")

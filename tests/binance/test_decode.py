@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from streamer.binance.decode import (
+    Invalid,
     Malformed,
     OtherEvent,
     RateLimitedLog,
@@ -81,6 +82,22 @@ def test_deeply_nested_json_is_malformed_not_a_recursion_error(frame: bytes) -> 
     result = classify(frame)
     assert isinstance(result, Malformed)
     assert "RecursionError" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [(b'"t":-4,"T":1700000000000', "id_range"), (b'"t":4,"T":17', "time_range")],
+)
+def test_a_trade_out_of_range_is_invalid_with_its_reason(data: bytes, reason: str) -> None:
+    """A trade whose id or time no trade can have is classified Invalid, with its stream."""
+    frame = (
+        b'{"stream":"ethusdt@trade","data":{"e":"trade","E":1700000000000,"s":"ETHUSDT",'
+        + data
+        + b',"p":"1","q":"1","m":true}}'
+    )
+    result = classify(frame)
+    assert isinstance(result, Invalid)
+    assert (result.reason, result.stream) == (reason, "ethusdt@trade")
 
 
 def test_malformed_trade_keeps_its_stream() -> None:

@@ -11,7 +11,10 @@ from streamer.binance.events import Dropped, GapNotice, TradeEvent, as_dict
 
 def test_trade_decodes_from_wire_names_with_exact_decimals() -> None:
     """A trade payload decodes into a TradeEvent whose price and quantity are exact decimals."""
-    raw = b'{"e":"trade","E":1,"s":"BNBBTC","t":5,"p":"0.10000001","q":"3.3","T":2,"m":false}'
+    raw = (
+        b'{"e":"trade","E":1700000000001,"s":"BNBBTC","t":5,"p":"0.10000001","q":"3.3",'
+        b'"T":1700000000000,"m":false}'
+    )
     event = msgspec.json.decode(raw, type=TradeEvent)
     assert event.price == Decimal("0.10000001")
     assert event.quantity == Decimal("3.3")

@@ -10,7 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from streamer.binance.rest import BinanceRest, RestError, RetryPolicy, decode_exchange_info
+from streamer.binance.rest import (
+    BinanceRest,
+    HistoryUnavailable,
+    RestError,
+    RetryPolicy,
+    decode_exchange_info,
+)
 
 EXCHANGE_INFO_FILE = (
     Path(__file__).resolve().parents[3]
@@ -28,7 +34,7 @@ SMALL_INFO = {
     ],
 }
 
-BAD_SYMBOL = {"symbol": "ETH/BTC", "status": "TRADING", "baseAsset": "ETH", "quoteAsset": "BTC"}
+BAD_SYMBOL = {"symbol": "ETH;BTC", "status": "TRADING", "baseAsset": "ETH", "quoteAsset": "BTC"}
 
 
 class Recorder:
@@ -128,6 +134,22 @@ async def test_historical_trades_are_exact_and_need_no_key() -> None:
     assert trades[0].price == Decimal("0.09643000")
     assert str(trades[0].qty) == "1617.50000000"
     assert trades[0].is_buyer_maker is False
+
+
+async def test_a_host_without_historical_trades_says_so_once_and_serves_recent_trades() -> None:
+    """A 404 on historicalTrades raises HistoryUnavailable, later calls do not ask again, and
+    recent_trades reads `/api/v3/trades`."""
+    trade = {"id": 7, "price": "1", "qty": "2", "time": 1559520022517, "isBuyerMaker": True}
+    server = Recorder(httpx.Response(404), ok([trade]))
+    async with server.client() as rest:
+        with pytest.raises(HistoryUnavailable):
+            await rest.historical_trades("ETHUSDT", 5)
+        with pytest.raises(HistoryUnavailable):
+            await rest.historical_trades("ETHUSDT", 6)
+        recent = await rest.recent_trades("ETHUSDT")
+    assert [r.url.path for r in server.requests] == ["/api/v3/historicalTrades", "/api/v3/trades"]
+    assert dict(server.requests[1].url.params) == {"symbol": "ETHUSDT", "limit": "1000"}
+    assert [t.id for t in recent] == [7]
 
 
 @pytest.mark.parametrize(("from_id", "limit"), [(1, 0), (1, 1001), (-1, 10)])

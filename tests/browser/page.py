@@ -73,6 +73,7 @@ if (!el) return null;
 const c = el.children;
 const text = k => el.cells[k] ? el.cells[k].textContent : null;
 return {state: text('state'), price: text('price'), rate: text('rate'), age: text('age'),
+  gaps: text('gaps'),
   alert: el.classList.contains('alert'), button: el.button.textContent,
   stateColor: getComputedStyle(el.cells.state).color,
   chart: el.chart.toDataURL(), count: c.length};

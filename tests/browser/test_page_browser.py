@@ -170,3 +170,44 @@ async def test_the_supervision_tree_updates_live(page: LivePage, service: Runnin
 
 
 SHOWN = "[...document.querySelectorAll('#rows .row')].filter(r => !r.hidden).map(r => r.symbol)"
+
+
+async def test_new_states_and_an_owner_column_show_without_a_page_change(page: LivePage) -> None:
+    """A state the page has no colour for gets the neutral one and counts as an alert; the owner
+    column appears once rows carry an owner (as they do when several instances share a database).
+    """
+    await page.row("ETHUSDT")
+    assert "owner" not in await page.js("return document.getElementById('head').textContent")
+    await page.js(
+        "onTick({t: Date.now() / 1000, removed: [],"
+        " rows: {ETHUSDT: {state: 'draining', owner: 'instance-b'}}})"
+    )
+    await page.until(
+        "return document.getElementById('head').textContent.includes('owner')", "the owner column"
+    )
+    shown = await page.js(
+        "const r = [...document.querySelectorAll('#rows .row')]"
+        ".find(r => r.dataset.symbol === 'ETHUSDT');"
+        "return [r.cells.owner.textContent, r.cells.state.className, r.classList.contains('alert')]"
+    )
+    assert shown == ["instance-b", "state state-other", True]
+
+
+async def test_a_filled_gap_shows_on_the_rows_timeline(
+    page: LivePage, mock_exchange: MockExchange
+) -> None:
+    """Trade ids skipped by the exchange are back-filled, counted, and marked on the timeline."""
+    before = await page.row("BTCUSDT")
+    timeline = (
+        "return [...document.querySelectorAll('#rows .row')]"
+        ".find(r => r.dataset.symbol === 'BTCUSDT').timeline.toDataURL()"
+    )
+    empty = await page.js(timeline)
+    assert before["gaps"] == "0/0"
+    mock_exchange.faults.skip_ids("BTCUSDT", 3)
+    await page.until(
+        "const r = (() => {" + ROW_SCRIPT + "})(); return r && r.gaps === '1/0';",
+        "one BTCUSDT gap filled",
+        "BTCUSDT",
+    )
+    await page.until(timeline.replace("return ", "return arguments[0] !== "), "a gap mark", empty)

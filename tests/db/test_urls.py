@@ -55,3 +55,10 @@ def test_sqlite_path_is_none_in_memory() -> None:
     """An in-memory SQLite database has no file to create a directory for."""
     assert sqlite_path(parse_url("sqlite:///:memory:")) is None
     assert str(sqlite_path(parse_url("sqlite:////tmp/a/b.db"))) == "/tmp/a/b.db"
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@127.0.0.1:99999/x", "postgresql://u@h:0/x"])
+def test_a_port_outside_the_tcp_range_is_refused(url: str) -> None:
+    """A database URL with a port outside 1-65535 is a one-line error, not a driver crash."""
+    with pytest.raises(InvalidDatabaseUrl, match="a port is 1 to 65535"):
+        parse_url(url)

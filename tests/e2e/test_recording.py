@@ -10,9 +10,8 @@ from pathlib import Path
 import pyarrow.dataset as ds
 
 from streamer.mock_exchange import MockConfig, MockExchange
-from streamer.recording.layout import JOURNAL_DIR, read_gaps
+from streamer.recording.layout import JOURNAL, read_gaps
 from streamer.recording.verify import verify
-from streamer.sinks.parquet import JOURNAL
 from tests.binance.recorded import require_data
 from tests.e2e.inprocess import eventually
 from tests.e2e.processes import Spawned
@@ -22,7 +21,7 @@ SYMBOLS = ("ADAUSDT", "FETUSDT")
 
 def journalled(folder: Path) -> int:
     """Bytes of trades the recorder has acknowledged since it last rolled its journal."""
-    journal = folder / JOURNAL_DIR / JOURNAL
+    journal = folder / JOURNAL
     return journal.stat().st_size if journal.exists() else 0
 
 

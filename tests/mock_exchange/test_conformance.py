@@ -106,3 +106,19 @@ async def test_rest_client_reads_exchange_info_and_history(
     assert market is not None
     latest = market.id_of(market.head())
     assert [t["id"] for t in recent] == list(range(latest - 5, latest))
+
+
+async def test_rest_client_sees_the_weight_and_todays_limits(
+    mock: MockExchange, client: AsyncClient
+) -> None:
+    """python-binance reads 6,000 weight a minute in rateLimits and the used weight after each
+    call, both calls on one kept-alive connection."""
+    info = await client.get_exchange_info()
+    after_info = int(client.response.headers["X-MBX-USED-WEIGHT-1M"])
+    await client.get_recent_trades(symbol=SYMBOL, limit=5)
+    after_trades = int(client.response.headers["X-MBX-USED-WEIGHT-1M"])
+
+    weight = [r for r in info["rateLimits"] if r["rateLimitType"] == "REQUEST_WEIGHT"]
+    assert [(r["interval"], r["intervalNum"], r["limit"]) for r in weight] == [("MINUTE", 1, 6000)]
+    assert after_trades - after_info == 25
+    assert len(mock.plain) == 1  # both calls travelled on one kept-alive connection

@@ -65,3 +65,16 @@ def test_a_damaged_part_is_a_clear_data_error(tmp_path: Path) -> None:
     (folder / "part-0.parquet").write_bytes(b"not parquet")
     with pytest.raises(DataError, match="ADAUSDT: cannot read the recording"):
         load_recording("ADAUSDT", scan_recording(tmp_path)["ADAUSDT"])
+
+
+async def test_a_recording_plays_at_its_recorded_pace_scaled_by_the_speed(tmp_path: Path) -> None:
+    """At speed 0.1, a quarter second of the mock's clock plays 25 ms of recorded trades."""
+    await _record(tmp_path)
+    now = [100.0]
+    exchange = Exchange(MockConfig(data_dir=tmp_path, speed=0.1), clock=lambda: now[0])
+    market = exchange.market("ADAUSDT")
+    assert market is not None
+    now[0] += 0.25
+    assert market.head() == 3  # trades 10, 20 and 30 ms into the recording
+    now[0] += 0.5
+    assert market.head() == 8

@@ -15,12 +15,15 @@ from streamer.app import Service
 from streamer.config import Settings
 from streamer.db import SettingsRepository, Status, create_engine
 from streamer.mock_exchange import MockConfig, MockExchange
+from streamer.pubsub import PubSub, topic
 from streamer.recording.recorder import (
     prepare_database,
     recorded_positions,
     recorder_settings,
 )
-from streamer.recording.verify import verify
+from streamer.recording.verify import IdRange, verify
+from streamer.sinks.parquet import ParquetSink
+from streamer.sinks.runner import SinkRunner
 from tests.binance.recorded import require_data
 from tests.e2e.inprocess import eventually
 from tests.fixtures.mock_exchange import fast_streamer_config
@@ -103,3 +106,20 @@ async def test_the_recorder_streams_exactly_its_symbols_from_the_last_recorded_t
     assert await positions_of(url) == ({"ADAUSDT": 7}, ["ADAUSDT", "BTCUSDT"])
     await prepare_database(url, ["ETHUSDT"], positions)
     assert await positions_of(url) == ({"ETHUSDT": 9}, ["ETHUSDT"])
+
+
+async def test_trades_the_sink_runner_lost_are_explained_by_the_ledger(tmp_path: Path) -> None:
+    """Ids that never reached the recording arrive as the runner's gap notice and verify clean."""
+    await record(tmp_path, [trade(i) for i in range(1, 6)])
+    pubsub = PubSub()
+    runner = SinkRunner(ParquetSink(tmp_path), pubsub)
+    runner.resume_from(SYMBOL, 5)
+    running = asyncio.create_task(runner.run(lambda: None))
+    pubsub.publish(topic(SYMBOL), trade(10))
+    await eventually(lambda: runner.durable.get(SYMBOL) == 10, "trade 10 recorded")
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    assert rows(tmp_path).column("trade_id").to_pylist() == [1, 2, 3, 4, 5, 10]
+    summary = verify(tmp_path)
+    assert summary.clean
+    assert summary.reports[0].explained == (IdRange(6, 9),)

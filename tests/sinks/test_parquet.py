@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from streamer.binance.events import GapNotice, TradeEvent
-from streamer.recording.layout import JOURNAL_DIR, read_gaps
-from streamer.sinks.base import SinkError, SinkEvent
-from streamer.sinks.parquet import JOURNAL, ROLL_BYTES, ParquetSink
+from streamer.recording.layout import JOURNAL, read_gaps, write_atomically
+from streamer.sinks.base import SinkError, SinkEvent, SinkUnavailable
+from streamer.sinks.parquet import ROLL_BYTES, ParquetSink
 from streamer.sinks.urls import InvalidSinkUrl, sink_from_url
 
 DAY_MS = 1_559_520_000_000  # 2019-06-03 00:00 UTC
@@ -221,16 +221,21 @@ CRASHING_RECORDER = textwrap.dedent(
 )
 
 
+async def crash_after_publishing(root: Path) -> None:
+    """Trades 1-3 published into `root` by a process that then dies without closing."""
+    crashing = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CRASHING_RECORDER, str(root)
+    )
+    assert await crashing.wait() == 0
+
+
 async def test_acknowledged_trades_survive_a_crash_and_a_torn_batch_is_dropped(
     tmp_path: Path,
 ) -> None:
-    """After a crash, the next open rolls every acknowledged trade into parts, not half a line."""
-    crashing = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CRASHING_RECORDER, str(tmp_path)
-    )
-    assert await crashing.wait() == 0
+    """After a crash, the next open rolls every acknowledged trade into parts, not half a batch."""
+    await crash_after_publishing(tmp_path)
     assert not files(tmp_path)
-    with (tmp_path / JOURNAL_DIR / JOURNAL).open("ab") as journal:
+    with (tmp_path / JOURNAL).open("ab") as journal:
         journal.write(b'["ADAUSDT",4,"0.1"')
     sink = ParquetSink(tmp_path)
     await sink.open()
@@ -322,3 +327,45 @@ async def test_a_cancelled_publish_sent_again_is_recorded_once(tmp_path: Path) -
     await sink.publish(batch)
     await sink.close()
     assert read(tmp_path).column("trade_id").to_pylist() == list(range(1, 20_001))
+
+
+async def test_a_roll_that_fails_halfway_writes_the_rest_once_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk mid-roll: the batch is sent again, and only the unwritten parts follow."""
+    calls = []
+
+    def full_disk_once(table: pa.Table, path: Path) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        write_atomically(table, path)
+
+    monkeypatch.setattr("streamer.sinks.parquet.write_atomically", full_disk_once)
+    batch: list[SinkEvent] = [trade(1), trade(2, symbol="BTCUSDT"), trade(3, symbol="ETHUSDT")]
+    sink = ParquetSink(tmp_path, roll_bytes=1)
+    await sink.open()
+    with pytest.raises(SinkUnavailable, match="No space left"):
+        await sink.publish(batch)
+    await sink.publish(batch)
+    await sink.close()
+    table = read(tmp_path)
+    assert sorted(zip(*table.select(["symbol", "trade_id"]).to_pydict().values(), strict=True)) == [
+        ("ADAUSDT", 1),
+        ("BTCUSDT", 2),
+        ("ETHUSDT", 3),
+    ]
+
+
+async def test_a_damaged_part_is_a_clear_error_and_leaves_the_folder_unlocked(
+    tmp_path: Path,
+) -> None:
+    """A part that is not Parquet stops the open with a message; once removed, it opens."""
+    await record(tmp_path, [trade(1)])
+    damaged = tmp_path / "symbol=ADAUSDT" / "date=2019-06-03" / "part-1.parquet"
+    damaged.write_bytes(b"not parquet at all")
+    with pytest.raises(SinkError, match="damaged"):
+        await ParquetSink(tmp_path).open()
+    damaged.unlink()
+    await record(tmp_path, [trade(1), trade(2)])
+    assert read(tmp_path).column("trade_id").to_pylist() == [1, 2]

@@ -320,9 +320,12 @@ class LiveFeed:
         ) as sub:
             prices = asyncio.create_task(self._take_prices(sub))
             try:
+                due = time.monotonic()
                 while self._pages or time.monotonic() - self._idle_since < self._linger:
                     await self._tick()
-                    await asyncio.sleep(self.interval)
+                    # A steady rhythm: the tick's own time comes out of the wait, never on top.
+                    due = max(due + self.interval, time.monotonic())
+                    await asyncio.sleep(due - time.monotonic())
             finally:
                 # No await from the loop's last check to the end: a page that joins meanwhile
                 # finds this task done and starts a new one.

@@ -26,6 +26,9 @@ class _Server(uvicorn.Server):
         yield
 
 
+WS_PING_INTERVAL = 20.0
+
+
 def bind(host: str, port: int) -> socket.socket:
     """Bind now, so that a taken port fails the child's start with a clear reason."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -66,7 +69,10 @@ def server_spec(
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
-            ws_ping_interval=20.0,
+            ws_ping_interval=WS_PING_INTERVAL,
+            # No pong deadline: a client reading slowly through a backlog answers late, and only
+            # a client that reads nothing at all is cut (by `/ws/trades` itself, with a reason).
+            ws_ping_timeout=None,
         )
         server = _Server(config)
         serving = asyncio.ensure_future(server.serve(sockets=[sock]))

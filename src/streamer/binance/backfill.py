@@ -25,9 +25,10 @@ from typing import Protocol
 
 from streamer.binance.channel import SymbolChannel
 from streamer.binance.events import TradeEvent
+from streamer.binance.limits import MILLISECONDS
 from streamer.binance.protocol import HISTORICAL_TRADES_WEIGHT, Clock, WeightWindow
-from streamer.binance.rest import RestError
-from streamer.binance.validate import MILLISECONDS, check
+from streamer.binance.rest import HistoryUnavailable, RestError
+from streamer.binance.validate import check
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,29 @@ class TradeHistory(Protocol):
         self, symbol: str, from_id: int, limit: int = PAGE
     ) -> Sequence[HistoricalTradeLike]: ...
 
+    async def recent_trades(
+        self, symbol: str, limit: int = PAGE
+    ) -> Sequence[HistoricalTradeLike]: ...
+
+
+async def _page(
+    history: TradeHistory, symbol: str, from_id: int, size: int
+) -> Sequence[HistoricalTradeLike]:
+    """A page of the history from `from_id` on; from a host without `historicalTrades`, the
+    latest 1,000 trades instead (what is older than those is then announced lost)."""
+    try:
+        return await history.historical_trades(symbol, from_id, size)
+    except HistoryUnavailable:
+        return await history.recent_trades(symbol, PAGE)
+
 
 class BackfillLimiter:
-    """The REST budget every back-fill of a hub shares: a few gaps at a time, a weight per minute.
+    """The share of REST weight every back-fill of a hub shares: a few gaps at a time, a weight
+    per minute.
 
-    The exchange's `X-MBX-USED-WEIGHT-1M` header is not exposed by the REST client, so the
-    budget is kept on this side: each page request spends its published weight in a sliding
-    one-minute window and waits when the window is full.
+    Each page request spends its published weight in a sliding one-minute window and waits when
+    the window is full, so back-fills never take the whole of the hub's `RestBudget` (which
+    follows the exchange's own count) and probes always find room.
     """
 
     def __init__(self, concurrency: int, weight_per_minute: int, clock: Clock) -> None:
@@ -131,7 +148,7 @@ async def fill_gap(
                 if limiter is not None:
                     await limiter.spend()
                 size = min(PAGE, last - next_id + 1)
-                page = await history.historical_trades(symbol, next_id, size)
+                page = await _page(history, symbol, next_id, size)
                 trades = [t for t in page if next_id <= t.id <= last]
                 if not trades:
                     raise LookupError(f"the trade history has nothing from id {next_id}")
@@ -144,7 +161,7 @@ async def fill_gap(
                     if rejected is None:
                         channel.publish_backfilled(event)
                     else:
-                        channel.reject(rejected, event)
+                        channel.reject(rejected, f"history row {trade.id}: {trade}")
                         channel.report_lost(trade.id, trade.id)
                     next_id = trade.id + 1
                 channel.flush()

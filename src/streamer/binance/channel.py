@@ -23,8 +23,9 @@ from collections import deque
 
 from streamer.binance.decode import RateLimitedLog
 from streamer.binance.events import GapNotice, TradeEvent
+from streamer.binance.limits import MILLISECONDS
 from streamer.binance.stats import LiveState, SymbolStats
-from streamer.binance.validate import HIGHEST, LOWEST, MILLISECONDS, Rejection, TradeRule, check
+from streamer.binance.validate import HIGHEST, LOWEST, Rejection, TradeRule, check
 from streamer.pubsub import Route
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,13 @@ State = LiveState
 
 def _trade_id(event: TradeEvent) -> int:
     return event.trade_id
+
+
+def _describe(event: TradeEvent) -> str:
+    return (
+        f"id {event.trade_id}, time {event.trade_time}/{event.event_time}, "
+        f"price {event.price}, qty {event.quantity}"
+    )
 
 
 class SymbolChannel:
@@ -151,12 +159,12 @@ class SymbolChannel:
         """A live trade arrived: take it if it is the next id and sane, else see what it is."""
         trade_id = event.trade_id
         if trade_id == self._expect:
-            # `validate.check` without the id range (the id follows one already judged),
-            # inlined: a function call per trade would cost as much as the comparisons.
+            # `validate.check` without what the decoder already enforced (id and time ranges)
+            # and without the id (it follows one already judged), inlined: a function call
+            # per trade would cost as much as the comparisons.
             try:
                 sane = (
                     self._earliest <= event.trade_time <= self._latest
-                    and self._earliest <= event.event_time <= self._latest
                     and _LOWEST <= event.price <= _HIGHEST
                     and _LOWEST <= event.quantity <= _HIGHEST
                 )
@@ -176,7 +184,7 @@ class SymbolChannel:
             return
         reason = check(event, self._earliest, self._latest)
         if reason is not None:
-            self.reject(reason, event)
+            self.reject(reason, _describe(event))
             return
         held = self._held
         if held is not None:
@@ -192,7 +200,7 @@ class SymbolChannel:
             trade_id, event.trade_time, last_id, self._last_time(), self._unit
         )
         if reason is not None:
-            self.reject(reason, event)
+            self.reject(reason, _describe(event))
             return
         if trade_id <= last_id:
             self.duplicates += 1
@@ -208,17 +216,11 @@ class SymbolChannel:
         last = out[-1] if out else self.last
         return last.trade_time if last is not None else None
 
-    def reject(self, reason: Rejection, event: TradeEvent) -> None:
+    def reject(self, reason: Rejection, detail: str) -> None:
         """Drop an untrustworthy trade: count it, log it (rate-limited), quarantine on repeats."""
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
         self._log.warning(
-            "%s: dropped a trade that fails validation (%s): id %d, time %d, price %s, qty %s",
-            self.symbol,
-            reason,
-            event.trade_id,
-            event.trade_time,
-            event.price,
-            event.quantity,
+            "%s: dropped a trade that fails validation (%s): %s", self.symbol, reason, detail
         )
         recent = self._recent_rejections
         now = time.monotonic()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from streamer.binance.protocol import (
     CONNECT_WINDOW_S,
     CONNECTS_PER_WINDOW,
+    CONTROL_MESSAGES_PER_SECOND,
     HISTORICAL_TRADES_WEIGHT,
     MAX_STREAMS_PER_CONNECTION,
     MESSAGES_PER_SECOND,
@@ -28,6 +29,11 @@ class StreamerConfig:
     per minute (the rest is left to other requests from the same IP). A gap holds its symbol's
     live trades for at most `gap_deadline` seconds of filling; `max_backfill` bounds how many
     trades one gap replays. Beyond either, the missing part is announced lost.
+    Every REST request of the hub (back-fills, probes) spends from one budget of
+    `rest_weight_limit` per clock minute, corrected by the exchange's `X-MBX-USED-WEIGHT-1M`
+    and held back for everyone by a 429/418 (`streamer.binance.budget`).
+    `messages_per_second` paces what a connection sends (requests and pongs alike): 4 by
+    default, a margin under the exchange's 5, at most 5.
     `receive_buffer` caps the socket's kernel buffer and so the trades handled per read: a
     backlog is then worked off in bursts that stay in the CPU cache and reach subscribers
     sooner, instead of megabyte reads whose first trade waits for thousands of others.
@@ -40,7 +46,7 @@ class StreamerConfig:
     rest_url: str = BINANCE_REST_URL
     streams_per_connection: int = 200
     streams_per_message: int = 200
-    messages_per_second: int = MESSAGES_PER_SECOND
+    messages_per_second: int = CONTROL_MESSAGES_PER_SECOND
     send_margin: float = 0.1
     connects_per_window: int = CONNECTS_PER_WINDOW
     connect_window: float = CONNECT_WINDOW_S
@@ -57,6 +63,7 @@ class StreamerConfig:
     gap_deadline: float = 10.0
     backfill_concurrency: int = 4
     backfill_weight_per_minute: int = 3_000
+    rest_weight_limit: int = 5_000
     time_unit: str | None = None
     receive_buffer: int = 256 * 1024
     validation: TradeRule = field(default_factory=TradeRule)

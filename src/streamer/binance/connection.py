@@ -31,6 +31,7 @@ from picows import (
 from streamer.binance.channel import SymbolChannel
 from streamer.binance.config import StreamerConfig
 from streamer.binance.decode import (
+    Invalid,
     Malformed,
     OtherEvent,
     RateLimitedLog,
@@ -163,8 +164,10 @@ class StreamConnection:
         dirty: list[SymbolChannel],
         gate: ConnectGate,
         clock: Callable[[], float],
+        on_refused: Callable[[StreamConnection, str], None] | None = None,
     ) -> None:
         self.name = name
+        self.on_refused = on_refused
         self.config = config
         self.routes = routes
         self.dirty = dirty
@@ -248,6 +251,8 @@ class StreamConnection:
                 refused = self.routes.get(symbol_of(stream))
                 if refused is not None:
                     refused.set_state(LiveState.BACKOFF)
+                if self.on_refused is not None:
+                    self.on_refused(self, stream)
             if outcome.error is not None and not outcome.refused:
                 log.info("%s: request %s refused (%s)", self.name, message.id, outcome.error)
             self.kick()
@@ -257,6 +262,14 @@ class StreamConnection:
             self.kick()
         elif isinstance(message, OtherEvent):
             log.debug("%s: ignoring %s event on %s", self.name, message.event_type, message.stream)
+        elif isinstance(message, Invalid):
+            channel = self.routes.get(symbol_of(message.stream)) if message.stream else None
+            if channel is not None:
+                channel.reject(message.reason, message.detail)
+            else:
+                self._malformed_log.warning(
+                    "%s: invalid trade of no streamed symbol (%s)", self.name, message.detail
+                )
         elif isinstance(message, Malformed):
             self.malformed += 1
             channel = self.routes.get(symbol_of(message.stream)) if message.stream else None
@@ -286,6 +299,8 @@ class StreamConnection:
             websocket_handshake_timeout=self.config.handshake_timeout,
             logger_name="streamer",
         )
+        if listener is None:  # picows' answer to a connection closed during the handshake
+            raise ConnectionResetError(f"{url}: connection closed during the websocket handshake")
         assert isinstance(listener, _Listener)
         sock = transport.underlying_transport.get_extra_info("socket")
         if sock is not None and self.config.receive_buffer:

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from streamer.binance.events import TradeEvent
+from streamer.binance.validate import Rejection
 
 
 class TradeEnvelope(msgspec.Struct, gc=False):
@@ -53,7 +54,15 @@ class Malformed(msgspec.Struct, frozen=True):
     stream: str | None = None
 
 
-Control = Reply | ServerShutdown | OtherEvent | Malformed
+class Invalid(msgspec.Struct, frozen=True):
+    """A well-formed trade whose id or time is outside what any real trade can have."""
+
+    reason: Rejection
+    detail: str
+    stream: str | None = None
+
+
+Control = Reply | ServerShutdown | OtherEvent | Malformed | Invalid
 
 _envelope_decoder = msgspec.json.Decoder(TradeEnvelope)
 _trade_decoder = msgspec.json.Decoder(TradeEvent)
@@ -99,12 +108,28 @@ def _classify(frame: bytes | memoryview) -> Control:
     if event_type == "trade":
         try:
             _trade_decoder.decode(msgspec.json.encode(payload))
+        except msgspec.ValidationError as exc:
+            reason = _out_of_range(str(exc))
+            if reason is not None:
+                return Invalid(reason, str(exc), stream)
+            return Malformed(f"bad trade: {exc}", stream)
         except msgspec.DecodeError as exc:
             return Malformed(f"bad trade: {exc}", stream)
         return Malformed("trade outside a combined-stream envelope", stream)
     if stream is None and event_type is None:
         return Malformed("neither a stream event nor a reply")
     return OtherEvent(stream, event_type if isinstance(event_type, str) else None)
+
+
+def _out_of_range(message: str) -> Rejection | None:
+    """The rejection a decoder's range error stands for (None: a different error)."""
+    if ">=" not in message and "<=" not in message:
+        return None
+    if message.endswith("`$.t`"):
+        return Rejection.ID_RANGE
+    if message.endswith(("`$.T`", "`$.E`")):
+        return Rejection.TIME_RANGE
+    return None
 
 
 class RateLimitedLog:

@@ -13,22 +13,25 @@ from typing import Any
 
 import msgspec
 
+from streamer.binance.limits import ExchangeTime, TradeId
+
 
 class TradeEvent(msgspec.Struct, frozen=True, gc=False):
     """One trade, as the exchange reported it or as it was back-filled from the trade history.
 
     Times keep the unit of the connection (milliseconds by default, microseconds when the
     connection asks for `timeUnit=MICROSECOND`). `buyer_order_id`/`seller_order_id` are `None` on
-    today's stream: the exchange stopped sending them in June 2024.
+    today's stream: the exchange stopped sending them in June 2024. Decoding refuses ids and
+    times outside `streamer.binance.limits`; constructing one checks nothing.
     """
 
     event_type: str = msgspec.field(name="e")
-    event_time: int = msgspec.field(name="E")
+    event_time: ExchangeTime = msgspec.field(name="E")
     symbol: str = msgspec.field(name="s")
-    trade_id: int = msgspec.field(name="t")
+    trade_id: TradeId = msgspec.field(name="t")
     price: Decimal = msgspec.field(name="p")
     quantity: Decimal = msgspec.field(name="q")
-    trade_time: int = msgspec.field(name="T")
+    trade_time: ExchangeTime = msgspec.field(name="T")
     buyer_market_maker: bool = msgspec.field(name="m")
     buyer_order_id: int | None = msgspec.field(default=None, name="b")
     seller_order_id: int | None = msgspec.field(default=None, name="a")

@@ -28,15 +28,21 @@ import httpx
 import msgspec
 
 from streamer import __version__
+from streamer.binance.budget import RestBudget
 from streamer.config import BINANCE_REST_URL
 from streamer.errors import StreamerError
-from streamer.symbols import InvalidSymbol, normalize_symbol
+from streamer.symbols import InvalidSymbol, exchange_symbol, normalize_symbol
 from streamer.text import one_line
 
 log = logging.getLogger(__name__)
 
 MARKET_DATA_URL = "https://data-api.binance.vision"
 MAX_HISTORY_PAGE = 1000
+EXCHANGE_INFO_WEIGHT = 20
+SYMBOL_INFO_WEIGHT = 2
+"""`exchangeInfo?symbol=...` costs 2 (rest-api.md)."""
+TRADES_WEIGHT = 25
+"""`historicalTrades` and `trades` both cost 25 (rest-api.md)."""
 
 
 class RestError(StreamerError):
@@ -45,6 +51,10 @@ class RestError(StreamerError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class HistoryUnavailable(RestError):
+    """The REST host does not serve `historicalTrades` (e.g. data-api.binance.vision)."""
 
 
 class SymbolInfo(msgspec.Struct, frozen=True, rename="camel"):
@@ -96,7 +106,7 @@ def decode_exchange_info(body: bytes, source: str) -> ExchangeInfo:
         ) from None
     for index, entry in enumerate(info.symbols):
         try:
-            normalize_symbol(entry.symbol)
+            exchange_symbol(entry.symbol)  # exactly as listed: a listed `ETH/BTC` is malformed
         except InvalidSymbol as exc:
             raise RestError(
                 f"{source} has a malformed symbol at `$.symbols[{index}]`: {exc}"
@@ -169,8 +179,11 @@ class BinanceRest:
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        budget: RestBudget | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.budget = budget
+        self._history_missing = False
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._client = httpx.AsyncClient(
@@ -197,24 +210,60 @@ class BinanceRest:
     async def exchange_info(self) -> ExchangeInfo:
         """The exchange's symbols, validated; a body that is not exchangeInfo is a RestError."""
         path = "/api/v3/exchangeInfo"
-        body = await self._get(path)
+        body = await self._get(path, weight=EXCHANGE_INFO_WEIGHT)
         return decode_exchange_info(body, f"the response of {self.base_url}{path}")
+
+    async def symbol_status(self, symbol: str) -> str:
+        """The exchange's trading status of one symbol: TRADING, HALT, BREAK, END_OF_DAY, ..."""
+        path = "/api/v3/exchangeInfo"
+        name = normalize_symbol(symbol)
+        body = await self._get(path, {"symbol": name}, weight=SYMBOL_INFO_WEIGHT)
+        info = decode_exchange_info(body, f"the response of {self.base_url}{path}")
+        for entry in info.symbols:
+            if entry.symbol == name:
+                return entry.status
+        raise RestError(f"{self.base_url}{path} does not list {name}")
 
     async def historical_trades(
         self, symbol: str, from_id: int, limit: int = MAX_HISTORY_PAGE
     ) -> list[HistoricalTrade]:
-        """Up to `limit` (at most 1000) trades of `symbol` with ids from `from_id` on, in order."""
+        """Up to `limit` (at most 1000) trades of `symbol` with ids from `from_id` on, in order.
+
+        A host without the endpoint (404) raises `HistoryUnavailable`, then and on every later
+        call without asking again, so the caller can fall back to `recent_trades`.
+        """
         if not 1 <= limit <= MAX_HISTORY_PAGE:
             raise ValueError(f"limit must be 1 to {MAX_HISTORY_PAGE}, not {limit}")
         if from_id < 0:
             raise ValueError(f"from_id must not be negative, not {from_id}")
         path = "/api/v3/historicalTrades"
+        if self._history_missing:
+            raise HistoryUnavailable(f"{self.base_url} does not serve {path}", status=404)
         params: dict[str, str | int] = {
             "symbol": normalize_symbol(symbol),
             "fromId": from_id,
             "limit": limit,
         }
-        body = await self._get(path, params)
+        try:
+            body = await self._get(path, params, weight=TRADES_WEIGHT)
+        except RestError as error:
+            if error.status != 404:
+                raise
+            self._history_missing = True
+            raise HistoryUnavailable(f"{self.base_url} does not serve {path}", status=404) from None
+        return self._trade_list(body, path)
+
+    async def recent_trades(
+        self, symbol: str, limit: int = MAX_HISTORY_PAGE
+    ) -> list[HistoricalTrade]:
+        """The latest `limit` (at most 1000) trades of `symbol`, oldest first (`/api/v3/trades`)."""
+        if not 1 <= limit <= MAX_HISTORY_PAGE:
+            raise ValueError(f"limit must be 1 to {MAX_HISTORY_PAGE}, not {limit}")
+        path = "/api/v3/trades"
+        params: dict[str, str | int] = {"symbol": normalize_symbol(symbol), "limit": limit}
+        return self._trade_list(await self._get(path, params, weight=TRADES_WEIGHT), path)
+
+    def _trade_list(self, body: bytes, path: str) -> list[HistoricalTrade]:
         try:
             return _trades.decode(body)
         except msgspec.DecodeError as exc:
@@ -222,13 +271,22 @@ class BinanceRest:
                 f"the response of {self.base_url}{path} is not a trade list: {one_line(str(exc))}"
             ) from None
 
-    async def _get(self, path: str, params: Mapping[str, str | int] | None = None) -> bytes:
-        """The body of a successful GET, after retrying what is worth retrying."""
+    async def _get(
+        self, path: str, params: Mapping[str, str | int] | None = None, *, weight: int = 1
+    ) -> bytes:
+        """The body of a successful GET, after retrying what is worth retrying.
+
+        With a `budget`, every attempt first reserves its `weight` there and every answer
+        reports back to it, so a 429 makes all requests of the process wait, not this one only.
+        """
         url = f"{self.base_url}{path}"
         policy = self._retry
+        budget = self.budget
         reason = "no attempt made"
         for attempt in range(policy.attempts):
             final = attempt + 1 == policy.attempts
+            if budget is not None:
+                await budget.spend(weight)
             try:
                 response = await self._client.get(path, params=params)
             except httpx.TimeoutException:
@@ -237,6 +295,11 @@ class BinanceRest:
                 reason = f"cannot connect ({one_line(str(exc)) or type(exc).__name__})"
             else:
                 status = response.status_code
+                if budget is not None:
+                    limited = status in (418, 429)
+                    budget.observe(
+                        status, response.headers, _retry_after(response) if limited else None
+                    )
                 if status < 300:
                     return response.content
                 if status in (403, 451):
@@ -258,7 +321,8 @@ class BinanceRest:
                     log.warning(
                         "GET %s: HTTP %s, waiting %g s as the server asks", url, status, wait
                     )
-                    await policy.sleep(wait)
+                    if budget is None:
+                        await policy.sleep(wait)
                     continue
                 if status < 500:
                     raise RestError(

@@ -7,13 +7,16 @@ A trade is dropped, and counted under a `Rejection` reason, unless:
   per second of trade time since that trade) nor absurdly far behind (more than `max_id_jump`);
 - its trade and event times fall after 2017-07-01 (before the exchange's first trade) and no
   later than `future_tolerance` seconds ahead of the local clock (or 2100-01-01 when that is
-  None, for a sped-up mock exchange), in the connection's time unit;
+  None), in the connection's time unit;
 - its price and quantity are finite, positive decimals within 1e-30 .. 1e30 (NaN, Infinity,
   negatives and 1E+999999 are refused).
 
-Ids are judged against the symbol's own history only on the slow path: a trade whose id is the
-next one expected follows an id that was already judged, so the hot path pays for the time,
-price and quantity comparisons alone, inlined in `SymbolChannel.on_trade`.
+The decoder of stream frames already refuses ids outside 0..2^63-1 and times outside 2017..2100
+(in either unit), in C (`streamer.binance.limits`), and reports them here by reason. Ids are
+judged against the symbol's own history only on the slow path: a trade whose id is the next one
+expected follows an id that was already judged, so the hot path pays for the trade time's
+distance to the local clock and the price and quantity comparisons alone, inlined in
+`SymbolChannel.on_trade`.
 """
 
 from __future__ import annotations
@@ -21,19 +24,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from streamer.binance.events import TradeEvent
+from streamer.binance.limits import EARLIEST_S, ID_LIMIT, LATEST_S, MICROSECONDS, MILLISECONDS
 
-ID_LIMIT = 2**63
-"""Exclusive upper bound of a trade id: the largest a PostgreSQL/SQLite BIGINT holds, plus one."""
-EARLIEST_S = 1_498_867_200
-"""2017-07-01 00:00 UTC, before the exchange's first trade."""
-LATEST_S = 4_102_444_800
-"""2100-01-01 00:00 UTC: the ceiling when no clock-relative bound is used."""
+if TYPE_CHECKING:
+    from streamer.binance.events import TradeEvent
+
 LOWEST = Decimal("1e-30")
 HIGHEST = Decimal("1e30")
-MILLISECONDS = 1_000
-MICROSECONDS = 1_000_000
 
 
 class Rejection(StrEnum):

@@ -6,6 +6,7 @@ is moved by the Alembic migrations shipped in `streamer.db.migrations`.
 
 from streamer.db.engine import create_engine
 from streamer.db.errors import (
+    DatabaseCorrupt,
     DatabaseError,
     DatabaseMissing,
     DatabaseUnavailable,
@@ -18,6 +19,7 @@ from streamer.db.models import Status
 from streamer.db.repository import Setting, SettingsRepository
 
 __all__ = [
+    "DatabaseCorrupt",
     "DatabaseError",
     "DatabaseMissing",
     "DatabaseUnavailable",

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from streamer.binance.rest import BinanceRest, ExchangeInfo, decode_exchange_info
 from streamer.cli_support import DatabaseUrl, exit_on_errors, fail
-from streamer.config import Settings
+from streamer.config import Settings, checked_url
 from streamer.db.engine import create_engine, upgrade_command
 from streamer.db.migrate import current, head, known_revisions, upgrade
 from streamer.db.seed import seed
@@ -142,6 +142,11 @@ def seed_command(
     """Add the exchange's symbols to the settings database, all `off`; safe to repeat."""
     if exchange_url is not None and from_file is not None:
         raise fail("give either --exchange-url or --from-file, not both", 2)
+    if exchange_url is not None:
+        try:
+            checked_url(exchange_url)
+        except ValueError as error:
+            raise fail(f"invalid --exchange-url: {error}", 2) from None
     url = _database_url(database_url)
     with exit_on_errors():
         parse_url(url)  # a bad URL is reported before any download

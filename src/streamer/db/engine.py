@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from streamer.config import Settings
 from streamer.db.errors import (
+    DatabaseCorrupt,
     DatabaseError,
     DatabaseMissing,
     DatabaseUnavailable,
@@ -114,6 +115,9 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
+_NOT_A_DATABASE = ("file is not a database", "database disk image is malformed")
+
+
 def describe_failure(url: URL, exc: BaseException) -> DatabaseError | None:
     """The `DatabaseError` that explains `exc`, or None when `exc` is not a database failure."""
     where = endpoint(url)
@@ -134,6 +138,11 @@ def describe_failure(url: URL, exc: BaseException) -> DatabaseError | None:
             )
         if name in _CONNECTION_ERRORS or isinstance(cause, OSError):
             return DatabaseUnavailable(f"lost the connection to PostgreSQL at {where}: {message}")
+        if is_sqlite(url) and message in _NOT_A_DATABASE:
+            return DatabaseCorrupt(
+                f"{where} is not an SQLite database ({message}): move it away or point "
+                "STREAMER_DATABASE_URL at another file"
+            )
         if is_sqlite(url) and "unable to open database file" in message:
             return DatabaseUnavailable(f"cannot open {where}: {message}")
         return DatabaseUnavailable(f"database error at {where}: {message}")

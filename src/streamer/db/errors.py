@@ -13,6 +13,10 @@ class DatabaseUnavailable(DatabaseError):
     """The database cannot be reached or refuses us (down, wrong host or port, wrong login)."""
 
 
+class DatabaseCorrupt(DatabaseError):
+    """The database answers, but is not one (an SQLite file of something else): no retry helps."""
+
+
 class InvalidDatabaseUrl(DatabaseUnavailable, ValueError):
     """The URL names no database this project can use (so none is available)."""
 

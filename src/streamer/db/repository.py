@@ -88,6 +88,11 @@ class SettingsRepository:
         async with self._connection() as connection:
             await connection.execute(sa.text("SELECT 1"))
 
+    async def read_catalogue(self) -> None:
+        """Read the schema once: a file that is not a database fails here (`DatabaseCorrupt`)."""
+        async with self._connection() as connection:
+            await connection.run_sync(lambda sync: sa.inspect(sync).get_table_names())
+
     async def get(self, symbol: str) -> Setting:
         """The setting of `symbol`; `UnknownSymbol` if it was never seeded."""
         normalized = normalize_symbol(symbol)

@@ -32,6 +32,10 @@ def parse_url(url: str) -> URL:
             f"unsupported database {backend!r} in {display_url(parsed)}: "
             "use sqlite:///path or postgresql://user@host/db"
         )
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise InvalidDatabaseUrl(
+            f"invalid port {parsed.port} in {display_url(parsed)}: a port is 1 to 65535"
+        )
     if backend == "sqlite" and not parsed.database:
         raise InvalidDatabaseUrl(
             "an SQLite URL needs a file, e.g. sqlite:///streamer.db or sqlite:////abs/path.db"

@@ -25,8 +25,11 @@ def record_command(
         typer.Option("--log-level", help="DEBUG, INFO, WARNING (env STREAMER_LOG_LEVEL)"),
     ] = None,
 ) -> None:
-    """Record every trade of SYMBOLS into FOLDER as Parquet until Ctrl-C; run it again to go on
-    where it stopped. Gaps the exchange cannot fill go to the recording's gap ledger."""
+    """Record every trade of SYMBOLS into FOLDER as Parquet until Ctrl-C.
+
+    Run it again to go on where it stopped; gaps the exchange cannot fill go to the recording's
+    gap ledger (FOLDER/_gaps).
+    """
     wanted = normalized(symbols)
     folder = folder.resolve()
     try:
@@ -64,8 +67,12 @@ def verify_command(
         Path, typer.Argument(help="A recording made by `streamer record`, or CSV trade files.")
     ],
 ) -> None:
-    """Check a recording: id range and count per symbol and day, holes the gap ledger does not
-    explain, duplicates and out-of-order rows. Exits 1 unless the recording is clean."""
+    """Check a recording for holes, duplicates and rows out of order.
+
+    Prints the id range and count per symbol and day, one line per hole the gap ledger does not
+    explain, duplicate or reordering, then a summary. Exits 1 unless the recording is clean.
+    """
+    from streamer.recording.layout import JOURNAL
     from streamer.recording.verify import RecordingError, verify
 
     if not folder.is_dir():
@@ -77,5 +84,10 @@ def verify_command(
     for report in summary.reports:
         for line in report.lines():
             typer.echo(line)
+    if summary.journalled:
+        typer.echo(
+            f"note: {summary.journalled} trades are in {folder / JOURNAL}, not yet in parts: "
+            "the recorder is running, or rolls them into parts when it starts again"
+        )
     typer.echo(summary.line())
     raise typer.Exit(0 if summary.clean else 1)

@@ -2,10 +2,11 @@
 
     DIR/symbol=<SYMBOL>/date=<YYYY-MM-DD>/part-<n>.parquet   trades, in id order within a part
     DIR/_gaps/part-<n>.parquet                                 the gap ledger
-    DIR/_journal/                                              trades not yet rolled into parts
+    DIR/_journal/trades.arrows                                 trades not yet rolled into parts
 
 Everything that is not trades starts with `_` and everything half-written with `.`, which
-pyarrow, pandas and DuckDB skip, so a reader of `DIR` sees only finished trade files.
+pyarrow and pandas skip and a `symbol=*/*/*.parquet` glob (DuckDB) never matches, so a reader of
+`DIR` sees only finished trade files.
 
 Prices and quantities are DECIMAL(38, 18): the exchange sends at most 8 decimals and tick and step
 sizes are never finer than 1e-8, so every value it can send fits exactly, with 20 integer digits
@@ -27,6 +28,7 @@ DECIMAL_INTEGER_DIGITS = 38 - DECIMAL_SCALE
 DECIMAL = pa.decimal128(38, DECIMAL_SCALE)
 GAPS_DIR = "_gaps"
 JOURNAL_DIR = "_journal"
+JOURNAL = f"{JOURNAL_DIR}/trades.arrows"
 _PART = re.compile(r"part-(\d+)\.parquet")
 
 MILLIS = "ms"

@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 
 from streamer.errors import StreamerError
 from streamer.mock_exchange.data import DataError, read_columns
-from streamer.recording.layout import is_recording, parts, read_gaps, symbol_days
+from streamer.recording.layout import JOURNAL, is_recording, parts, read_gaps, symbol_days
+from streamer.sinks.parquet import read_journal
 
 SHOWN_IDS = 5
 DAY_US = 86_400_000_000
@@ -80,9 +81,9 @@ class DayReport:
         span = f"ids {self.first_id}..{self.last_id}" if self.count else "no trades"
         explained = sum(r.size for r in self.explained)
         note = f", {explained} in the gap ledger" if explained else ""
-        yield f"{where}: {span}, {trades(self.count)}{note}"
+        yield f"{where}: {span}, {counted(self.count, 'trade')}{note}"
         for hole in self.holes:
-            yield f"{where}: hole {hole} ({trades(hole.size)}) not in the gap ledger"
+            yield f"{where}: hole {hole} ({counted(hole.size, 'trade')}) not in the gap ledger"
         if self.duplicate_rows:
             shown = ", ".join(map(str, self.duplicates[:SHOWN_IDS]))
             more = ", ..." if len(self.duplicates) > SHOWN_IDS else ""
@@ -99,6 +100,8 @@ class Summary:
     """Totals over every symbol and day."""
 
     reports: list[DayReport] = field(default_factory=list)
+    journalled: int = 0
+    """Acknowledged trades still in the recorder's journal, not yet in parts (not checked)."""
 
     @property
     def unexplained(self) -> list[IdRange]:
@@ -113,12 +116,13 @@ class Summary:
         holes = self.unexplained
         explained = [g for r in self.reports for g in r.explained]
         return (
-            f"{symbols} symbols, {len(self.reports)} days, "
-            f"{sum(r.count for r in self.reports)} trades; "
-            f"{len(holes)} holes not in the ledger ({sum(h.size for h in holes)} trades), "
-            f"{len(explained)} in the ledger ({sum(g.size for g in explained)} trades), "
-            f"{sum(r.duplicate_rows for r in self.reports)} duplicate rows, "
-            f"{sum(r.out_of_order for r in self.reports)} rows out of order: "
+            f"{counted(symbols, 'symbol')}, {counted(len(self.reports), 'day')}, "
+            f"{counted(sum(r.count for r in self.reports), 'trade')}; "
+            f"{counted(len(holes), 'hole')} not in the ledger "
+            f"({counted(sum(h.size for h in holes), 'trade')}), "
+            f"{len(explained)} in the ledger ({counted(sum(g.size for g in explained), 'trade')}), "
+            f"{counted(sum(r.duplicate_rows for r in self.reports), 'duplicate row')}, "
+            f"{counted(sum(r.out_of_order for r in self.reports), 'row')} out of order: "
             + ("clean" if self.clean else "NOT CLEAN")
         )
 
@@ -185,8 +189,9 @@ def subtract(hole: IdRange, covered: Sequence[IdRange]) -> Iterator[IdRange]:
         yield IdRange(start, hole.last)
 
 
-def trades(count: int) -> str:
-    return f"{count} trade" if count == 1 else f"{count} trades"
+def counted(count: int, noun: str) -> str:
+    """`1 trade`, `2 trades`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 # --- readers -------------------------------------------------------------------------------
@@ -195,7 +200,11 @@ def trades(count: int) -> str:
 def verify(folder: Path) -> Summary:
     """Check a recording made by `streamer record`, or a folder of CSV trade files."""
     if is_recording(folder):
-        return _summary(_recording_days(folder), _ledger(folder))
+        summary = _summary(_recording_days(folder), _ledger(folder))
+        journal = folder / JOURNAL
+        if journal.exists():
+            summary.journalled = sum(batch.num_rows for batch in read_journal(journal))
+        return summary
     return _summary(_csv_days(folder), {})
 
 

@@ -40,6 +40,7 @@ from streamer.recording.layout import (
     DECIMAL_SCALE,
     GAP_SCHEMA,
     GAPS_DIR,
+    JOURNAL,
     JOURNAL_DIR,
     MICROS,
     MICROS_THRESHOLD,
@@ -60,7 +61,6 @@ log = logging.getLogger(__name__)
 
 ROLL_BYTES = 32 * 1024 * 1024
 ROLL_SECONDS = 300.0
-JOURNAL = "trades.arrows"
 GAP_CAUSE = "announced: not in the exchange's history, or lost before the recording"
 LOCK = "lock"
 DAY_SECONDS = 86_400
@@ -148,11 +148,17 @@ class ParquetSink:
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._lock.close()
-            self._lock = None
+            self._release()
             raise SinkError(f"{self.name}: another process is recording into it") from None
-        self._read_positions()
-        self._recover_journal(journal_dir / JOURNAL)
+        try:
+            self._read_positions()
+            self._recover_journal(self.root / JOURNAL)
+        except OSError as error:
+            self._release()
+            raise SinkUnavailable(f"{self.name}: {error}") from error
+        except pa.ArrowException as error:
+            self._release()
+            raise SinkError(f"{self.name}: a file of the recording is damaged: {error}") from None
 
     def _read_positions(self) -> None:
         """Last ids from the parts' footers (no data read), the unit, and the ledger's gaps."""
@@ -275,7 +281,7 @@ class ParquetSink:
 
     def _append(self, batch: pa.RecordBatch) -> None:
         if self._writer is None:
-            self._journal = (self.root / JOURNAL_DIR / JOURNAL).open("wb")
+            self._journal = (self.root / JOURNAL).open("wb")
             self._writer = pa.ipc.new_stream(self._journal, JOURNAL_SCHEMA)
         assert self._journal is not None
         self._writer.write_batch(batch)
@@ -314,28 +320,47 @@ class ParquetSink:
             raise SinkUnavailable(f"{self.name}: {error}") from error
 
     def _end_journal(self) -> None:
-        if self._writer is not None and self._journal is not None:
-            self._writer.close()
-            self._journal.close()
-            (self.root / JOURNAL_DIR / JOURNAL).unlink()
+        """Every journalled trade is in a part now: the journal goes."""
+        if self._journal is not None:
+            self._close_journal()
+            (self.root / JOURNAL).unlink()
             sync_folder(self.root / JOURNAL_DIR)
+
+    def _close_journal(self) -> None:
+        """Release the journal's file, keeping what it holds for the next open."""
+        if self._writer is not None:
+            self._writer.close()
+        if self._journal is not None:
+            self._journal.close()
         self._writer = None
         self._journal = None
 
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
     def _roll_parts(self) -> None:
+        """One new part per symbol and day; after a failure only the unwritten ones stay."""
         table = pa.Table.from_batches(self._buffer, JOURNAL_SCHEMA)
         seconds = 1000 if self._unit == MILLIS else 1_000_000
         days = pc.divide(table.column("trade_time"), seconds * DAY_SECONDS)
-        schema = trade_schema(self._unit or MILLIS)
+        groups = []
         for symbol in pc.unique(table.column("symbol")).to_pylist():
             mine = pc.equal(table.column("symbol"), symbol)
             for day in pc.unique(pc.filter(days, mine)).to_pylist():
-                rows = table.filter(pc.and_(mine, pc.equal(days, day)))
-                part = pa.table(
-                    [rows.column(field.name).cast(field.type) for field in schema], schema=schema
-                )
-                date = datetime.fromtimestamp(day * DAY_SECONDS, UTC).date().isoformat()
+                groups.append((symbol, day, table.filter(pc.and_(mine, pc.equal(days, day)))))
+        schema = trade_schema(self._unit or MILLIS)
+        for done, (symbol, day, rows) in enumerate(groups):
+            part = pa.table(
+                [rows.column(field.name).cast(field.type) for field in schema], schema=schema
+            )
+            date = datetime.fromtimestamp(day * DAY_SECONDS, UTC).date().isoformat()
+            try:
                 write_atomically(part, next_part(partition(self.root, symbol, date)))
+            except OSError:
+                self._buffer = [b for _, _, left in groups[done:] for b in left.to_batches()]
+                raise
         self._buffer = []
         self._buffered_since = None
 
@@ -343,12 +368,9 @@ class ParquetSink:
         try:
             if self._buffer:
                 self._roll()
-            else:
-                self._end_journal()
         finally:
-            if self._lock is not None:
-                self._lock.close()
-                self._lock = None
+            self._close_journal()
+            self._release()
 
 
 def read_journal(path: Path) -> list[pa.RecordBatch]:

@@ -6,13 +6,16 @@ const ROW_H = 30;
 const OVERSCAN = 6;
 const HISTORY_POINTS = 300;
 const TOKEN_KEY = "streamer-token";
-const BULK_PARALLEL = 8;
 const TREE_CHILDREN_SHOWN = 100;
 const QUOTES = ["FDUSD", "USDT", "USDC", "TUSD", "BUSD", "DAI", "EUR", "TRY", "BRL", "JPY",
   "GBP", "AUD", "ARS", "MXN", "ZAR", "PLN", "RON", "UAH", "IDR", "COP", "CZK", "BTC", "ETH", "BNB",
   "XRP", "TRX", "DOGE", "SOL", "DOT", "PAX", "BIDR", "BVND", "NGN", "RUB"];
 // Any state but these two means trades are not flowing although they should: the row is tinted.
 const CALM_STATES = new Set(["streaming", "stopped"]);
+// Sorting by state puts the worst first: the exchange stopped the symbol, then silence, then
+// retries; a state this page does not know sorts among the alarming ones.
+const SEVERITY = {halted: 0, stalled: 1, quarantined: 2, backoff: 3, connecting: 4,
+  streaming: 5, stopped: 6};
 const KNOWN_STATES = new Set(["streaming", "connecting", "backoff", "stalled", "quarantined",
   "halted", "stopped"]);
 
@@ -35,8 +38,9 @@ let detailPlot = null;
 let hasOwner = false;
 let socket = null;
 let lastTickAt = 0;
-const stats = {ticks: 0, snapshots: 0, lastApplyMs: 0, maxApplyMs: 0, sumApplyMs: 0,
-  frames: 0, maxFrameMs: 0, sumFrameMs: 0, rowsRendered: 0};
+// The page's own pace, read by `make screenshots`: applying a feed message, and rendering.
+const stats = {ticks: 0, snapshots: 0, maxApplyMs: 0, sumApplyMs: 0,
+  frames: 0, maxRenderMs: 0, sumRenderMs: 0, rowsRendered: 0};
 window.streamerStats = stats;
 
 // ---- formatting --------------------------------------------------------------------------
@@ -74,11 +78,11 @@ const COLUMNS = [
   {key: "symbol", label: "symbol", width: "minmax(100px, 1fr)", sort: r => r.symbol},
   {key: "owner", label: "owner", width: "minmax(80px, .8fr)", sort: r => r.owner ?? "",
     optional: true},
-  {key: "state", label: "state", width: "100px", sort: r => r.state},
+  {key: "state", label: "state", width: "100px", sort: r => SEVERITY[r.state] ?? 2.5},
   {key: "price", label: "last price", width: "110px", num: true, sort: r => r.price ?? -1},
   {key: "change", label: "change", width: "90px", num: true, sort: r => r[windowKey] ?? -1e9},
   {key: "chart", label: "price", width: "120px", sort: null},
-  {key: "rate", label: "trades/s", width: "75px", num: true, sort: r => r.rate},
+  {key: "rate", label: "trades/s", width: "100px", num: true, sort: r => r.rate},
   {key: "ratechart", label: "rate", width: "80px", sort: null},
   {key: "age", label: "last trade", width: "90px", num: true,
     sort: r => -(r.last_seen ?? -1e15)},
@@ -126,6 +130,8 @@ function windowLabel(key) { return key.replace("change_", ""); }
 // ---- rows --------------------------------------------------------------------------------
 
 const pool = [];   // row elements, reused as the view scrolls
+const SPARK_WIDTH = {chart: 104, ratechart: 70, timeline: 76};
+const SPARK_HEIGHT = 22;
 
 function makeRow() {
   const el = document.createElement("div");
@@ -144,9 +150,14 @@ function makeRow() {
       };
       cell.append(box);
       el.box = box;
-    } else if (c.key === "chart" || c.key === "ratechart" || c.key === "timeline") {
+    } else if (c.key in SPARK_WIDTH) {
+      // Fixed sizes: drawing never has to ask the layout how big a canvas is.
       const canvas = document.createElement("canvas");
       canvas.className = "spark";
+      canvas.width = SPARK_WIDTH[c.key];
+      canvas.height = SPARK_HEIGHT;
+      canvas.style.width = canvas.width + "px";
+      canvas.g = canvas.getContext("2d");
       cell.append(canvas);
       el[c.key] = canvas;
     } else if (c.key === "action") {
@@ -181,6 +192,7 @@ function fillRow(el, r) {
   if (c.owner) c.owner.textContent = r.owner ?? "";
   c.state.textContent = r.state;
   c.state.className = stateClass(r.state);
+  c.state.title = r.reason ?? "";
   c.price.textContent = fmtPrice(r.price);
   const change = r[windowKey];
   c.change.textContent = fmtPct(change);
@@ -202,10 +214,7 @@ function fillRow(el, r) {
 }
 
 function spark(canvas, values, color, fromZero) {
-  const w = canvas.clientWidth, ht = canvas.clientHeight;
-  if (canvas.width !== w) canvas.width = w;
-  if (canvas.height !== ht) canvas.height = ht;
-  const g = canvas.getContext("2d");
+  const w = canvas.width, ht = canvas.height, g = canvas.g;
   g.clearRect(0, 0, w, ht);
   if (!values || values.length < 2) return;
   let lo = fromZero ? 0 : Infinity, hi = -Infinity;
@@ -222,10 +231,8 @@ function spark(canvas, values, color, fromZero) {
 }
 
 function timeline(canvas, h) {
-  const w = canvas.clientWidth, ht = canvas.clientHeight;
-  if (canvas.width !== w) canvas.width = w;
-  if (canvas.height !== ht) canvas.height = ht;
-  const g = canvas.getContext("2d");
+  const w = canvas.width, ht = canvas.height;
+  const g = canvas.g || (canvas.g = canvas.getContext("2d"));
   g.clearRect(0, 0, w, ht);
   g.fillStyle = "#e3e6ec";
   g.fillRect(0, ht / 2, w, 1);
@@ -241,7 +248,8 @@ function timeline(canvas, h) {
 }
 
 function computeView() {
-  const text = $("filter").value.trim().toUpperCase().replace(/[^A-Z0-9]/g, "");
+  // Typed forms such as "eth/usdt" or "eth-usdt" match; non-ASCII names are kept as they are.
+  const text = $("filter").value.trim().toUpperCase().replace(/[\s/_-]/g, "");
   const quote = $("quote").value;
   const showStopped = $("show-stopped").checked;
   const out = [];
@@ -337,11 +345,13 @@ function renderDetail() {
   const data = [h.t, h.price, h.rate];
   const box = $("detail-chart");
   if (!detailPlot) {
+    $("detail-gaps").width = Math.max(300, box.clientWidth || 800);
     detailPlot = new uPlot({
       width: Math.max(300, box.clientWidth || 800), height: 200,
       series: [{}, {label: "price", stroke: "#3b6db3", width: 1.5, scale: "price"},
         {label: "trades/s", stroke: "#b7791f", width: 1, scale: "rate"}],
-      axes: [{}, {scale: "price", size: 70}, {scale: "rate", side: 1, grid: {show: false}}],
+      axes: [{}, {scale: "price", size: 90, values: (u, vals) => vals.map(fmtPrice)},
+        {scale: "rate", side: 1, grid: {show: false}}],
     }, data, box);
   } else {
     detailPlot.setData(data);
@@ -359,31 +369,35 @@ function renderTree() {
 
 function supervisorItem(sup, child, filter) {
   const li = document.createElement("li");
-  const label = document.createElement("span");
-  const restarts = child ? child.restarts : 0;
-  label.innerHTML = "";
-  label.append(
+  const children = sup.children || [];
+  const dynamic = sup.kind === "dynamic_supervisor";
+  li.append(
     text(`▸ ${sup.name} `), text(`(${sup.kind}${sup.strategy ? ", " + sup.strategy : ""}) `, "kind"),
     text(sup.state, stateClass(treeState(sup.state))),
-    text(restarts ? `  restarts ${restarts}` : "", "restarts"),
+    text(dynamic ? `  ${children.length} children` : "", "kind"),
+    text(child && child.restarts ? `  restarts ${child.restarts}` : "", "restarts"),
     text(sup.recent_restarts ? `  recent ${sup.recent_restarts}` : "", "restarts"));
-  li.append(label);
   const ul = document.createElement("ul");
-  const children = sup.children || [];
-  const shown = children.filter(c => c.supervisor || !filter || String(c.name ?? c.id)
-    .toUpperCase().includes(filter));
-  for (const c of shown.slice(0, TREE_CHILDREN_SHOWN)) {
+  // Only a dynamic supervisor's workers (one per symbol, possibly thousands) are filtered and cut.
+  const shown = dynamic && filter
+    ? children.filter(c => String(c.name ?? c.id).toUpperCase().includes(filter)) : children;
+  const limit = dynamic ? TREE_CHILDREN_SHOWN : Infinity;
+  for (const c of shown.slice(0, limit)) {
     if (c.supervisor) { ul.append(supervisorItem(c.supervisor, c, filter)); continue; }
+    const name = c.name ?? c.id;
     const item = document.createElement("li");
     item.className = "worker";
-    item.dataset.name = c.name ?? c.id;
-    item.append(text(`${c.name ?? c.id} `), text(`(${c.type}, ${c.restart}) `, "kind"),
+    item.dataset.name = name;
+    const live = rows.get(name);
+    item.append(text(`${name} `), text(`(${c.type}, ${c.restart}) `, "kind"),
       text(c.state, stateClass(treeState(c.state))),
+      text(live && live.state !== "streaming" ? ` · ${live.state}` : "",
+        live ? stateClass(live.state) : ""),
       text(c.restarts ? `  restarts ${c.restarts}` : "", "restarts"));
     ul.append(item);
   }
-  if (shown.length > TREE_CHILDREN_SHOWN) {
-    ul.append(text(`… ${shown.length - TREE_CHILDREN_SHOWN} more (filter to find one)`, "more"));
+  if (shown.length > limit) {
+    ul.append(text(`… ${shown.length - limit} more (filter to find one)`, "more"));
   }
   li.append(ul);
   return li;
@@ -450,7 +464,7 @@ function afterData(t, changed) {
   lastTickAt = t;
   const owner = [...rows.values()].some(r => r.owner !== undefined && r.owner !== null);
   if (owner !== hasOwner) { hasOwner = owner; layoutColumns(); }
-  if (changed) viewDirty = true;
+  if (changed) { viewDirty = true; treeDirty = true; }
   scheduleRender();
 }
 
@@ -472,22 +486,19 @@ function watch(symbols) {
 }
 
 let pending = null;
-let received = 0;
 function scheduleRender() {
   if (pending !== null) return;
-  pending = requestAnimationFrame(frame => {
+  pending = requestAnimationFrame(() => {
     pending = null;
     const started = performance.now();
     renderRows();
     renderTotals();
     renderDetail();
     if (!$("tree-view").hidden && treeDirty) renderTree();
-    const took = performance.now() - started + (received ? started - received : 0);
+    const took = performance.now() - started;
     stats.frames++;
-    stats.maxFrameMs = Math.max(stats.maxFrameMs, took);
-    stats.sumFrameMs += took;
-    received = 0;
-    void frame;
+    stats.maxRenderMs = Math.max(stats.maxRenderMs, took);
+    stats.sumRenderMs += took;
   });
 }
 
@@ -504,10 +515,8 @@ function connect() {
     else if (m.type === "error") notice(m.detail);
     const took = performance.now() - started;
     if (m.type !== "history") {
-      stats.lastApplyMs = took;
       stats.maxApplyMs = Math.max(stats.maxApplyMs, took);
       stats.sumApplyMs += took;
-      if (!received) received = started;
     }
   };
   socket.onclose = () => {
@@ -526,40 +535,38 @@ function notice(message, ok) {
   $("notice").className = ok ? "ok" : "";
 }
 
-async function call(symbol, action) {
-  const headers = {};
+// One symbol: POST /api/settings/{symbol}/{action}; many: one POST /api/settings/{action}
+// with the list, which checks them all before changing anything.
+async function call(action, symbols) {
+  const headers = {"Content-Type": "application/json"};
   const t = token();
   if (t) headers.Authorization = `Bearer ${t}`;
-  const response = await fetch(`/api/settings/${encodeURIComponent(symbol)}/${action}`,
-    {method: "POST", headers});
-  if (response.ok) return null;
-  let detail = response.statusText;
-  try { detail = (await response.json()).detail; } catch (_) { /* not JSON */ }
-  return {status: response.status, detail};
+  const one = symbols.length === 1;
+  const path = one ? `/api/settings/${encodeURIComponent(symbols[0])}/${action}`
+    : `/api/settings/${action}`;
+  const response = await fetch(path,
+    {method: "POST", headers, body: one ? undefined : JSON.stringify(symbols)});
+  let body = null;
+  try { body = await response.json(); } catch (_) { /* not JSON */ }
+  return {ok: response.ok, status: response.status, body,
+    detail: (body && body.detail) || response.statusText};
 }
 
 async function act(action, symbols) {
-  let done = 0;
-  const failures = [];
-  let next = 0;
-  async function worker() {
-    while (next < symbols.length) {
-      const symbol = symbols[next++];
-      const failure = await call(symbol, action);
-      if (failure) failures.push([symbol, failure]); else done++;
-    }
-  }
-  await Promise.all(Array.from({length: Math.min(BULK_PARALLEL, symbols.length)}, worker));
-  if (failures.some(([, f]) => f.status === 401)) {
+  if (!symbols.length) return;
+  const result = await call(action, symbols);
+  if (result.status === 401) {
     askToken(token() ? "the token was refused; enter the right one" : "a token is required");
+    return;
   }
+  if (!result.ok) { notice(`${action} failed: ${result.detail}`); return; }
   const verb = action === "start" ? "started" : "stopped";
-  if (failures.length) {
-    const [symbol, f] = failures[0];
-    notice(`${verb} ${done}, failed ${failures.length} (${symbol}: ${f.detail})`);
-  } else {
-    notice(`${verb} ${done === 1 ? symbols[0] : done + " symbols"}`, true);
-  }
+  if (symbols.length === 1) { notice(`${verb} ${symbols[0]}`, true); return; }
+  const failed = Object.entries(result.body.failed || {});
+  const summary = `${verb} ${result.body.changed.length}, ` +
+    `${result.body.unchanged.length} already ${verb}`;
+  if (failed.length) notice(`${summary}, ${failed.length} failed (${failed[0].join(": ")})`);
+  else notice(summary, true);
 }
 
 function askToken(why) {
@@ -593,7 +600,9 @@ function wire() {
   $("head").addEventListener("click", event => {
     const key = event.target.dataset && event.target.dataset.key;
     if (!key) return;
-    if (key === sortKey) sortAsc = !sortAsc; else { sortKey = key; sortAsc = key === "symbol"; }
+    // A first click sorts names A to Z, states worst first, and numbers largest first.
+    if (key === sortKey) sortAsc = !sortAsc;
+    else { sortKey = key; sortAsc = key === "symbol" || key === "state"; }
     layoutColumns(); viewDirty = true; scheduleRender();
   });
   $("start-form").addEventListener("submit", event => {
@@ -601,6 +610,18 @@ function wire() {
     const symbol = $("start-symbol").value.trim();
     if (symbol) act("start", [symbol]);
   });
+  $("detail-close").onclick = () => {
+    focus = null;
+    $("detail").hidden = true;
+    document.body.classList.remove("with-detail");
+    if (detailPlot) { detailPlot.destroy(); detailPlot = null; }
+    scheduleRender();
+  };
+  $("total-alerts").onclick = () => {
+    sortKey = "state"; sortAsc = true;
+    $("viewport").scrollTop = 0;
+    layoutColumns(); viewDirty = true; scheduleRender();
+  };
   $("start-selected").onclick = () => act("start", [...selected]);
   $("stop-selected").onclick = () => act("stop", [...selected]);
   $("token-button").onclick = () => { $("token-form").hidden = !$("token-form").hidden; };
