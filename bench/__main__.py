@@ -307,8 +307,11 @@ run on the machine that ran it; compare runs on the same machine only.
   the two (target >= 3). `latency_<broker>_ms_p50/p99` (`latency_ms_*` = NATS): from the socket
   read that decoded a trade to its arrival at a consumer of the broker (JetStream ordered
   consumer; blocking XREAD) in the same process, with the mock paced at about 10,000 trades/s
-  (`latency_*_rate_per_s` is the rate reached), after a one-second warm-up. The brokers are the
-  machine's shared servers, so their load from other work shows in these figures.
+  (`latency_*_rate_per_s` is the rate reached; `latency_*_missing` trades had not arrived half a
+  second after the stream stopped), after a one-second warm-up; `latency_1k_*` is the same at
+  about 1,000 trades/s. The brokers are the machine's shared servers, so their load from other
+  work shows in these figures; a process starved of CPU queues trades, which shows as seconds of
+  latency and missing trades at the higher pace.
 - `best_peer_per_s` / `delivered_vs_best_peer`: the fastest peer and how many times faster the
   delivered rate is.
 - `*_client_busy` / `*_mock_busy`: CPU seconds per second of the timed span of the client and of

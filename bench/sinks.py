@@ -48,6 +48,7 @@ from streamer.binance.config import StreamerConfig
 from streamer.binance.events import Event, TradeEvent
 from streamer.binance.hub import StreamHub
 from streamer.pubsub import PubSub, Route
+from streamer.sinks.nats import MSG_ID
 from streamer.sinks.runner import RunnerOptions, SinkRunner
 from streamer.sinks.urls import sink_from_url
 
@@ -55,6 +56,8 @@ FRAMES = 200_000
 ROUNDS = 2
 POLL = 0.005
 LATENCY_RATE = 10_000
+GENTLE_RATE = 1_000
+"""A second, gentler pace: the path's own latency when nothing queues up on a busy machine."""
 LATENCY_SECONDS = 8.0
 WARM_UP = 1.0
 NATS = os.environ.get("STREAMER_TEST_NATS_URL") or "nats://127.0.0.1:4222"
@@ -142,8 +145,25 @@ async def run_sink(url: str, broker: str, total: int) -> dict[str, float]:
         await forget(broker, name)
 
 
+class StampingRoute(Route):
+    """A topic's route that notes when each trade left the socket read that decoded it."""
+
+    __slots__ = ("stamps",)
+
+    def __init__(self, route: Route, stamps: dict[int, float]) -> None:
+        super().__init__(route.name, route.subscriptions)
+        self.stamps = stamps
+
+    def publish_batch(self, events: Sequence[Event]) -> None:
+        now = time.perf_counter()
+        for event in events:
+            if isinstance(event, TradeEvent):
+                self.stamps[event.trade_id] = now
+        super().publish_batch(events)
+
+
 class StampingPubSub(PubSub):
-    """Pub/sub that notes when each trade left the socket read that decoded it."""
+    """Pub/sub whose routes stamp trades as the stream hands them over."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -151,17 +171,8 @@ class StampingPubSub(PubSub):
 
     def route(self, name: str) -> Route:
         route = super().route(name)
-        stamps = self.stamps
-        plain = route.publish_batch
-
-        def publish_batch(events: Sequence[Event]) -> None:
-            now = time.perf_counter()
-            for event in events:
-                if isinstance(event, TradeEvent):
-                    stamps[event.trade_id] = now
-            plain(events)
-
-        route.publish_batch = publish_batch  # type: ignore[method-assign]
+        if not isinstance(route, StampingRoute):
+            route = self._routes[name] = StampingRoute(route, self.stamps)
         return route
 
 
@@ -172,7 +183,8 @@ async def consume(broker: str, name: str, arrived: dict[int, float]) -> Callable
         client = await nats.connect(NATS)
 
         async def on_message(message: Msg) -> None:
-            arrived[msgspec.json.decode(message.data)["trade_id"]] = time.perf_counter()
+            message_id = (message.headers or {})[MSG_ID]  # `<SYMBOL>:<trade_id>`
+            arrived[int(message_id.rsplit(":", 1)[1])] = time.perf_counter()
 
         js = client.jetstream()
         while True:
@@ -248,11 +260,11 @@ Runs = Callable[..., dict[str, Any] | None]
 """`bench.__main__.best_of`: the best of some client runs, each against a fresh mock."""
 
 
-def paced(command: Sequence[str]) -> dict[str, Any] | None:
-    """One run of `command` against a mock paced at about `LATENCY_RATE` trades/s."""
+def paced(command: Sequence[str], rate: int = LATENCY_RATE) -> dict[str, Any] | None:
+    """One run of `command` against a mock paced at about `rate` trades/s."""
     from bench.__main__ import run_json
 
-    speed = LATENCY_RATE * 86_400 / CSV_ROWS  # the recorded day's trades, spread evenly
+    speed = rate * 86_400 / CSV_ROWS  # the recorded day's trades, spread evenly
     limits = [flag for flag in FULL_SPEED if not flag.startswith("--speed")]
     with (
         only_symbols(SYMBOL) as data,
@@ -298,16 +310,18 @@ def figures(best_of: Runs) -> dict[str, float | str]:
         )
         if "redis" in rates:
             out["sink_redis_vs_cryptofeed"] = round(rates["redis"] / peer["rate"], 2)
-    for broker in ("nats", "redis"):
-        command = [*module, "latency", broker, "--url", MOCK_URL, "--seconds", str(LATENCY_SECONDS)]
-        result = paced(command)
-        if result is None:
-            out[f"latency_{broker}_ms_p50"] = "failed"
-            continue
-        out[f"latency_{broker}_ms_p50"] = round(result["p50"], 2)
-        out[f"latency_{broker}_ms_p99"] = round(result["p99"], 2)
-        out[f"latency_{broker}_rate_per_s"] = round(result["rate"])
-        out[f"latency_{broker}_missing"] = int(result["missing"])
+    for rate, tag in ((LATENCY_RATE, ""), (GENTLE_RATE, "_1k")):
+        for broker in ("nats", "redis"):
+            name = f"latency{tag}_{broker}"
+            command = [*module, "latency", broker, "--url", MOCK_URL]
+            result = paced([*command, "--seconds", str(LATENCY_SECONDS)], rate)
+            if result is None:
+                out[f"{name}_ms_p50"] = "failed"
+                continue
+            out[f"{name}_ms_p50"] = round(result["p50"], 2)
+            out[f"{name}_ms_p99"] = round(result["p99"], 2)
+            out[f"{name}_rate_per_s"] = round(result["rate"])
+            out[f"{name}_missing"] = int(result["missing"])
     if "latency_nats_ms_p50" in out:
         out["latency_ms_p50"] = out["latency_nats_ms_p50"]
         out["latency_ms_p99"] = out.get("latency_nats_ms_p99", "failed")
