@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from streamer.binance.events import GapNotice, as_dict
-from streamer.sinks import SinkUnavailable
+from streamer.sinks import SinkError, SinkUnavailable
 from streamer.sinks.redis import RedisSink
 from streamer.sinks.urls import sink_from_url
 from tests.fixtures.brokers import RedisTarget, relay_to, through
@@ -59,6 +59,26 @@ async def test_a_re_sent_batch_is_dropped_by_redis_and_counted(redis_target: Red
     received = await read_redis(redis_target)
     assert received["ETHUSDT"].trades == list(range(1, 9))
     assert sink.duplicates == 3
+
+
+async def test_a_refused_entry_is_an_error_not_a_retry_and_the_others_land(
+    redis_target: RedisTarget,
+) -> None:
+    """An entry Redis refuses for good (its key is not a stream) fails the batch with a
+    `SinkError` that is not `SinkUnavailable`, while the batch's other symbols are stored."""
+    client = aioredis.Redis.from_url(redis_target.server)
+    await client.set(f"{redis_target.prefix}:trades:BTCUSDT", "not a stream")
+    sink = redis_sink(redis_target.sink_url())
+    await sink.open()
+    try:
+        with pytest.raises(SinkError, match="WRONGTYPE") as refused:
+            await sink.publish([trade("BTCUSDT", 1), trade("ETHUSDT", 1), trade("ETHUSDT", 2)])
+        assert not isinstance(refused.value, SinkUnavailable)
+        entries = await xrange(client, f"{redis_target.prefix}:trades:ETHUSDT")
+    finally:
+        await sink.close()
+        await client.aclose()
+    assert [entry_id for entry_id, _ in entries] == [b"1-0", b"2-0"]
 
 
 async def test_streams_are_capped_at_maxlen(redis_target: RedisTarget) -> None:
