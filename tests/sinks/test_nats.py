@@ -10,6 +10,7 @@ from nats.js.api import DeliverPolicy
 
 from streamer.binance.events import GapNotice, as_dict
 from streamer.sinks import SinkUnavailable
+from streamer.sinks import nats as nats_sinks
 from streamer.sinks.nats import NatsSink
 from streamer.sinks.urls import sink_from_url
 from tests.fixtures.brokers import NatsTarget, relay_to, through
@@ -75,6 +76,45 @@ async def test_a_re_sent_batch_is_dropped_by_jetstream_and_counted(
     received = await read_nats(nats_target)
     assert received["ETHUSDT"].trades == list(range(1, 9))
     assert sink.duplicates == 3
+
+
+async def test_a_batch_wider_than_the_window_lands_whole_and_in_order(
+    nats_target: NatsTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch is sent in windows of at most `WINDOW` messages, each acknowledged before the
+    next; every trade lands once and in order, and re-sent ones are counted in every window."""
+    monkeypatch.setattr(nats_sinks, "WINDOW", 4)
+    sink = nats_sink(nats_target.sink_url())
+    await sink.open()
+    try:
+        await sink.publish(trades("ETHUSDT", range(1, 8)))
+        await sink.publish(trades("ETHUSDT", range(1, 12)))
+    finally:
+        await sink.close()
+    received = await read_nats(nats_target)
+    assert received["ETHUSDT"].trades == list(range(1, 12))
+    assert sink.duplicates == 7
+
+
+async def test_a_stream_deleted_under_the_sink_is_unavailable_then_created_again(
+    nats_target: NatsTarget,
+) -> None:
+    """When no stream answers for the subjects, the batch is not confirmed (`SinkUnavailable`)
+    and the retry creates the stream again and lands the batch."""
+    sink = nats_sink(nats_target.sink_url())
+    await sink.open()
+    client = await nats.connect(nats_target.server)
+    try:
+        await sink.publish(trades("ETHUSDT", range(1, 3)))
+        await client.jetstream().delete_stream(nats_target.stream)
+        with pytest.raises(SinkUnavailable, match="no stream answered"):
+            await sink.publish(trades("ETHUSDT", range(3, 5)))
+        await sink.publish(trades("ETHUSDT", range(3, 5)))
+    finally:
+        await sink.close()
+        await client.close()
+    received = await read_nats(nats_target)
+    assert received["ETHUSDT"].trades == [3, 4]
 
 
 async def test_the_stream_is_created_then_updated_to_the_configured_limits(
