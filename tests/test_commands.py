@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from streamer.cli import app
+from streamer.commands import report_changes
 from streamer.db import SettingsRepository, Status, create_engine
 from tests.fixtures.database import seed_database
 from tests.ports import closed_port
@@ -217,3 +218,16 @@ def test_start_takes_the_forms_users_type_and_unicode_names(database_url: str) -
     assert "ETHUSDT, 这是测试币456" in out
     assert statuses(database_url)["这是测试币456"] == "on"
     assert statuses(database_url)["ETHUSDT"] == "on"
+
+
+def test_many_symbols_are_reported_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A start or stop of more than ten symbols prints one summary line, plus any failure."""
+    wanted = [f"COIN{n}USDT" for n in range(12)]
+    result = {"changed": wanted[:10], "unchanged": wanted[10:11], "failed": {wanted[11]: "boom"}}
+
+    report_changes(result, wanted, Status.OFF)
+
+    assert capsys.readouterr().out.splitlines() == [
+        "12 symbols: 10 stopped, 1 not running, 1 failed",
+        "COIN11USDT: failed: boom",
+    ]

@@ -17,7 +17,14 @@ if TYPE_CHECKING:
     from streamer.api.models import SymbolState
     from streamer.binance.events import Dropped, Event, GapNotice, TradeEvent
     from streamer.binance.stats import LiveState, SymbolStats
-    from streamer.client import ApiError, ServiceClient, ServiceNotRunning
+    from streamer.client import (
+        ApiError,
+        Notice,
+        ServiceClient,
+        ServiceNotRunning,
+        TradesClient,
+        TradesRefused,
+    )
     from streamer.db import DatabaseError, Status, UnknownSymbol
     from streamer.embed import NotRunning, NotStreaming, Streamer
     from streamer.errors import StreamerError
@@ -34,6 +41,7 @@ _HOMES = {
     "InvalidSymbol": "streamer.symbols",
     "LiveState": "streamer.binance.stats",
     "NotRunning": "streamer.embed",
+    "Notice": "streamer.client",
     "NotStreaming": "streamer.embed",
     "Overflow": "streamer.pubsub",
     "ServiceClient": "streamer.client",
@@ -47,6 +55,8 @@ _HOMES = {
     "SymbolState": "streamer.api.models",
     "SymbolStats": "streamer.binance.stats",
     "TradeEvent": "streamer.binance.events",
+    "TradesClient": "streamer.client",
+    "TradesRefused": "streamer.client",
     "UnknownSymbol": "streamer.db",
     "normalize_symbol": "streamer.symbols",
 }
@@ -61,6 +71,7 @@ __all__ = [
     "LiveState",
     "NotRunning",
     "NotStreaming",
+    "Notice",
     "Overflow",
     "ServiceClient",
     "ServiceNotRunning",
@@ -73,6 +84,8 @@ __all__ = [
     "SymbolState",
     "SymbolStats",
     "TradeEvent",
+    "TradesClient",
+    "TradesRefused",
     "UnknownSymbol",
     "__version__",
     "normalize_symbol",

@@ -122,7 +122,7 @@ async def _set_offline(database_url: str, selection: Selection, status: Status) 
         await engine.dispose()
 
 
-def _report(result: dict[str, Any], wanted: list[str], status: Status) -> None:
+def report_changes(result: dict[str, Any], wanted: list[str], status: Status) -> None:
     changed_word, unchanged_word = (
         ("started", "already streaming") if status is Status.ON else ("stopped", "was not running")
     )
@@ -134,7 +134,7 @@ def _report(result: dict[str, Any], wanted: list[str], status: Status) -> None:
             typer.echo(f"{symbol}: {notes[symbol]}")
         return
     summary = f"{len(wanted)} symbols: {len(result['changed'])} {changed_word}, "
-    summary += f"{len(result['unchanged'])} {unchanged_word}"
+    summary += f"{len(result['unchanged'])} {unchanged_word.removeprefix('was ')}"
     typer.echo(summary + (f", {len(result['failed'])} failed" if result["failed"] else ""))
     for symbol, why in result["failed"].items():
         typer.echo(f"{symbol}: failed: {why}")
@@ -148,7 +148,7 @@ def _change(selection: Selection, status: Status, settings: Settings) -> None:
                 known = [s["symbol"] for s in client.settings(active=status is Status.OFF)]
             wanted = selection.resolve(known)
             verb = client.start_many if status is Status.ON else client.stop_many
-            _report(verb(wanted), wanted, status)
+            report_changes(verb(wanted), wanted, status)
             return
     except ServiceNotRunning:
         pass

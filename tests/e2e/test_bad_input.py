@@ -153,7 +153,13 @@ async def test_health_answers_while_the_database_is_down_at_start(
     ) as running:
         response = await api(running, "GET", "/api/health")
         assert response.status_code == 503
-        assert response.json() == {"live": True, "ready": False, "database": False, "streaming": 0}
+        assert response.json() == {
+            "live": True,
+            "ready": False,
+            "database": False,
+            "streaming": 0,
+            "sinks": [],
+        }
 
 
 def closed_port() -> int:

@@ -1,4 +1,5 @@
-"""`GET /ws/trades?symbols=A,B`: live events as JSON text frames, for any other process.
+"""`GET /ws/trades?symbols=A,B[&after=A:ID,B:ID]`: live events as JSON text frames, for any other
+process; `after` resumes a client where it left off (see `resume`).
 
 Each client reads its own bounded subscription, so a slow client only ever delays itself: when
 it falls behind, its oldest events are dropped and the subscription's `dropped` notice, sent in
@@ -22,6 +23,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from streamer.api.metrics import SocketClients
+from streamer.api.resume import InvalidResume, SentFilter, catch_up, parse_after
 from streamer.api.security import websocket_refusal
 from streamer.binance.events import as_dict
 from streamer.db import DatabaseError, UnknownSymbol
@@ -59,11 +61,15 @@ class _Sending:
     since: float | None = None
 
 
-async def _forward(socket: WebSocket, sub: Subscription, sending: _Sending) -> None:
+async def _forward(
+    socket: WebSocket, sub: Subscription, sending: _Sending, sent: SentFilter
+) -> None:
     """Send every event, the subscription's own `dropped` notices included, in order."""
     clock = asyncio.get_running_loop().time
     while batch := await sub.get_batch(1000):
         for event in batch:
+            if not sent.fresh(event):
+                continue
             sending.since = clock()
             await socket.send_text(_encode(as_dict(event)).decode())
             sending.since = None
@@ -140,8 +146,9 @@ def trades_socket(
 async def _serve(service: Service, socket: WebSocket) -> None:
     try:
         symbols = parse_symbols(socket.query_params.get("symbols"))
+        after = parse_after(socket.query_params.get("after"))
         notices = await _idle_notices(service, symbols or [])
-    except InvalidSymbol as error:
+    except (InvalidSymbol, InvalidResume) as error:
         await socket.close(code=POLICY_VIOLATION, reason=str(error)[:120])
         return
     except UnknownSymbol as error:
@@ -157,7 +164,11 @@ async def _serve(service: Service, socket: WebSocket) -> None:
     )
     sending = _Sending()
     with subscription as sub:
-        forward = asyncio.ensure_future(_forward(socket, sub, sending))
+        caught_up = await catch_up(service, after)
+        for event in caught_up:
+            await socket.send_text(_encode(as_dict(event)).decode())
+        sent = SentFilter(after, caught_up)
+        forward = asyncio.ensure_future(_forward(socket, sub, sending, sent))
         listen = asyncio.ensure_future(_until_disconnect(socket))
         watch = asyncio.ensure_future(_watch_stall(sending, STALL_SECONDS))
         tasks = {forward, listen, watch}
