@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-from bench import decoding, mock_exchange, recording
+from bench import cluster, decoding, mock_exchange, recording, sinks
 from bench.client import SYMBOL
 from bench.docs import kept_sections
 from bench.mock_process import EXCHANGE_INFO, FULL_SPEED, only_symbols
@@ -181,6 +181,8 @@ def main() -> None:
     if raw is not None and ours is not None:
         figures["delivered_vs_raw_ratio"] = round(ours["rate"] / raw["rate"], 3)
     figures.update(recording.figures(ours["rate"] if ours is not None else None, best_of))
+    figures.update(cluster.figures())
+    figures.update(sinks.figures(best_of))
 
     peer_rates: dict[str, float] = {}
     for peer in PEERS:
@@ -285,11 +287,31 @@ run on the machine that ran it; compare runs on the same machine only.
 - `cpu_s_per_million`: CPU seconds the streaming process spent per million trades delivered.
 - `peer_*_per_s`: trades each peer library handed to its callback, on the same frames:
 {peers}
+- `failover_seconds`, `rebalance_seconds`, `lease_renew_ms`, `lease_cpu_share_1695`: three
+  instances on one PostgreSQL database with the default leases (ttl 6 s, renewed every second),
+  30 symbols: from `kill -9` of the busiest instance until all its symbols stream on the others,
+  and from a new instance's readiness until every instance holds 10 again (medians of 3); the
+  mean renew round; the CPU share of one core an instance spends on rounds with 1,695 symbols
+  over 3 instances (`bench/cluster.py`, `python -m bench.cluster` alone).
 - `record_per_s`: trades per second made durable by `streamer record`'s path (the sink runner
   and the Parquet sink: journal fsynced per batch, parts written and renamed at close) on the
   same feed, in a fresh process, best of 2 rounds of 300,000; `record_vs_delivered` divides it by
   `delivered_per_s` (target >= 0.5). `bytes_per_trade` is the Parquet parts' size per recorded
   trade, `csv_gz_bytes_per_trade` the recorded gzip CSV day's, `bytes_vs_csv_gz` their ratio.
+- `sink_nats_per_s` / `sink_redis_per_s`: trades per second the broker confirmed through the
+  service's sink path (stream -> pub/sub -> sink runner -> `NatsSink` / `RedisSink`) on the same
+  feed, best of 2 rounds of 200,000, each checked by a separate client counting what the broker
+  holds; `sink_*_cpu_s_per_million` is the streaming process's CPU per million trades (the
+  brokers' own CPU is not in it). `peer_cryptofeed_redis_per_s` is cryptofeed's own Redis Streams
+  backend (`TradeStream`) on the same frames, counted by XLEN; `sink_redis_vs_cryptofeed` divides
+  the two (target >= 3). `latency_<broker>_ms_p50/p99` (`latency_ms_*` = NATS): from the socket
+  read that decoded a trade to its arrival at a consumer of the broker (JetStream ordered
+  consumer; blocking XREAD) in the same process, with the mock paced at about 10,000 trades/s
+  (`latency_*_rate_per_s` is the rate reached; `latency_*_missing` trades had not arrived half a
+  second after the stream stopped), after a one-second warm-up; `latency_1k_*` is the same at
+  about 1,000 trades/s. The brokers are the machine's shared servers, so their load from other
+  work shows in these figures; a process starved of CPU queues trades, which shows as seconds of
+  latency and missing trades at the higher pace.
 - `best_peer_per_s` / `delivered_vs_best_peer`: the fastest peer and how many times faster the
   delivered rate is.
 - `*_client_busy` / `*_mock_busy`: CPU seconds per second of the timed span of the client and of

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ STREAMING_DEADLINE = 120.0
 WARM_SECONDS = 5.0
 MEASURE_SECONDS = 20.0
 WIDTH, HEIGHT = 1400, 1000
+STOP_DEADLINE = 30.0
 
 STATS = "return window.streamerStats"
 RESET = "for (const k of Object.keys(window.streamerStats)) window.streamerStats[k] = 0"
@@ -54,6 +56,7 @@ async def streaming_count(page: LivePage) -> int:
 async def measure(page: LivePage, symbols: int) -> dict[str, float]:
     """Let the page run with every symbol streaming, scrolling now and then, and read its stats."""
     await asyncio.sleep(WARM_SECONDS)
+    load_at_start = os.getloadavg()[0]
     await page.js(RESET)
     end = time.monotonic() + MEASURE_SECONDS
     step = 0
@@ -68,12 +71,15 @@ async def measure(page: LivePage, symbols: int) -> dict[str, float]:
         "page_symbols": symbols,
         "page_symbols_streaming": await streaming_count(page),
         "page_ticks": stats["ticks"],
+        "page_tick_kb_mean": round(stats["tickBytes"] / ticks / 1000, 1),
         "page_tick_apply_ms_mean": round(stats["sumApplyMs"] / ticks, 2),
         "page_tick_apply_ms_max": round(stats["maxApplyMs"], 2),
         "page_frames": stats["frames"],
         "page_render_ms_mean": round(stats["sumRenderMs"] / frames, 2),
         "page_render_ms_max": round(stats["maxRenderMs"], 2),
         "page_rows_rendered": stats["rowsRendered"],
+        "page_load_1m_at_start": round(load_at_start, 2),
+        "page_load_1m_at_end": round(os.getloadavg()[0], 2),
     }
 
 
@@ -118,11 +124,13 @@ Produced by `make screenshots` (`python -m bench.page`), which rewrites this sec
 headless Chromium on the page while the service streams every symbol of the recorded
 exchangeInfo from the mock at recorded speed, measured in the page with `performance.now()` over
 {MEASURE_SECONDS:.0f} s of scrolling. `page_tick_apply_ms_*`: applying one message of
-`/ws/live` (parse it, fold its deltas into the 1,695 rows), `page_ticks` of them.
+`/ws/live` (parse it, fold its deltas into the 1,695 rows), `page_ticks` of them, each
+`page_tick_kb_mean` kB of JSON on average.
 `page_render_ms_*`: one frame's rendering (filter and sort all rows, fill the visible ones,
 `page_rows_rendered`, draw their sparklines and gap timelines, the totals and the selected
 symbol's chart), `page_frames` of them. Apply plus render well under 16 ms leaves the page free
-to scroll at 60 frames per second. The machine's load shows in these figures as in any other.
+to scroll at 60 frames per second. The browser, the service and the mock share the machine's
+2 cores with whatever else runs (`page_load_1m_*`), which shows in these figures.
 
 | figure | value |
 |---|---|
@@ -155,8 +163,9 @@ async def run(ws_url: str, rest_url: str, folder: Path) -> dict[str, float]:
     finally:
         await asyncio.to_thread(driver.quit)
         await service.root.stop()
+        # The figures are taken; a tree slow to finish must not keep the script waiting.
         with contextlib.suppress(Exception):
-            await running
+            await asyncio.wait_for(running, STOP_DEADLINE)
 
 
 def main() -> None:

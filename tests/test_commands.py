@@ -98,7 +98,7 @@ def test_status_json_lists_the_symbols_that_are_on(seeded: str) -> None:
 
     assert code == 0
     assert json.loads(out) == [
-        {"symbol": "NEOUSDT", "status": "on", "state": "stopped", "restarts": 0}
+        {"symbol": "NEOUSDT", "owner": None, "status": "on", "state": "stopped", "restarts": 0}
     ]
 
 

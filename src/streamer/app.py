@@ -7,16 +7,21 @@
     ├── streaming (rest_for_one)
     │   ├── streamers   dynamic supervisor: one worker per symbol, named by its symbol
     │   └── autostart   transient: runs again whenever `streamers` is restarted
-    └── http            the API, the status page and the websocket fan-out
+    ├── http            the API, the status page and the websocket fan-out
+    └── ownership       PostgreSQL only: leases, and the running set kept equal to them
 
 `rest_for_one` restarts autostart after any restart of `streamers`, and autostart is transient
-rather than temporary, so an empty dynamic supervisor is always refilled from the database.
+rather than temporary, so an empty dynamic supervisor is always refilled from the database (on
+PostgreSQL: with the symbols this instance holds leases for). `ownership` stops first, so on
+SIGTERM it hands its symbols over while they still stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -37,7 +42,7 @@ from streamer.db import (
     create_engine,
     upgrade,
 )
-from streamer.db.urls import is_sqlite
+from streamer.db.urls import is_sqlite, parse_url, sqlite_path
 from streamer.otp import (
     ChildSpec,
     ChildState,
@@ -48,6 +53,7 @@ from streamer.otp import (
     Supervisor,
     run_application,
 )
+from streamer.ownership import InstanceInfo, InstanceLock, LeaseStore, LeaseTimes, Ownership
 from streamer.pubsub import PubSub
 from streamer.sinks.runner import Sinks
 from streamer.sinks.urls import sink_from_url
@@ -78,6 +84,10 @@ class Service:
         self.token = config.token.get_secret_value() if config.token else None
         check_bind(config.host, self.token)
         self.database_url = config.resolved_database_url()
+        self.instance_id = config.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.address = f"{config.host}:{config.port}"
+        self.started = datetime.now(UTC)
+        lease_times = LeaseTimes(config.lease_ttl, config.lease_renew)
         self.engine = create_engine(self.database_url)
         self.repository = SettingsRepository(self.engine)
         self.database_ready = asyncio.Event()
@@ -104,6 +114,21 @@ class Service:
             wait_ready=self.database_ready.wait,
             on_stopped=self._forget,
         )
+        url = parse_url(self.database_url)
+        sqlite_file = sqlite_path(url) if is_sqlite(url) else None
+        self.lock = InstanceLock(sqlite_file) if sqlite_file is not None else None
+        self.ownership: Ownership | None = None
+        if not is_sqlite(url):
+            self.ownership = Ownership(
+                store=LeaseStore(self.engine, self.instance_id, lease_times),
+                streaming=self.streaming,
+                hub=self.hub,
+                registry=self.registry,
+                address=lambda: self.address,
+                positions=self._positions,
+                wait_ready=self.database_ready.wait,
+            )
+            self.streaming.placement = self.ownership
         self.streaming_supervisor = Supervisor(
             [self.streamers.child_spec("streamers"), self.streaming.autostart_spec()],
             strategy=Strategy.REST_FOR_ONE,
@@ -121,10 +146,22 @@ class Service:
                     lambda ready: create_app(self, ready),
                     config.host,
                     config.port,
-                    on_listening=on_listening,
+                    on_listening=self._listening(on_listening),
                 )
             )
+        if self.ownership is not None:
+            children.append(self.ownership.child_spec())
         self.root = Supervisor(children, strategy=Strategy.ONE_FOR_ONE, name="streamer")
+
+    def _listening(self, then: Callable[[str, int], None] | None) -> Callable[[str, int], None]:
+        """Record the bound address (the one other instances and the CLI show), then `then`."""
+
+        def listening(host: str, port: int) -> None:
+            self.address = f"{host}:{port}"
+            if then is not None:
+                then(host, port)
+
+        return listening
 
     def _database_spec(self) -> ChildSpec:
         """Migrates the database, keeps stream positions in it, and owns the engine.
@@ -161,7 +198,11 @@ class Service:
         return ChildSpec(id="database", start=database)
 
     async def _save_positions_at_stop(self) -> None:
-        """The last save, after the streams have stopped (this child stops last)."""
+        """The last save, after the streams have stopped (this child stops last).
+
+        In a group the leases' owners save, fenced by epoch, and the drain did the last save."""
+        if self.ownership is not None:
+            return
         try:
             async with asyncio.timeout(self.database_probe):
                 await self.repository.save_positions(self._positions())
@@ -176,7 +217,7 @@ class Service:
         database answers, so health and metrics see an outage and its end."""
         while True:
             await asyncio.sleep(self.database_probe)
-            positions = self._positions()
+            positions = self._positions() if self.ownership is None else {}
             try:
                 async with asyncio.timeout(self.database_probe):
                     if positions:
@@ -202,16 +243,37 @@ class Service:
 
     # --- live state --------------------------------------------------------------------------
 
-    def _state(self, setting: Setting) -> SymbolState:
+    async def owners(self) -> dict[str, str]:
+        """Symbol -> the instance that streams it: lease owners, or this instance alone."""
+        if self.ownership is not None:
+            return await self.ownership.owners()
+        return dict.fromkeys(self.registry.names(), self.instance_id)
+
+    async def cluster(self) -> list[InstanceInfo]:
+        """The live instances sharing this database (only this one on SQLite)."""
+        if self.ownership is not None:
+            return await self.ownership.instances()
+        return [
+            InstanceInfo(
+                id=self.instance_id,
+                address=self.address,
+                started=self.started,
+                last_seen=datetime.now(UTC),
+                symbols=sorted(self.registry.names()),
+            )
+        ]
+
+    def _state(self, setting: Setting, owner: str | None = None) -> SymbolState:
         child = self.registry.lookup(setting.symbol)
         stats = self.hub.stats(setting.symbol) if child is not None else None
         if child is None or stats is None:
             return SymbolState(
-                symbol=setting.symbol, status=setting.status, state=LiveState.STOPPED
+                symbol=setting.symbol, status=setting.status, state=LiveState.STOPPED, owner=owner
             )
         last_time = stats.last_trade_time
         return SymbolState(
             symbol=setting.symbol,
+            owner=owner,
             status=setting.status,
             state=stats.state,
             reason=stats.reason,
@@ -230,10 +292,12 @@ class Service:
         self, *, status: Status | None = None, prefix: str | None = None
     ) -> list[SymbolState]:
         settings = await self.repository.list(status=status, prefix=prefix)
-        return [self._state(setting) for setting in settings]
+        owners = await self.owners()
+        return [self._state(setting, owners.get(setting.symbol)) for setting in settings]
 
     async def symbol_state(self, symbol: str) -> SymbolState:
-        return self._state(await self.repository.get(normalize_symbol(symbol)))
+        setting = await self.repository.get(normalize_symbol(symbol))
+        return self._state(setting, (await self.owners()).get(setting.symbol))
 
     def health(self) -> Health:
         streaming = self.streaming_supervisor.state is ChildState.RUNNING
@@ -259,18 +323,25 @@ class Service:
     async def run(self) -> int:
         """Run the tree until SIGINT/SIGTERM (exit code 0) or until its root fails (1).
 
+        On SQLite it first takes the single-instance lock (`InstanceLocked` if another runs).
         An SQLite file that is not a database raises `DatabaseCorrupt` before anything starts:
         it is not an outage to wait for.
         """
-        if is_sqlite(self.engine.url):
-            try:
-                await self.repository.read_catalogue()
-            except DatabaseUnavailable:
-                pass  # an outage: the `database` child waits for it
-            except DatabaseCorrupt:
-                await self.engine.dispose()
-                raise
-        return await run_application(self.root)
+        if self.lock is not None:
+            self.lock.acquire(self.instance_id, self.address)
+        try:
+            if is_sqlite(self.engine.url):
+                try:
+                    await self.repository.read_catalogue()
+                except DatabaseUnavailable:
+                    pass  # an outage: the `database` child waits for it
+                except DatabaseCorrupt:
+                    await self.engine.dispose()
+                    raise
+            return await run_application(self.root)
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
 
 def _from_epoch(seconds: float | None) -> datetime | None:

@@ -220,7 +220,13 @@ async def _offline_states(database_url: str, include_off: bool) -> list[dict[str
     finally:
         await engine.dispose()
     return [
-        {"symbol": row.symbol, "status": str(row.status), "state": "stopped", "restarts": 0}
+        {
+            "symbol": row.symbol,
+            "owner": None,
+            "status": str(row.status),
+            "state": "stopped",
+            "restarts": 0,
+        }
         for row in rows
     ]
 
@@ -251,11 +257,14 @@ def status_command(
         typer.echo(json.dumps(states, indent=2))
         return
     table = Table(title=f"streamer status, from the {source}", title_justify="left")
-    for column in ("symbol", "status", "state", "since", "trades/s", "restarts", "gaps"):
-        table.add_column(column, justify="left" if column in ("symbol", "state") else "right")
+    for column in ("symbol", "owner", "status", "state", "since", "trades/s", "restarts", "gaps"):
+        table.add_column(
+            column, justify="left" if column in ("symbol", "owner", "state") else "right"
+        )
     for state in states:
         table.add_row(
             state["symbol"],
+            state.get("owner") or "-",
             state["status"],
             state["state"],
             (state.get("since") or "")[11:19],
@@ -311,11 +320,29 @@ def run_command(
             show_default=False,
         ),
     ] = None,
+    instance_id: Annotated[
+        str | None,
+        typer.Option(
+            "--instance-id",
+            help="This instance's name in a group (env STREAMER_INSTANCE_ID; default host-pid)",
+        ),
+    ] = None,
+    lease_ttl: Annotated[
+        float | None,
+        typer.Option("--lease-ttl", help="Seconds a symbol's lease lasts (env STREAMER_LEASE_TTL)"),
+    ] = None,
+    lease_renew: Annotated[
+        float | None,
+        typer.Option(
+            "--lease-renew", help="Seconds between lease renewals (env STREAMER_LEASE_RENEW)"
+        ),
+    ] = None,
 ) -> None:
     """Run the service: migrate the database, autostart the enabled symbols, serve the API."""
     from streamer.api.security import TokenRequired
     from streamer.api.server import bind
     from streamer.app import Service
+    from streamer.ownership import InstanceLocked, InvalidLeaseTimes
     from streamer.sinks import SinkError
 
     settings = settings_from(
@@ -329,11 +356,14 @@ def run_command(
         log_format=log_format,
         sinks=sinks or None,
         sink_required=sink_required,
+        instance_id=instance_id,
+        lease_ttl=lease_ttl,
+        lease_renew=lease_renew,
     )
     configure_logging(settings.log_level, settings.log_format)
     try:
         service = Service(settings)
-    except (TokenRequired, SinkError) as error:
+    except (TokenRequired, SinkError, InvalidLeaseTimes) as error:
         raise fail(str(error), 2) from None
     except DatabaseError as error:
         raise fail(str(error)) from None
@@ -343,7 +373,7 @@ def run_command(
         raise fail(f"{error}: another program uses it; choose another with --port") from None
     try:
         code = asyncio.run(service.run())
-    except DatabaseError as error:
+    except (InstanceLocked, DatabaseError) as error:
         raise fail(str(error)) from None
     raise typer.Exit(code)
 

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     """Sink URLs (`nats://...`, `redis://...`); the variable is a comma-separated list."""
     sink_required: bool = False
     """Whether the service is ready only while every sink's destination answers."""
+    # Several instances on one PostgreSQL database (see `streamer.ownership`).
+    instance_id: str = ""
+    lease_ttl: float = 6.0
+    lease_renew: float = 1.0
 
     @field_validator("ws_url", "rest_url")
     @classmethod

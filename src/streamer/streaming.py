@@ -15,6 +15,7 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from streamer.db import DatabaseUnavailable, SettingsRepository, Status, UnknownSymbol
 from streamer.errors import StreamerError
@@ -34,6 +35,22 @@ log = logging.getLogger(__name__)
 
 WorkerSpec = Callable[[str], ChildSpec]
 """Builds the supervised worker of one symbol; its spec must be named `(registry, SYMBOL)`."""
+
+
+class Placement(Protocol):
+    """Which instance runs which symbol when several share one database (`streamer.ownership`).
+
+    With a placement, start and stop only write the database and `announce()` the change: the
+    owner of the symbol's lease, whichever instance that is, starts or stops its worker.
+    """
+
+    async def owned(self) -> list[str]:
+        """The symbols this instance owns: what it must run."""
+        ...
+
+    async def announce(self) -> None: ...
+
+    async def owner(self, symbol: str) -> str | None: ...
 
 
 class StreamingUnavailable(StreamerError, RuntimeError):
@@ -94,6 +111,7 @@ class Streaming:
         on_stopped: Callable[[str], None] | None = None,
         autostart_concurrency: int = 64,
         database_retry_seconds: float = 2.0,
+        placement: Placement | None = None,
     ) -> None:
         self._repository = repository
         self._supervisor = supervisor
@@ -105,6 +123,7 @@ class Streaming:
         self._changes: dict[str, int] = {}
         self._autostart_concurrency = autostart_concurrency
         self._database_retry_seconds = database_retry_seconds
+        self.placement = placement
 
     async def start_streaming(self, raw_symbol: str) -> StartResult:
         """Persist `on`, then make sure a worker runs; unknown symbols change nothing.
@@ -194,6 +213,8 @@ class Streaming:
         return report
 
     async def _start(self, symbol: str) -> StartResult:
+        if self.placement is not None:
+            return await self._start_in_group(symbol, self.placement)
         async with self._lock(symbol):
             before = await self._repository.get(symbol)
             if self._supervisor.state is not ChildState.RUNNING:
@@ -210,9 +231,22 @@ class Streaming:
                 raise
             return StartResult(symbol, already_running)
 
+    async def _start_in_group(self, symbol: str, placement: Placement) -> StartResult:
+        """Persist `on` and announce it; the lease owner (this instance if it can take it
+        now) starts the worker. The announcement runs outside the symbol's lock, since this
+        instance's own round takes that lock to start the worker."""
+        async with self._lock(symbol):
+            before = await self._repository.get(symbol)
+            await self._repository.set_status(symbol, Status.ON)
+            self._changed(symbol)
+        await placement.announce()
+        log.info("Enabled %s; its lease owner streams it", symbol)
+        return StartResult(symbol, already_running=before.status is Status.ON)
+
     async def _stop(self, symbol: str) -> StopResult:
         async with self._lock(symbol):
             await self._repository.get(symbol)
+            owner = None if self.placement is None else await self.placement.owner(symbol)
             await self._repository.set_status(symbol, Status.OFF)
             self._changed(symbol)
             child = self._registry.lookup(symbol)
@@ -220,7 +254,9 @@ class Streaming:
                 await self._supervisor.terminate_child(child)
             if self._on_stopped is not None:
                 self._on_stopped(symbol)
-            return StopResult(symbol, was_running=child is not None)
+        if self.placement is not None:
+            await self.placement.announce()
+        return StopResult(symbol, was_running=child is not None or owner is not None)
 
     async def autostart_streaming(self) -> AutostartReport:
         """Start every symbol whose status is `on`; one that fails to start does not stop the rest.
@@ -231,12 +267,14 @@ class Streaming:
         newer: otherwise a stop racing autostart could be undone by a start from the old list.
         """
         seen = dict(self._changes)
-        symbols = await self._repository.enabled_symbols()
+        if self.placement is not None:
+            symbols = await self.placement.owned()
+        else:
+            symbols = await self._repository.enabled_symbols()
         report = AutostartReport()
-        gate = asyncio.Semaphore(self._autostart_concurrency)
 
         async def start_one(symbol: str) -> None:
-            async with gate, self._lock(symbol):
+            async with self._lock(symbol):
                 if self._changes.get(symbol) != seen.get(symbol):
                     return
                 try:
@@ -248,7 +286,7 @@ class Streaming:
                     report.failed[symbol] = str(error)
                     log.error("Autostart of %s failed: %s", symbol, error)
 
-        await asyncio.gather(*(start_one(symbol) for symbol in symbols))
+        await self._each(symbols, start_one)
         log.info(
             "Autostart: %d started, %d already running, %d failed",
             len(report.started),
@@ -256,6 +294,43 @@ class Streaming:
             len(report.failed),
         )
         return report
+
+    async def reconcile(self, wanted: set[str], keep: set[str]) -> None:
+        """Run exactly `wanted` (plus `keep`, left running if it runs): the leases this
+        instance holds. A symbol that moved away is stopped without touching its status; what
+        it kept to resume is dropped, since its new owner resumes from the database."""
+        if self._supervisor.state is not ChildState.RUNNING:
+            return
+        running = set(self._registry.names())
+
+        async def stop_one(symbol: str) -> None:
+            async with self._lock(symbol):
+                child = self._registry.lookup(symbol)
+                if child is not None and symbol not in wanted:
+                    log.info("Stopping %s: this instance no longer owns it", symbol)
+                    await self._supervisor.terminate_child(child)
+                    if self._on_stopped is not None:
+                        self._on_stopped(symbol)
+
+        async def start_one(symbol: str) -> None:
+            async with self._lock(symbol):
+                try:
+                    await self._ensure_running(symbol)
+                except StartError as error:
+                    log.error("Could not start %s: %s", symbol, error)
+
+        await self._each(sorted(running - wanted - keep), stop_one)
+        await self._each(sorted(wanted - running), start_one)
+
+    async def _each(self, symbols: list[str], action: Callable[[str], Awaitable[None]]) -> None:
+        """`action` on every symbol, concurrently but bounded."""
+        gate = asyncio.Semaphore(self._autostart_concurrency)
+
+        async def one(symbol: str) -> None:
+            async with gate:
+                await action(symbol)
+
+        await asyncio.gather(*(one(symbol) for symbol in symbols))
 
     def autostart_spec(self, restart: Restart = Restart.TRANSIENT) -> ChildSpec:
         """The autostart child: transient, so it runs again whenever its supervisor restarts it.

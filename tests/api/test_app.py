@@ -114,7 +114,8 @@ async def test_tree_shows_the_supervision_tree(running: Running) -> None:
 
     assert tree["name"] == "streamer"
     ids = [child["id"] for child in tree["children"]]
-    assert ids == ["database", "stream_hub", "streaming", "http"]
+    group = ["ownership"] if running.service.ownership is not None else []
+    assert ids == ["database", "stream_hub", "streaming", "http", *group]
     streaming = tree["children"][2]["supervisor"]
     assert streaming["strategy"] == "rest_for_one"
     assert [child["id"] for child in streaming["children"]] == ["streamers", "autostart"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -12,8 +13,19 @@ import websockets
 from fastapi import WebSocket
 from websockets.typing import Origin
 
-from streamer.api.live import CLIENT_BACKLOG, HISTORY_POINTS, History, LiveBoard, LiveFeed
+from streamer.api.live import (
+    CLIENT_BACKLOG,
+    HISTORY_POINTS,
+    UNSHOWN,
+    History,
+    LiveBoard,
+    LiveFeed,
+    row_of,
+)
+from streamer.api.models import SymbolState
 from streamer.binance.events import TradeEvent
+from streamer.binance.stats import LiveState
+from streamer.db import Status
 from tests.api.conftest import SYMBOLS, Running
 
 
@@ -182,3 +194,23 @@ async def test_a_foreign_origin_is_refused(running: Running) -> None:
         async with websockets.connect(ws_url(running), origin=Origin("http://evil.example")):
             pass
     assert refused.value.response.status_code == 403
+
+
+def test_rows_leave_out_what_changes_with_every_trade_and_the_page_does_not_show() -> None:
+    """Trade counters and ids stay out of the feed's rows; every other API field is in, plain."""
+    state = SymbolState(
+        symbol="ETHUSDT",
+        status=Status.ON,
+        state=LiveState.STREAMING,
+        since=datetime(2026, 1, 1, tzinfo=UTC),
+        trades=5,
+        last_trade_id=7,
+    )
+
+    shown = row_of(state)
+
+    assert not UNSHOWN & shown.keys()
+    assert shown["state"] == "streaming"
+    assert shown["status"] == "on"
+    assert shown["since"] == datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000
+    assert set(SymbolState.model_fields) - UNSHOWN <= shown.keys()

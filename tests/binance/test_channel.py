@@ -244,3 +244,27 @@ async def test_a_position_later_trades_keep_contradicting_is_dropped_on_release(
         channel.on_trade(trade(i))
     channel.flush()
     assert ids(sub.get_nowait_batch()) == [4, 5]
+
+
+def test_a_jump_the_next_trade_confirms_is_a_gap_not_a_rejection() -> None:
+    """Resumed at id 10, ids 50,000,000 and 50,000,001 make a gap: the stream really moved on."""
+    channel, _, _ = make(last_id=10, rule=TradeRule(max_id_jump=1_000))
+    channel.on_trade(msgspec.structs.replace(trade(1), trade_id=50_000_000))
+    assert channel.gap is None
+    channel.on_trade(msgspec.structs.replace(trade(2), trade_id=50_000_001))
+    assert channel.gap == (11, 50_000_000)
+    assert channel.rejected == {"id_jump": 1}
+
+
+def test_two_outliers_with_real_trades_between_them_are_both_refused() -> None:
+    """An accepted trade between two absurd ids keeps the second from confirming the first."""
+    channel, sub, _ = make(rule=TradeRule(max_id_jump=1_000))
+    channel.on_trade(trade(1))
+    channel.on_trade(msgspec.structs.replace(trade(2), trade_id=10**12))
+    channel.on_trade(trade(2))
+    channel.flush()
+    channel.on_trade(msgspec.structs.replace(trade(3), trade_id=10**12 + 1))
+    channel.on_trade(trade(3))
+    channel.flush()
+    assert ids(sub.get_nowait_batch()) == [1, 2, 3]
+    assert (channel.gap, channel.rejected) == (None, {"id_jump": 2})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -126,11 +128,40 @@ async def test_a_restarted_hub_carries_its_attached_symbols_on_without_loss(
     assert ids == list(range(ids[0], ids[0] + len(ids)))
 
 
+@dataclass(frozen=True)
+class Row:
+    id: int
+    price: Decimal = Decimal(1)
+    qty: Decimal = Decimal(1)
+    time: int = 1_700_000_000_000
+    is_buyer_maker: bool = False
+
+
+class Market:
+    """What the exchange says when asked why a symbol is silent: its latest trade and status."""
+
+    def __init__(self, latest: int | None = None, status: str = "TRADING") -> None:
+        self.latest = latest
+        self.status = status
+        self.asked: list[str] = []
+
+    async def historical_trades(self, symbol: str, from_id: int, limit: int = 1000) -> list[Row]:
+        return []
+
+    async def recent_trades(self, symbol: str, limit: int = 1000) -> list[Row]:
+        self.asked.append(f"trades {symbol}")
+        return [] if self.latest is None else [Row(self.latest)]
+
+    async def symbol_status(self, symbol: str) -> str:
+        self.asked.append(f"status {symbol}")
+        return self.status
+
+
 async def test_silent_symbol_is_resubscribed_and_a_busy_one_is_not() -> None:
     """A symbol silent far beyond its rhythm gets UNSUBSCRIBE+SUBSCRIBE; a trading one does not."""
     async with FakeServer() as server:
         config = StreamerConfig(ws_url=server.url, check_interval=0.05, stale_min=0.3)
-        hub = StreamHub(config, PubSub())
+        hub = StreamHub(config, PubSub(), Market())
         runner = asyncio.create_task(hub.run())
         hub.attach("AAA")
         hub.attach("BBB")
@@ -245,7 +276,7 @@ async def test_staleness_follows_the_rhythm_since_attach_on_the_hub_clock() -> N
             stale_min=1.0,
             dead_after=10_000.0,
         )
-        hub = StreamHub(config, PubSub(), clock=clock)
+        hub = StreamHub(config, PubSub(), Market(latest=10), clock=clock)
         runner = asyncio.create_task(hub.run())
         channel = hub.attach("AAA")
         await eventually(lambda: channel.state == "streaming")
@@ -268,5 +299,39 @@ async def test_staleness_follows_the_rhythm_since_attach_on_the_hub_clock() -> N
         assert methods() == []
         clock.now += 100.0
         await eventually(lambda: methods() == ["UNSUBSCRIBE", "SUBSCRIBE"])
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("market", "state", "reason"),
+    [
+        (Market(latest=500), "stalled", "traded up to id 500"),
+        (Market(latest=3, status="HALT"), "halted", "HALT"),
+        (Market(latest=3, status="TRADING"), "streaming", None),
+    ],
+)
+async def test_a_silent_symbol_is_told_apart_from_a_quiet_market(
+    market: Market, state: str, reason: str | None
+) -> None:
+    """Silence with newer trades on the exchange is `stalled`, with a non-TRADING status
+    `halted`, and with neither a quiet market; trades arriving again mean `streaming`."""
+    async with FakeServer() as server:
+        config = StreamerConfig(
+            ws_url=server.url, check_interval=0.05, stale_min=0.3, stale_factor=0.5
+        )
+        hub = StreamHub(config, PubSub(), market)
+        runner = asyncio.create_task(hub.run())
+        hub.attach("AAA")
+        await eventually(lambda: bool(server.subscribed("aaa@trade")))
+        for trade_id in (1, 2, 3):
+            server.trade("AAA", trade_id)
+        await eventually(lambda: live(hub, "AAA").trades == 3)
+        await eventually(lambda: len(market.asked) >= (1 if state == "stalled" else 2))
+        await eventually(lambda: live(hub, "AAA").state == state)
+        assert reason is None or reason in (live(hub, "AAA").reason or "")
+        await eventually(lambda: bool(server.subscribed("aaa@trade")))
+        server.trade("AAA", 4)
+        await eventually(lambda: live(hub, "AAA").state == "streaming")
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)

@@ -55,7 +55,7 @@ def test_prices_and_quantities_must_be_finite_positive_and_bounded(value: str) -
 
 
 def test_without_a_future_tolerance_only_the_fixed_ceiling_bounds_times() -> None:
-    """A sped-up exchange may run days ahead of the local clock, but not past 2100."""
+    """Without a tolerance, times days ahead of the local clock pass, but not past 2100."""
     earliest, latest = TradeRule(future_tolerance=None).time_bounds(NOW, MILLISECONDS)
     assert check(trade(time=T + 30 * 86_400_000), earliest, latest) is None
     assert check(trade(time=250_000_000_000_000_000), earliest, latest) is Rejection.TIME_RANGE

@@ -174,7 +174,7 @@ SHOWN = "[...document.querySelectorAll('#rows .row')].filter(r => !r.hidden).map
 
 async def test_new_states_and_an_owner_column_show_without_a_page_change(page: LivePage) -> None:
     """A state the page has no colour for gets the neutral one and counts as an alert; the owner
-    column appears once rows carry an owner (as they do when several instances share a database).
+    column appears once rows name a second owner (several instances share the database).
     """
     await page.row("ETHUSDT")
     assert "owner" not in await page.js("return document.getElementById('head').textContent")

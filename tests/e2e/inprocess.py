@@ -88,6 +88,7 @@ async def running_service(
     prepare: bool = True,
     listen_deadline: float = DEADLINE,
     sinks: Sequence[str] = (),
+    sink_required: bool = False,
     streamer_config: StreamerConfig | None = None,
 ) -> AsyncIterator[Running]:
     """Seed the database from `mock` with `symbols` on, run the service, stop it at the end."""
@@ -103,6 +104,7 @@ async def running_service(
         token=token,
         log_level="INFO",
         sinks=list(sinks),
+        sink_required=sink_required,
     )
     service = Service(
         settings,

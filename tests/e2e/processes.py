@@ -32,6 +32,9 @@ SERVICE_SETTINGS = (
     "PORT",
     "TOKEN",
     "LOG_LEVEL",
+    "INSTANCE_ID",
+    "LEASE_TTL",
+    "LEASE_RENEW",
     "SINKS",
     "SINK_REQUIRED",
 )

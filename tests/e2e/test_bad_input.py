@@ -5,18 +5,16 @@ token, a database that is down when the service starts or goes down while it run
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy.engine import make_url
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
 from streamer.mock_exchange import MockExchange
 from tests.e2e.inprocess import Running, api, running_service
 from tests.e2e.processes import CliResult, MockProcess, Spawner, run_cli
+from tests.e2e.relay import proxied
 
 TOKEN = "e2e-secret-token"
 
@@ -155,7 +153,13 @@ async def test_health_answers_while_the_database_is_down_at_start(
     ) as running:
         response = await api(running, "GET", "/api/health")
         assert response.status_code == 503
-        assert response.json() == {"live": True, "ready": False, "database": False, "streaming": 0}
+        assert response.json() == {
+            "live": True,
+            "ready": False,
+            "database": False,
+            "streaming": 0,
+            "sinks": [],
+        }
 
 
 def closed_port() -> int:
@@ -166,70 +170,12 @@ def closed_port() -> int:
     return port
 
 
-class TcpProxy:
-    """A TCP relay in front of the database server; `cut()` is an outage, `restore()` its end."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        """Stop accepting and drop every open connection, as a crashed server would."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
-
-    async def restore(self) -> None:
-        await self.start()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers |= {writer, upstream_writer}
-        await asyncio.gather(
-            _pipe(reader, upstream_writer), _pipe(upstream_reader, writer), return_exceptions=True
-        )
-        self._writers -= {writer, upstream_writer}
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    finally:
-        writer.transport.abort()
-
-
-@contextlib.asynccontextmanager
-async def proxied(database_url: str) -> AsyncIterator[tuple[str, TcpProxy]]:
-    """`database_url` rewritten to pass through a relay the test can cut."""
-    url = make_url(database_url)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    await proxy.start()
-    try:
-        yield url.set(port=proxy.port).render_as_string(hide_password=False), proxy
-    finally:
-        await proxy.cut()
-
-
-async def test_a_database_outage_fails_changes_with_503_and_streaming_goes_on(
+async def test_a_database_outage_fails_changes_with_503_and_fences_streaming(
     database_url: str, mock_exchange: MockExchange
 ) -> None:
     """While PostgreSQL is unreachable, start and stop answer 503 with a clear message (CLI: one
-    error line), the running set stays as it was and its symbols keep streaming."""
+    error line) and, its leases no longer renewed, the instance stops streaming before they
+    could expire; once the database is back its symbols stream again."""
     if not database_url.startswith("postgresql"):
         pytest.skip("the outage is a cut relay in front of a PostgreSQL server")
     async with (
@@ -246,10 +192,11 @@ async def test_a_database_outage_fails_changes_with_503_and_streaming_goes_on(
         result = await cli(running, "start", "NEOUSDT")
         assert result.code == 1
         assert "PostgreSQL" in one_error_line(result)
-        await running.trades_advance(["ETHUSDT"])
-        assert registry.names() == ["ETHUSDT"]
+        await running.until(lambda: len(registry) == 0, "streams fenced")
         await proxy.restore()
         started = await api(running, "POST", "/api/settings/NEOUSDT/start")
         assert started.status_code == 200, started.text
         assert sorted(await enabled(running)) == ["ETHUSDT", "NEOUSDT"]
+        await running.until(lambda: registry.names() == ["ETHUSDT", "NEOUSDT"], "both streams")
+        await running.trades_advance(["ETHUSDT", "NEOUSDT"])
         assert running.service.health().ready

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
 
 import pytest
 
@@ -54,21 +53,8 @@ def accounted_for(events: list[Event]) -> bool:
     return True
 
 
-def exit_signal(running: Running, worker: Child) -> None:
-    """OTP's `exit(pid, reason)`: the worker's supervisor sees it crash with that reason."""
-    worker.kill(RuntimeError("injected worker crash"))
-
-
-def processing_error(running: Running, worker: Child) -> None:
-    """An unexpected error while handling the symbol's trades, handed to its worker."""
-    channel = running.service.hub.channel("ETHUSDT")
-    assert channel is not None
-    channel.fail(RuntimeError("injected processing error"))
-
-
-@pytest.mark.parametrize("crash", [exit_signal, processing_error], ids=lambda f: f.__name__)
 async def test_a_crashed_worker_is_restarted_and_its_stream_resumes_without_loss_or_repeat(
-    sqlite_url: str, mock_exchange: MockExchange, crash: Callable[[Running, Child], None]
+    sqlite_url: str, mock_exchange: MockExchange
 ) -> None:
     """A crashed worker comes back, and its subscribers see every trade id once, in order (or a
     gap notice for the ones that could not be had)."""
@@ -81,7 +67,7 @@ async def test_a_crashed_worker_is_restarted_and_its_stream_resumes_without_loss
             assert worker is not None
             crashed_at = running.last_trade_id("ETHUSDT")
             assert crashed_at is not None
-            crash(running, worker)
+            worker.kill(RuntimeError("injected worker crash"))
             await running.until(lambda: worker.restarts == 1, "worker restart")
             await running.until(
                 lambda: (running.last_trade_id("ETHUSDT") or 0) > crashed_at + 100,
@@ -90,6 +76,33 @@ async def test_a_crashed_worker_is_restarted_and_its_stream_resumes_without_loss
             events = sub.get_nowait_batch()
         assert service.registry.lookup("ETHUSDT") is worker
         assert accounted_for(events), f"trade ids jump silently after {crashed_at}"
+
+
+async def test_an_error_handling_trades_quarantines_the_symbol_without_a_restart(
+    sqlite_url: str, mock_exchange: MockExchange
+) -> None:
+    """An error while handling a symbol's trades parks it briefly instead of crashing its
+    worker; it streams again with every trade id once, in order, or announced."""
+    async with running_service(sqlite_url, mock_exchange, ["ETHUSDT"]) as running:
+        service = running.service
+        with service.pubsub.subscribe(topic("ETHUSDT")) as sub:
+            await running.until(lambda: service.registry.lookup("ETHUSDT"), "ETHUSDT worker")
+            await running.trades_advance(["ETHUSDT"])
+            worker = service.registry.lookup("ETHUSDT")
+            channel = service.hub.channel("ETHUSDT")
+            assert worker is not None
+            assert channel is not None
+            failed_at = running.last_trade_id("ETHUSDT")
+            assert failed_at is not None
+            channel.fail(RuntimeError("injected processing error"))
+            await running.until(lambda: channel.quarantines == 1, "quarantine")
+            await running.until(
+                lambda: (running.last_trade_id("ETHUSDT") or 0) > failed_at + 100,
+                "100 trades after the quarantine",
+            )
+            events = sub.get_nowait_batch()
+        assert worker.restarts == 0
+        assert accounted_for(events), f"trade ids jump silently after {failed_at}"
 
 
 async def test_a_crashed_dynamic_supervisor_is_refilled_by_autostart(

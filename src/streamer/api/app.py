@@ -18,6 +18,8 @@ from streamer.api.live import LiveFeed
 from streamer.api.metrics import SocketClients, metrics_registry, render_metrics
 from streamer.api.models import (
     BulkResponse,
+    Cluster,
+    ClusterInstance,
     Health,
     Problem,
     StartResponse,
@@ -139,6 +141,23 @@ def create_app(service: Service, ready: Callable[[], None] | None = None) -> Fas
         """Persist `off` and terminate the symbol's worker if one runs."""
         result = await service.streaming.stop_streaming(symbol)
         return StopResponse(symbol=result.symbol, was_running=result.was_running)
+
+    @app.get("/api/cluster", responses=ERRORS)
+    async def cluster() -> Cluster:
+        """The instances sharing the settings database and the symbols each streams now."""
+        found = await service.cluster()
+        return Cluster(
+            instances=[
+                ClusterInstance(
+                    id=i.id,
+                    address=i.address,
+                    started=i.started,
+                    last_seen=i.last_seen,
+                    symbols=i.symbols,
+                )
+                for i in found
+            ]
+        )
 
     @app.get("/api/tree")
     async def tree() -> Tree:

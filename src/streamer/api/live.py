@@ -98,9 +98,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+UNSHOWN = frozenset({"trades", "last_trade_id", "last_trade_time"})
+"""Fields the page does not show that change on every trade: left out, they would be a third
+of every tick with all symbols streaming (the arrival time of the last trade is `last_seen`)."""
+
+
 def row_of(state: SymbolState) -> dict[str, Any]:
-    """Every field of the API's `SymbolState`, so fields it gains (an owner) reach the page."""
-    return {key: _plain(value) for key, value in state.model_dump().items()}
+    """The API's `SymbolState` but `UNSHOWN`, so fields it gains (an owner) reach the page."""
+    return {key: _plain(value) for key, value in state.model_dump().items() if key not in UNSHOWN}
 
 
 class Snapshot(msgspec.Struct, tag="snapshot", tag_field="type"):

@@ -140,6 +140,35 @@ class ServiceCollector(Collector):
         accepted.add_metric([], float(self._clients.accepted))
         yield accepted
         yield from metric_families(service.sinks)
+        if service.ownership is not None:
+            yield from _lease_metrics(service)
+
+
+def _lease_metrics(service: Service) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    ownership = service.ownership
+    assert ownership is not None
+    held = GaugeMetricFamily("streamer_leases_held", "Symbol leases this instance holds.")
+    held.add_metric([], float(len(ownership.holdings.owned())))
+    yield held
+    stats = ownership.stats
+    takeovers = CounterMetricFamily(
+        "streamer_lease_takeovers", "Leases taken over from another instance."
+    )
+    takeovers.add_metric([], float(stats.takeovers))
+    yield takeovers
+    renewals = CounterMetricFamily("streamer_lease_renewals", "Successful lease renew rounds.")
+    renewals.add_metric([], float(stats.renewals))
+    yield renewals
+    total = CounterMetricFamily(
+        "streamer_lease_renew_seconds", "Time spent in successful lease renew rounds."
+    )
+    total.add_metric([], stats.renew_seconds_total)
+    yield total
+    last = GaugeMetricFamily(
+        "streamer_lease_renew_latency_seconds", "Duration of the last lease renew round."
+    )
+    last.add_metric([], stats.last_renew_seconds)
+    yield last
 
 
 def exchange_seconds(value: int) -> float:

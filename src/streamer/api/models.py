@@ -15,6 +15,7 @@ class SymbolState(BaseModel):
     """A symbol's persisted status beside what its worker is doing right now."""
 
     symbol: str
+    owner: str | None = Field(None, description="the instance streaming it, if any")
     status: Status = Field(description="persisted: whether the symbol streams after a restart")
     state: LiveState = Field(description="live: what its worker is doing now")
     reason: str | None = Field(None, description="why the symbol is quarantined, stalled or halted")
@@ -87,3 +88,19 @@ class Problem(BaseModel):
     """An error: `detail` is one line a person can act on."""
 
     detail: str
+
+
+class ClusterInstance(BaseModel):
+    """One live instance of the group; `symbols` are the ones it streams right now."""
+
+    id: str
+    address: str
+    started: datetime
+    last_seen: datetime
+    symbols: list[str]
+
+
+class Cluster(BaseModel):
+    """Every live instance sharing this settings database (just this one on SQLite)."""
+
+    instances: list[ClusterInstance]

@@ -74,11 +74,12 @@ async def _page(
 
 
 class BackfillLimiter:
-    """The REST budget every back-fill of a hub shares: a few gaps at a time, a weight per minute.
+    """The share of REST weight every back-fill of a hub shares: a few gaps at a time, a weight
+    per minute.
 
-    The exchange's `X-MBX-USED-WEIGHT-1M` header is not exposed by the REST client, so the
-    budget is kept on this side: each page request spends its published weight in a sliding
-    one-minute window and waits when the window is full.
+    Each page request spends its published weight in a sliding one-minute window and waits when
+    the window is full, so back-fills never take the whole of the hub's `RestBudget` (which
+    follows the exchange's own count) and probes always find room.
     """
 
     def __init__(self, concurrency: int, weight_per_minute: int, clock: Clock) -> None:

@@ -57,6 +57,7 @@ class SymbolChannel:
         "_error",
         "_expect",
         "_held",
+        "_jump_candidate",
         "_last_id",
         "_latest",
         "_log",
@@ -106,6 +107,7 @@ class SymbolChannel:
             maxlen=self._rule.quarantine_after
         )
         self._quarantine: str | None = None
+        self._jump_candidate: int | None = None
         self._log = RateLimitedLog(log)
         self._route = route
         self._dirty = dirty
@@ -199,6 +201,8 @@ class SymbolChannel:
         reason = self._rule.check_jump(
             trade_id, event.trade_time, last_id, self._last_time(), self._unit
         )
+        if reason is Rejection.ID_JUMP and self._confirms_jump(trade_id):
+            reason = None
         if reason is not None:
             self.reject(reason, _describe(event))
             return
@@ -210,6 +214,16 @@ class SymbolChannel:
         self.gap = (last_id + 1, trade_id - 1)
         self._held = [event]
         self._wake()
+
+    def _confirms_jump(self, trade_id: int) -> bool:
+        """Whether a jump too large for the rule is backed by the trade refused just before.
+
+        One outlier (a poisoned `t = 10^12`) is refused; a stream that really moved on (a long
+        outage, a position restored from the database with no time to judge it by) sends the
+        next ids right after it, and then the jump is believed and becomes a gap.
+        """
+        candidate, self._jump_candidate = self._jump_candidate, trade_id
+        return candidate is not None and 0 < trade_id - candidate <= self._rule.max_id_jump
 
     def _last_time(self) -> int | None:
         out = self._out
@@ -300,6 +314,7 @@ class SymbolChannel:
         out = self._out
         if out:
             self._out = []
+            self._jump_candidate = None
             self.last = out[-1]
             self.trades += len(out)
             self._route.publish_batch(out)

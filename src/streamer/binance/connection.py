@@ -164,8 +164,10 @@ class StreamConnection:
         dirty: list[SymbolChannel],
         gate: ConnectGate,
         clock: Callable[[], float],
+        on_refused: Callable[[StreamConnection, str], None] | None = None,
     ) -> None:
         self.name = name
+        self.on_refused = on_refused
         self.config = config
         self.routes = routes
         self.dirty = dirty
@@ -249,6 +251,8 @@ class StreamConnection:
                 refused = self.routes.get(symbol_of(stream))
                 if refused is not None:
                     refused.set_state(LiveState.BACKOFF)
+                if self.on_refused is not None:
+                    self.on_refused(self, stream)
             if outcome.error is not None and not outcome.refused:
                 log.info("%s: request %s refused (%s)", self.name, message.id, outcome.error)
             self.kick()

@@ -13,16 +13,16 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
-from streamer.binance.backfill import BackfillLimiter, TradeHistory
+from streamer.binance.backfill import BackfillLimiter, HistoricalTradeLike, TradeHistory
 from streamer.binance.budget import RestBudget
 from streamer.binance.channel import SymbolChannel
 from streamer.binance.config import StreamerConfig
 from streamer.binance.connection import ConnectGate, StreamConnection
-from streamer.binance.protocol import Backoff, stream_name
-from streamer.binance.rest import BinanceRest
+from streamer.binance.protocol import Backoff, stream_name, symbol_of
+from streamer.binance.rest import BinanceRest, RestError
 from streamer.binance.stats import LiveState, SymbolStats
 from streamer.binance.validate import units_per_second
 from streamer.errors import StreamerError
@@ -35,6 +35,20 @@ log = logging.getLogger(__name__)
 
 class AlreadyAttached(StreamerError, RuntimeError):
     """A symbol can be streamed by one worker at a time."""
+
+
+@runtime_checkable
+class MarketProbe(Protocol):
+    """What tells a dead stream from a quiet market: the latest trade, the symbol's status."""
+
+    async def recent_trades(
+        self, symbol: str, limit: int = 1000
+    ) -> Sequence[HistoricalTradeLike]: ...
+
+    async def symbol_status(self, symbol: str) -> str: ...
+
+
+_SILENT_STATES = frozenset({LiveState.STALLED, LiveState.HALTED})
 
 
 class StreamHub:
@@ -72,6 +86,8 @@ class StreamHub:
         self._connections: list[StreamConnection] = []
         self._tasks: dict[StreamConnection, asyncio.Task[None]] = {}
         self._resume: dict[str, int] = {}
+        self._probes: dict[str, asyncio.Task[None]] = {}
+        self._refusals: dict[str, tuple[int, int]] = {}
         self._stopped: dict[str, SymbolStats] = {}
         self._failure: BaseException | None = None
         self._serial = 0
@@ -140,6 +156,7 @@ class StreamHub:
     def forget(self, symbol: str) -> None:
         """Drop `symbol`'s resume point: it was stopped on purpose, so its next start is fresh."""
         self._resume.pop(symbol, None)
+        self._refusals.pop(symbol, None)
 
     def positions(self) -> dict[str, int]:
         """The last trade id of every symbol that has one: attached ones and kept resume points.
@@ -175,18 +192,48 @@ class StreamHub:
     def channel(self, symbol: str) -> SymbolChannel | None:
         return self._channels.get(symbol)
 
-    def _connection_with_room(self) -> StreamConnection:
+    def _connection_with_room(self, avoid: StreamConnection | None = None) -> StreamConnection:
         cap = self.config.streams_per_connection
         for connection in self._connections:
-            if connection.load < cap:
+            if connection.load < cap and connection is not avoid:
                 return connection
         self._serial += 1
         connection = StreamConnection(
-            f"conn-{self._serial}", self.config, self._channels, self.dirty, self.gate, self.clock
+            f"conn-{self._serial}",
+            self.config,
+            self._channels,
+            self.dirty,
+            self.gate,
+            self.clock,
+            on_refused=self._refused,
         )
         self._connections.append(connection)
         self._spawn(connection)
         return connection
+
+    def _refused(self, connection: StreamConnection, stream: str) -> None:
+        """A stream refused again and again on one connection is tried on another one.
+
+        A refusal may be about the connection (it is full on the exchange's side), not the
+        stream. After 3 refusals the stream moves, then after 6, 12, ... more, so a stream the
+        exchange refuses everywhere costs ever rarer moves (and connection attempts).
+        """
+        symbol = symbol_of(stream)
+        if self._connection_of.get(symbol) is not connection:
+            return
+        count, move_at = self._refusals.get(symbol, (0, 3))
+        count += 1
+        if count < move_at:
+            self._refusals[symbol] = (count, move_at)
+            return
+        self._refusals[symbol] = (0, move_at * 2)
+        connection.remove([stream])
+        elsewhere = self._connection_with_room(avoid=connection)
+        self._connection_of[symbol] = elsewhere
+        elsewhere.add([stream])
+        log.warning(
+            "%s: refused %d times on %s; trying %s", symbol, count, connection.name, elsewhere.name
+        )
 
     def _spawn(self, connection: StreamConnection) -> None:
         task = asyncio.get_running_loop().create_task(connection.run(), name=connection.name)
@@ -273,6 +320,8 @@ class StreamHub:
             if delta:
                 channel.checked_trades = channel.trades
                 channel.active_at = now
+                if channel.state in _SILENT_STATES:
+                    channel.set_state(LiveState.STREAMING)
                 continue
             connection = self._connection_of.get(symbol)
             if connection is None or connection.status != "connected":
@@ -281,9 +330,39 @@ class StreamHub:
             if now - channel.active_at > self._stale_after(channel, now):
                 stale[connection].append(stream_name(symbol))
                 channel.active_at = now
+                self._probe(channel)
         for connection, streams in stale.items():
             log.info("%s: resubscribing %d silent stream(s)", connection.name, len(streams))
             connection.resubscribe(streams)
+
+    def _probe(self, channel: SymbolChannel) -> None:
+        """Ask the exchange, cheaply, why a symbol is silent (one probe per symbol at a time)."""
+        history = self.history
+        if channel.symbol in self._probes or not isinstance(history, MarketProbe):
+            return
+        task = asyncio.get_running_loop().create_task(self._ask_why_silent(channel, history))
+        self._probes[channel.symbol] = task
+        task.add_done_callback(lambda _: self._probes.pop(channel.symbol, None))
+
+    async def _ask_why_silent(self, channel: SymbolChannel, probe: MarketProbe) -> None:
+        """`stalled` when the exchange has trades the stream did not bring, `halted` when the
+        exchange says the symbol does not trade; a quiet market stays `streaming`."""
+        symbol = channel.symbol
+        try:
+            latest = await probe.recent_trades(symbol, 1)
+            last_id = channel.last_id
+            if latest and (last_id is None or latest[-1].id > last_id):
+                reason = f"silent while the exchange traded up to id {latest[-1].id}"
+                channel.set_state(LiveState.STALLED, reason)
+                log.warning("%s: stalled: %s; resubscribed", symbol, reason)
+                return
+            status = await probe.symbol_status(symbol)
+        except (RestError, OSError) as error:
+            log.info("%s: silent; the exchange could not be asked why (%s)", symbol, error)
+            return
+        if status != "TRADING" and channel.trades == channel.checked_trades:
+            channel.set_state(LiveState.HALTED, f"the exchange lists it as {status}")
+            log.warning("%s: halted: the exchange lists it as %s", symbol, status)
 
     def _stale_after(self, channel: SymbolChannel, now: float) -> float:
         """Silence that makes a symbol suspect: far longer than its own trade rhythm.
@@ -297,7 +376,7 @@ class StreamHub:
         return max(self.config.stale_min, self.config.stale_factor * age / channel.trades)
 
     async def _close_all(self) -> None:
-        tasks = list(self._tasks.values())
+        tasks = [*self._tasks.values(), *self._probes.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

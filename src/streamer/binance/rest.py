@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 MARKET_DATA_URL = "https://data-api.binance.vision"
 MAX_HISTORY_PAGE = 1000
 EXCHANGE_INFO_WEIGHT = 20
+SYMBOL_INFO_WEIGHT = 2
+"""`exchangeInfo?symbol=...` costs 2 (rest-api.md)."""
 TRADES_WEIGHT = 25
 """`historicalTrades` and `trades` both cost 25 (rest-api.md)."""
 
@@ -210,6 +212,17 @@ class BinanceRest:
         path = "/api/v3/exchangeInfo"
         body = await self._get(path, weight=EXCHANGE_INFO_WEIGHT)
         return decode_exchange_info(body, f"the response of {self.base_url}{path}")
+
+    async def symbol_status(self, symbol: str) -> str:
+        """The exchange's trading status of one symbol: TRADING, HALT, BREAK, END_OF_DAY, ..."""
+        path = "/api/v3/exchangeInfo"
+        name = normalize_symbol(symbol)
+        body = await self._get(path, {"symbol": name}, weight=SYMBOL_INFO_WEIGHT)
+        info = decode_exchange_info(body, f"the response of {self.base_url}{path}")
+        for entry in info.symbols:
+            if entry.symbol == name:
+                return entry.status
+        raise RestError(f"{self.base_url}{path} does not list {name}")
 
     async def historical_trades(
         self, symbol: str, from_id: int, limit: int = MAX_HISTORY_PAGE

@@ -5,9 +5,10 @@ A trade is dropped, and counted under a `Rejection` reason, unless:
 - its id is in 0 <= id < 2^63 (what a database BIGINT holds) and, beside the symbol's last
   accepted trade, neither absurdly far ahead (more than `max_id_jump` plus `max_trade_rate` ids
   per second of trade time since that trade) nor absurdly far behind (more than `max_id_jump`);
+  a jump that the next frame confirms is believed (see `SymbolChannel._confirms_jump`);
 - its trade and event times fall after 2017-07-01 (before the exchange's first trade) and no
   later than `future_tolerance` seconds ahead of the local clock (or 2100-01-01 when that is
-  None, for a sped-up mock exchange), in the connection's time unit;
+  None), in the connection's time unit;
 - its price and quantity are finite, positive decimals within 1e-30 .. 1e30 (NaN, Infinity,
   negatives and 1E+999999 are refused).
 

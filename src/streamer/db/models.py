@@ -41,3 +41,31 @@ settings = sa.Table(
     sa.PrimaryKeyConstraint("id", name="settings_pkey"),
     sa.UniqueConstraint("symbol", name="settings_symbol_key"),
 )
+
+# Several instances on one PostgreSQL database (see `streamer.ownership`): who is alive, and
+# which of them holds the lease of each enabled symbol. `epoch` grows on every change of owner.
+instances = sa.Table(
+    "instances",
+    metadata,
+    sa.Column("id", sa.Text(), primary_key=True),
+    sa.Column("address", sa.Text(), nullable=False),
+    sa.Column("started", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "last_seen", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("draining", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("symbols", sa.JSON(), nullable=False, server_default="[]"),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column(
+        "symbol", sa.Text(), sa.ForeignKey("settings.symbol", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("owner", sa.Text(), nullable=True, index=True),
+    sa.Column("epoch", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("releasing", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("streaming", sa.Boolean(), nullable=False, server_default=sa.false()),
+)

@@ -11,6 +11,7 @@ here, in order, on the same connection until the client closes it or asks to.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any, ClassVar, Protocol, TypeVar, cast
 
@@ -18,6 +19,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 from websockets.streams import StreamReader
 
+log = logging.getLogger(__name__)
 _HEAD_END = b"\r\n\r\n"
 _UPGRADE = re.compile(rb"^upgrade:[ \t]*websocket[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 MAX_HEAD = 16 * 1024
@@ -57,13 +59,8 @@ class KeepAliveHttp(ServerConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pending: bytearray | None = bytearray()
-        self._requests: asyncio.Queue[Request | None] = asyncio.Queue()
+        self._requests: asyncio.Queue[Request] = asyncio.Queue()
         self._server_task: asyncio.Task[None] | None = None
-
-    @property
-    def plain(self) -> bool:
-        """Still serving plain HTTP (no websocket upgrade was asked for)."""
-        return self._pending is not None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -100,8 +97,13 @@ class KeepAliveHttp(ServerConnection):
 
     async def _serve_requests(self) -> None:
         """Answer queued requests one at a time, so responses go out in request order."""
-        while (request := await self._requests.get()) is not None:
-            response = await self.owner.answer(self, request)
+        while True:
+            request = await self._requests.get()
+            try:
+                response = await self.owner.answer(self, request)
+            except Exception:  # a bug answering one request ends this connection, not the mock
+                log.exception("answering %s %s failed", request.method, request.path)
+                response = None
             if response is None or self.transport.is_closing():
                 self.transport.abort()
                 return

@@ -155,7 +155,7 @@ class NatsSink:
                         await js.publish_async(
                             subject(self.prefix, event.symbol),
                             encode_event(event),
-                            wait_stall=self.timeout,
+                            wait_stall=None,  # a timed wait would yield to the loop per message
                             headers={MSG_ID: message_id(event)},
                         )
                     )

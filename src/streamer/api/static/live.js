@@ -39,7 +39,7 @@ let hasOwner = false;
 let socket = null;
 let lastTickAt = 0;
 // The page's own pace, read by `make screenshots`: applying a feed message, and rendering.
-const stats = {ticks: 0, snapshots: 0, maxApplyMs: 0, sumApplyMs: 0,
+const stats = {ticks: 0, snapshots: 0, maxApplyMs: 0, sumApplyMs: 0, tickBytes: 0,
   frames: 0, maxRenderMs: 0, sumRenderMs: 0, rowsRendered: 0};
 window.streamerStats = stats;
 
@@ -188,7 +188,7 @@ function fillRow(el, r) {
   const c = el.cells;
   el.box.checked = selected.has(r.symbol);
   c.symbol.textContent = r.symbol;
-  c.symbol.title = `status ${r.status}, ${r.trades} trades, last id ${r.last_trade_id ?? "-"}`;
+  c.symbol.title = `status ${r.status}`;
   if (c.owner) c.owner.textContent = r.owner ?? "";
   c.state.textContent = r.state;
   c.state.className = stateClass(r.state);
@@ -199,7 +199,6 @@ function fillRow(el, r) {
   c.change.className = "num " + (change > 0 ? "up" : change < 0 ? "down" : "");
   c.rate.textContent = r.state === "stopped" ? "" : r.rate.toFixed(1);
   c.age.textContent = fmtAge(r.last_seen);
-  c.age.title = r.last_trade_time ? "exchange time " + new Date(r.last_trade_time).toISOString() : "";
   c.age.classList.toggle("old", r.state !== "stopped" && r.last_seen !== null &&
     Date.now() - r.last_seen > 10000);
   c.since.textContent = fmtAge(r.since);
@@ -462,7 +461,10 @@ function onTick(m) {
 
 function afterData(t, changed) {
   lastTickAt = t;
-  const owner = [...rows.values()].some(r => r.owner !== undefined && r.owner !== null);
+  // The owner column tells instances apart: with one instance (or none) it says nothing.
+  const owners = new Set();
+  for (const r of rows.values()) if (r.owner !== undefined && r.owner !== null) owners.add(r.owner);
+  const owner = owners.size > 1;
   if (owner !== hasOwner) { hasOwner = owner; layoutColumns(); }
   if (changed) { viewDirty = true; treeDirty = true; }
   scheduleRender();
@@ -510,7 +512,7 @@ function connect() {
     const started = performance.now();
     const m = JSON.parse(event.data);
     if (m.type === "snapshot") onSnapshot(m);
-    else if (m.type === "tick") onTick(m);
+    else if (m.type === "tick") { onTick(m); stats.tickBytes += event.data.length; }
     else if (m.type === "history") onHistory(m);
     else if (m.type === "error") notice(m.detail);
     const took = performance.now() - started;
