@@ -8,9 +8,12 @@ checkout's own source is not on that path: only the installed wheel provides `st
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,10 +39,28 @@ def _run(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str
     return result.stdout
 
 
+def has_shared_data_beside(folder: Path) -> bool:
+    return any((parent / "shared" / "data").is_dir() for parent in (folder, *folder.parents))
+
+
+def outside_any_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh folder with no `shared/data` beside it or any of its parents, as on a user's
+    machine (a machine's temporary folder may hold one), so only the packaged sample can serve."""
+    for base in (
+        tmp_path_factory.getbasetemp(),
+        Path("/var/tmp"),
+        Path.home() / ".cache",
+    ):
+        if not has_shared_data_beside(base):
+            base.mkdir(parents=True, exist_ok=True)
+            return Path(tempfile.mkdtemp(prefix="streamer-installed-", dir=base))
+    pytest.fail("every candidate folder has a shared/data beside it")
+
+
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh venv with the wheel of this checkout installed; its `bin` folder."""
-    base = tmp_path_factory.mktemp("installed")
+    base = outside_any_checkout(tmp_path_factory)
     _run(
         sys.executable,
         "-m",
@@ -71,7 +92,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     site = _run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=base)
     Path(site.strip(), "dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    return venv / "bin"
+    yield venv / "bin"
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def _user_env(home: Path) -> dict[str, str]:
@@ -92,12 +114,12 @@ def test_the_installed_package_comes_from_the_wheel(installed: Path, tmp_path: P
     assert Path(where.strip()).is_relative_to(installed.parent)
 
 
-def test_the_installed_demo_replays_the_packaged_sample(installed: Path, tmp_path: Path) -> None:
+def test_the_installed_demo_replays_the_packaged_sample(installed: Path) -> None:
     """From a folder outside the checkout, `streamer demo --duration 5` streams the packaged
     sample's recorded trades, says that it does, and exits 0."""
-    out = _run(
-        installed / "streamer", "demo", "--duration", "5", cwd=tmp_path, env=_user_env(tmp_path)
-    )
+    home = installed.parents[1] / "home"
+    home.mkdir(exist_ok=True)
+    out = _run(installed / "streamer", "demo", "--duration", "5", cwd=home, env=_user_env(home))
     assert "the sample packaged with streamer" in out
     rows = {symbol: (state, int(trades)) for symbol, state, trades in ROW.findall(out)}
     assert rows["FETUSDT"][0] == "streaming", out

@@ -150,7 +150,7 @@ def test_sigint_stops_the_service_in_reverse_start_order_with_exit_0(
     output = service.output()
     order = [
         output.index("SIGINT received; stopping streamer"),
-        output.index("Finished server process"),
+        output.index("API on http://"),
         output.index("streaming: stopped"),
         output.index("streamer: stopped"),
     ]

@@ -24,10 +24,10 @@ def start(*args: str) -> subprocess.Popen[str]:
 
 
 def urls(process: subprocess.Popen[str]) -> dict[str, str]:
-    """The `name: url` lines printed once the server listens."""
+    """The `name: url` lines (and the `Data:` line) printed once the server listens."""
     assert process.stdout is not None
     found: dict[str, str] = {}
-    while len(found) < 3:
+    while len(found) < 4:
         line = process.stdout.readline()
         assert line, f"exited early: {process.stderr.read() if process.stderr else ''}"
         name, _, url = line.partition(":")
@@ -37,13 +37,17 @@ def urls(process: subprocess.Popen[str]) -> dict[str, str]:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_serves_on_one_port_and_stops_on_signals(tiny_data: Path, signum: signal.Signals) -> None:
-    """It prints REST, WS and admin URLs on one port, serves, and exits 0 on SIGTERM or Ctrl-C."""
+    """It prints REST, WS and admin URLs on one port and what data it replays, serves, and exits
+    0 on SIGTERM or Ctrl-C."""
     process = start("--port", "0", "--data-dir", str(tiny_data))
     try:
         found = urls(process)
         assert found["REST"].startswith("http://127.0.0.1:")
         assert found["WS"] == found["REST"].replace("http://", "ws://")
         assert found["Admin"] == found["REST"] + "/_mock/"
+        assert found["Data"].startswith("replaying recorded trades of ")
+        assert "BNBBTC" in found["Data"]
+        assert f" from {tiny_data};" in found["Data"]
         assert httpx.get(found["REST"] + "/api/v3/ping").json() == {}
         process.send_signal(signum)
         out, err = process.communicate(timeout=20)

@@ -81,6 +81,7 @@ def server_spec(
         except asyncio.CancelledError:
             server.should_exit = True
             await serving
+            log.info("API on http://%s:%d stopped", bound_host, bound_port)
             raise
         finally:
             sock.close()

@@ -26,7 +26,7 @@ from streamer.api.metrics import SocketClients
 from streamer.api.resume import InvalidResume, SentFilter, catch_up, parse_after
 from streamer.api.security import websocket_refusal
 from streamer.binance.events import as_dict
-from streamer.db import DatabaseError, UnknownSymbol
+from streamer.db import DatabaseError, Status, UnknownSymbol
 from streamer.pubsub import Overflow, Subscription, topic
 from streamer.symbols import InvalidSymbol, normalize_symbol
 
@@ -95,18 +95,21 @@ async def _until_disconnect(socket: WebSocket) -> None:
 
 
 async def _idle_notices(service: Service, symbols: list[str]) -> list[dict[str, str]]:
-    """A notice for each symbol that is known but not streaming, sent before anything else, so
-    a client learns at once why no trades come; an unknown symbol raises `UnknownSymbol`."""
+    """A notice for each symbol that is switched off, sent before anything else, so a client
+    learns at once why no trades come; an unknown symbol raises `UnknownSymbol`. A symbol that
+    is on but has no worker yet (autostart, a restart) is about to stream: no notice."""
     notices = []
     for symbol in symbols:
         if service.registry.lookup(symbol) is not None:
             continue
         try:
-            await service.repository.get(symbol)
+            setting = await service.repository.get(symbol)
         except UnknownSymbol:
             raise
         except DatabaseError:
-            pass  # the database is down: the symbol may well exist, so say only what is known
+            continue  # the database is down: whether the symbol is on cannot be told
+        if setting.status is Status.ON:
+            continue
         notices.append(
             {
                 "kind": "notice",
