@@ -57,9 +57,6 @@ CONNECT_TIMEOUT = 2.0
 MSG_ID = "Nats-Msg-Id"
 WINDOW = 10_000
 """Most messages published before their acknowledgements are awaited."""
-SEND_EVERY = 64
-"""Messages after which the sink lets them go out while it goes on publishing the window, so
-JetStream stores the first ones of a large batch while the last are still being encoded."""
 
 
 class _ApiError(msgspec.Struct, frozen=True):
@@ -220,9 +217,7 @@ class NatsSink:
                     window = events[start : start + WINDOW]
                     self._sent += 1
                     acks = self._acks = _Acks(f"{self._inbox}.{self._sent}", len(window))
-                    for sent, event in enumerate(window, 1):
-                        if not sent % SEND_EVERY:
-                            await asyncio.sleep(0)  # nats-py's flusher writes what is pending
+                    for event in window:
                         subject = trades_subject if isinstance(event, TradeEvent) else gaps_subject
                         await client.publish(
                             subject(prefix, event.symbol),
