@@ -244,10 +244,8 @@ class Service:
     # --- live state --------------------------------------------------------------------------
 
     async def owners(self) -> dict[str, str]:
-        """Symbol -> the instance that streams it: lease owners, or this instance alone."""
-        if self.ownership is not None:
-            return await self.ownership.owners()
-        return dict.fromkeys(self.registry.names(), self.instance_id)
+        """Symbol -> the instance whose lease it is; none on SQLite, which has no leases."""
+        return {} if self.ownership is None else await self.ownership.owners()
 
     async def cluster(self) -> list[InstanceInfo]:
         """The live instances sharing this database (only this one on SQLite)."""

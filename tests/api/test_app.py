@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from streamer.db import Status
-from tests.api.conftest import TOKEN, Running
+from tests.api.conftest import SYMBOLS, TOKEN, Running
 from tests.binance.live import live
 from tests.polling import eventually
 
@@ -262,3 +262,21 @@ async def test_one_unknown_symbol_fails_a_bulk_start_before_anything_changes(
     assert "NOSUCHCOIN" in response.json()["detail"]
     assert running.service.registry.names() == []
     assert (await running.service.repository.get("ETHUSDT")).status is Status.OFF
+
+
+async def test_cluster_lists_this_instance_and_settings_name_the_owner(running: Running) -> None:
+    """`GET /api/cluster` lists this instance, its address and what it streams; on PostgreSQL
+    the settings rows name it as the owner of its symbols (SQLite has no leases: no owner)."""
+    await running.http.post("/api/settings/ETHUSDT/start")
+    me = running.service.instance_id
+
+    instances = (await running.http.get("/api/cluster")).json()["instances"]
+
+    assert [(i["id"], i["address"], i["symbols"]) for i in instances] == [
+        (me, running.base_url.removeprefix("http://"), ["ETHUSDT"])
+    ]
+    rows = (await running.http.get("/api/settings")).json()
+    owner = me if running.service.ownership is not None else None
+    assert {row["symbol"]: row["owner"] for row in rows} == {
+        symbol: owner if symbol == "ETHUSDT" else None for symbol in SYMBOLS
+    }

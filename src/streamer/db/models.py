@@ -61,11 +61,15 @@ leases = sa.Table(
     "leases",
     metadata,
     sa.Column(
-        "symbol", sa.Text(), sa.ForeignKey("settings.symbol", ondelete="CASCADE"), primary_key=True
+        "symbol",
+        sa.Text(),
+        sa.ForeignKey("settings.symbol", ondelete="CASCADE", name="leases_symbol_fkey"),
+        primary_key=True,
     ),
-    sa.Column("owner", sa.Text(), nullable=True, index=True),
+    sa.Column("owner", sa.Text(), nullable=True),
     sa.Column("epoch", sa.BigInteger(), nullable=False, server_default="0"),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("releasing", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("streaming", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Index("leases_owner_idx", "owner"),
 )

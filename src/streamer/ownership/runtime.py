@@ -78,6 +78,7 @@ class Ownership:
         self._offered: frozenset[str] = frozenset()
         self._round_lock = asyncio.Lock()
         self._first_round = asyncio.Event()
+        self._live = 1
 
     @property
     def me(self) -> str:
@@ -196,6 +197,7 @@ class Ownership:
             log.info("Leases renewed again")
             self._reachable = True
         self.holdings.renewed(sent, result.held)
+        self._live = result.live
         for symbol, position in result.claimed.items():
             if position is None:
                 self._hub.forget(symbol)
@@ -233,13 +235,15 @@ class Ownership:
         await self._streaming.reconcile(set(self.holdings.owned()), keep=set(self._handing))
 
     async def _drain(self) -> None:
-        """Offer every lease, keep streaming until the others took them over, then leave."""
+        """Offer every lease, keep streaming until the others took them over, then leave.
+
+        Alone in the group there is nobody to hand over to: it leaves at once."""
         self._draining = True
         deadline = self._clock() + self.times.ttl * 2
         try:
             while self._clock() < deadline:
                 await self._round()
-                if not self.holdings.owned() and not self._handing:
+                if self._live == 0 or (not self.holdings.owned() and not self._handing):
                     break
                 await asyncio.sleep(self.times.renew / 4)
             await self._save_final()

@@ -128,6 +128,8 @@ class Round:
     takeovers: int = 0
     offered: frozenset[str] = frozenset()
     handed_over: frozenset[str] = frozenset()
+    live: int = 1
+    """Live instances that take symbols (a draining one counts itself out)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,7 @@ class LeaseStore:
             takeovers=takeovers,
             offered=frozenset(offered),
             handed_over=frozenset(set(report.handing) - pending - set(held)),
+            live=counts.live,
         )
 
     async def _save(
