@@ -180,7 +180,8 @@ async def test_new_states_and_an_owner_column_show_without_a_page_change(page: L
     assert "owner" not in await page.js("return document.getElementById('head').textContent")
     await page.js(
         "onTick({t: Date.now() / 1000, removed: [],"
-        " rows: {ETHUSDT: {state: 'draining', owner: 'instance-b'}}})"
+        " rows: {ETHUSDT: {state: 'draining', owner: 'instance-b'},"
+        " BTCUSDT: {owner: 'instance-a'}}})"
     )
     await page.until(
         "return document.getElementById('head').textContent.includes('owner')", "the owner column"

@@ -184,7 +184,7 @@ async def test_a_database_outage_fails_changes_with_503_and_fences_streaming(
     ):
         registry = running.service.registry
         await running.until(lambda: registry.lookup("ETHUSDT"), "the ETHUSDT worker")
-        await proxy.cut()
+        await proxy.stop()
         for action, symbol in (("start", "NEOUSDT"), ("stop", "ETHUSDT")):
             response = await api(running, "POST", f"/api/settings/{symbol}/{action}")
             assert response.status_code == 503, response.text
@@ -193,7 +193,7 @@ async def test_a_database_outage_fails_changes_with_503_and_fences_streaming(
         assert result.code == 1
         assert "PostgreSQL" in one_error_line(result)
         await running.until(lambda: len(registry) == 0, "streams fenced")
-        await proxy.restore()
+        await proxy.start()
         started = await api(running, "POST", "/api/settings/NEOUSDT/start")
         assert started.status_code == 200, started.text
         assert sorted(await enabled(running)) == ["ETHUSDT", "NEOUSDT"]

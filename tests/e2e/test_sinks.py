@@ -23,8 +23,9 @@ from streamer.pubsub import topic
 from streamer.sinks.runner import SinkRunner, SinkState
 from tests.e2e.inprocess import Running, api, running_service
 from tests.e2e.processes import MockProcess, Spawner, wait_for
-from tests.fixtures.brokers import NatsTarget, RedisTarget, Relay, relay_to, through
+from tests.fixtures.brokers import NatsTarget, RedisTarget
 from tests.fixtures.mock_exchange import fast_streamer_config
+from tests.fixtures.relay import Relay, relay_to, through
 from tests.ports import closed_port
 from tests.sinks.consumers import Received, read_nats, read_redis
 

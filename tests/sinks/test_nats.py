@@ -13,7 +13,8 @@ from streamer.sinks import SinkUnavailable
 from streamer.sinks import nats as nats_sinks
 from streamer.sinks.nats import NatsSink
 from streamer.sinks.urls import sink_from_url
-from tests.fixtures.brokers import NatsTarget, relay_to, through
+from tests.fixtures.brokers import NatsTarget
+from tests.fixtures.relay import relay_to, through
 from tests.sinks.consumers import read_nats
 from tests.sinks.events import trade, trades
 

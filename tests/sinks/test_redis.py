@@ -12,7 +12,8 @@ from streamer.binance.events import GapNotice, as_dict
 from streamer.sinks import SinkError, SinkUnavailable
 from streamer.sinks.redis import RedisSink
 from streamer.sinks.urls import sink_from_url
-from tests.fixtures.brokers import RedisTarget, relay_to, through
+from tests.fixtures.brokers import RedisTarget
+from tests.fixtures.relay import relay_to, through
 from tests.sinks.consumers import read_redis, xrange
 from tests.sinks.events import trade, trades
 
