@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import httpx
 import pytest
@@ -61,7 +62,14 @@ class Counting(httpx.AsyncBaseTransport):
 
 
 async def fetch_40(mock: MockExchange, budget: RestBudget | None) -> Counting:
-    """40 back-fill pages, 4 at a time as the hub's limiter allows, for at most 3 s."""
+    """40 back-fill pages, 4 at a time as the hub's limiter allows, for at most 3 s.
+
+    The exchange counts weight per clock minute, so the run starts well inside one: a minute
+    turning mid-run would refill the weight and open a second, legitimate round of refusals.
+    """
+    left_in_minute = 60 - time.time() % 60
+    if left_in_minute < 5:
+        await asyncio.sleep(left_in_minute + 0.1)
     counting = Counting()
     policy = RetryPolicy(attempts=2, sleep=lambda _: asyncio.sleep(0))
     async with BinanceRest(mock.rest_url, retry=policy, transport=counting, budget=budget) as rest:
