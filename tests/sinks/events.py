@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 from streamer.binance.events import TradeEvent
+from streamer.sinks.base import Sink, SinkEvent
 
 
 def trade(symbol: str, trade_id: int, *, backfilled: bool = False) -> TradeEvent:
@@ -23,3 +25,13 @@ def trade(symbol: str, trade_id: int, *, backfilled: bool = False) -> TradeEvent
 
 def trades(symbol: str, ids: range | list[int]) -> list[TradeEvent]:
     return [trade(symbol, i) for i in ids]
+
+
+async def publish_all(sink: Sink, *batches: Sequence[SinkEvent]) -> None:
+    """Open `sink`, publish each batch in turn and close it, even when a publish fails."""
+    await sink.open()
+    try:
+        for batch in batches:
+            await sink.publish(batch)
+    finally:
+        await sink.close()

@@ -16,7 +16,7 @@ from streamer.sinks.urls import sink_from_url
 from tests.fixtures.brokers import NatsTarget
 from tests.fixtures.relay import relay_to, through
 from tests.sinks.consumers import read_nats
-from tests.sinks.events import trade, trades
+from tests.sinks.events import publish_all, trade, trades
 
 
 def nats_sink(url: str) -> NatsSink:
@@ -31,11 +31,7 @@ async def test_trades_and_gaps_are_published_on_per_symbol_subjects_with_message
     """A trade goes to `<prefix>.trades.<SYMBOL>` with `Nats-Msg-Id: <SYMBOL>:<trade_id>` and the
     `/ws/trades` JSON; a gap notice to `<prefix>.gaps.<SYMBOL>`, in the same stream, in order."""
     sink = nats_sink(nats_target.sink_url())
-    await sink.open()
-    try:
-        await sink.publish([trade("ETHUSDT", 7), GapNotice("ETHUSDT", 8, 9), trade("ETHUSDT", 10)])
-    finally:
-        await sink.close()
+    await publish_all(sink, [trade("ETHUSDT", 7), GapNotice("ETHUSDT", 8, 9), trade("ETHUSDT", 10)])
     client = await nats.connect(nats_target.server)
     try:
         js = client.jetstream()
@@ -68,12 +64,7 @@ async def test_a_re_sent_batch_is_dropped_by_jetstream_and_counted(
 ) -> None:
     """Publishing the same trades again stores nothing twice (the message id window)."""
     sink = nats_sink(nats_target.sink_url())
-    await sink.open()
-    try:
-        await sink.publish(trades("ETHUSDT", range(1, 6)))
-        await sink.publish(trades("ETHUSDT", range(3, 9)))
-    finally:
-        await sink.close()
+    await publish_all(sink, trades("ETHUSDT", range(1, 6)), trades("ETHUSDT", range(3, 9)))
     received = await read_nats(nats_target)
     assert received["ETHUSDT"].trades == list(range(1, 9))
     assert sink.duplicates == 3
@@ -86,12 +77,7 @@ async def test_a_batch_wider_than_the_window_lands_whole_and_in_order(
     next; every trade lands once and in order, and re-sent ones are counted in every window."""
     monkeypatch.setattr(nats_sinks, "WINDOW", 4)
     sink = nats_sink(nats_target.sink_url())
-    await sink.open()
-    try:
-        await sink.publish(trades("ETHUSDT", range(1, 8)))
-        await sink.publish(trades("ETHUSDT", range(1, 12)))
-    finally:
-        await sink.close()
+    await publish_all(sink, trades("ETHUSDT", range(1, 8)), trades("ETHUSDT", range(1, 12)))
     received = await read_nats(nats_target)
     assert received["ETHUSDT"].trades == list(range(1, 12))
     assert sink.duplicates == 7

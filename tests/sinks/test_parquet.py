@@ -21,6 +21,7 @@ from streamer.recording.layout import JOURNAL, read_gaps, write_atomically
 from streamer.sinks.base import SinkError, SinkEvent, SinkUnavailable
 from streamer.sinks.parquet import ROLL_BYTES, ParquetSink
 from streamer.sinks.urls import InvalidSinkUrl, sink_from_url
+from tests.sinks.events import publish_all
 
 DAY_MS = 1_559_520_000_000  # 2019-06-03 00:00 UTC
 
@@ -58,11 +59,7 @@ def files(root: Path, pattern: str = "*.parquet") -> list[str]:
 
 
 async def record(root: Path, *batches: Sequence[SinkEvent], roll_bytes: int = ROLL_BYTES) -> None:
-    sink = ParquetSink(root, roll_bytes=roll_bytes)
-    await sink.open()
-    for batch in batches:
-        await sink.publish(batch)
-    await sink.close()
+    await publish_all(ParquetSink(root, roll_bytes=roll_bytes), *batches)
 
 
 async def test_trades_land_in_symbol_and_day_partitions_with_exact_values(tmp_path: Path) -> None:

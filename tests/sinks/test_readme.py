@@ -14,7 +14,7 @@ import pytest
 
 from streamer.sinks.urls import sink_from_url
 from tests.fixtures.brokers import NatsTarget, RedisTarget
-from tests.sinks.events import trades
+from tests.sinks.events import publish_all, trades
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 DEADLINE = 30.0
@@ -29,11 +29,7 @@ def snippet(library: str) -> str:
 
 async def publish(url: str, count: int) -> None:
     sink, _ = sink_from_url(url)
-    await sink.open()
-    try:
-        await sink.publish(trades("ETHUSDT", range(1, count + 1)))
-    finally:
-        await sink.close()
+    await publish_all(sink, trades("ETHUSDT", range(1, count + 1)))
 
 
 def run_until_lines(code: str, tmp_path: Path, count: int) -> list[str]:

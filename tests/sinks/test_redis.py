@@ -15,7 +15,7 @@ from streamer.sinks.urls import sink_from_url
 from tests.fixtures.brokers import RedisTarget
 from tests.fixtures.relay import relay_to, through
 from tests.sinks.consumers import read_redis, xrange
-from tests.sinks.events import trade, trades
+from tests.sinks.events import publish_all, trade, trades
 
 
 def redis_sink(url: str) -> RedisSink:
@@ -30,11 +30,7 @@ async def test_trades_and_gaps_land_in_per_symbol_streams_as_the_websocket_json(
     """Each trade is entry `<trade_id>-0` of `<prefix>:trades:<SYMBOL>` holding the same JSON
     as `/ws/trades`; gap notices go to `<prefix>:gaps:<SYMBOL>`."""
     sink = redis_sink(redis_target.sink_url())
-    await sink.open()
-    try:
-        await sink.publish([trade("ETHUSDT", 7), GapNotice("ETHUSDT", 8, 9), trade("ETHUSDT", 10)])
-    finally:
-        await sink.close()
+    await publish_all(sink, [trade("ETHUSDT", 7), GapNotice("ETHUSDT", 8, 9), trade("ETHUSDT", 10)])
     client = aioredis.Redis.from_url(redis_target.server)
     try:
         entries = await xrange(client, f"{redis_target.prefix}:trades:ETHUSDT")
@@ -51,12 +47,7 @@ async def test_trades_and_gaps_land_in_per_symbol_streams_as_the_websocket_json(
 async def test_a_re_sent_batch_is_dropped_by_redis_and_counted(redis_target: RedisTarget) -> None:
     """Sending the same trades again stores nothing twice; each refusal counts as a duplicate."""
     sink = redis_sink(redis_target.sink_url())
-    await sink.open()
-    try:
-        await sink.publish(trades("ETHUSDT", range(1, 6)))
-        await sink.publish(trades("ETHUSDT", range(3, 9)))
-    finally:
-        await sink.close()
+    await publish_all(sink, trades("ETHUSDT", range(1, 6)), trades("ETHUSDT", range(3, 9)))
     received = await read_redis(redis_target)
     assert received["ETHUSDT"].trades == list(range(1, 9))
     assert sink.duplicates == 3
