@@ -283,6 +283,10 @@ RestUrl = Annotated[
     str | None,
     typer.Option("--rest-url", help="Binance REST base URL (env STREAMER_REST_URL)"),
 ]
+LogLevel = Annotated[
+    str | None,
+    typer.Option("--log-level", help="DEBUG, INFO, WARNING (env STREAMER_LOG_LEVEL)"),
+]
 
 
 def run_command(
@@ -292,10 +296,7 @@ def run_command(
     host: Host = None,
     port: Port = None,
     token: Token = None,
-    log_level: Annotated[
-        str | None,
-        typer.Option("--log-level", help="DEBUG, INFO, WARNING (env STREAMER_LOG_LEVEL)"),
-    ] = None,
+    log_level: LogLevel = None,
     log_format: Annotated[
         str | None,
         typer.Option(

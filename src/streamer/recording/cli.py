@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from streamer.cli_support import exit_on_errors, fail, settings_from
-from streamer.commands import RestUrl, WsUrl, normalized
+from streamer.commands import LogLevel, RestUrl, WsUrl, normalized
 from streamer.config import Settings
 from streamer.logs import configure_logging
 from streamer.sinks.base import SinkError
@@ -20,10 +20,7 @@ def record_command(
     symbols: Annotated[list[str], typer.Argument(help="Symbols, e.g. ETHUSDT btcusdt")],
     ws_url: WsUrl = None,
     rest_url: RestUrl = None,
-    log_level: Annotated[
-        str | None,
-        typer.Option("--log-level", help="DEBUG, INFO, WARNING (env STREAMER_LOG_LEVEL)"),
-    ] = None,
+    log_level: LogLevel = None,
 ) -> None:
     """Record every trade of SYMBOLS into FOLDER as Parquet until Ctrl-C.
 
