@@ -33,9 +33,6 @@ log = logging.getLogger(__name__)
 _LOWEST, _HIGHEST = LOWEST, HIGHEST
 _CONNECTION_STATES = frozenset({LiveState.CONNECTING, LiveState.STREAMING, LiveState.BACKOFF})
 
-State = LiveState
-"""The name the live state had before it moved to `streamer.binance.stats`."""
-
 
 def _trade_id(event: TradeEvent) -> int:
     return event.trade_id
