@@ -25,9 +25,9 @@ from starlette.websockets import WebSocketState
 from streamer.api.metrics import SocketClients
 from streamer.api.resume import InvalidResume, SentFilter, catch_up, parse_after
 from streamer.api.security import websocket_refusal
-from streamer.binance.events import as_dict
 from streamer.db import DatabaseError, Status, UnknownSymbol
 from streamer.pubsub import Overflow, Subscription, topic
+from streamer.sinks.wire import encode_event
 from streamer.symbols import InvalidSymbol, normalize_symbol
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ async def _forward(
             if not sent.fresh(event):
                 continue
             sending.since = clock()
-            await socket.send_text(_encode(as_dict(event)).decode())
+            await socket.send_text(encode_event(event).decode())
             sending.since = None
 
 
@@ -169,7 +169,7 @@ async def _serve(service: Service, socket: WebSocket) -> None:
     with subscription as sub:
         caught_up = await catch_up(service, after)
         for event in caught_up:
-            await socket.send_text(_encode(as_dict(event)).decode())
+            await socket.send_text(encode_event(event).decode())
         sent = SentFilter(after, caught_up)
         forward = asyncio.ensure_future(_forward(socket, sub, sending, sent))
         listen = asyncio.ensure_future(_until_disconnect(socket))

@@ -1,4 +1,4 @@
-"""What leaves the process: the same JSON as `/ws/trades`, for every broker.
+"""What leaves the process: one JSON document per event, for `/ws/trades` and every broker.
 
 One encoder, so a consumer reading a broker and one reading the websocket parse the same
 document: `{"kind": "trade", "symbol": ..., "trade_id": ..., "price": "..." ...}` or
@@ -11,15 +11,14 @@ from typing import Any
 
 import msgspec
 
-from streamer.binance.events import as_dict
-from streamer.sinks.base import SinkEvent
+from streamer.binance.events import Event, as_dict
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 
-def encode_event(event: SinkEvent) -> bytes:
-    """The event's JSON document, as `/ws/trades` sends it."""
+def encode_event(event: Event) -> bytes:
+    """The event's JSON document (`/ws/trades` also sends `{"kind": "dropped", "count": n}`)."""
     return _encode(as_dict(event))
 
 
