@@ -19,8 +19,9 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from bench.peers.common import Clock
 from streamer.binance.config import StreamerConfig
-from streamer.binance.hub import StreamHub
-from streamer.pubsub import PubSub, topic
+from streamer.binance.market import SpotMarket
+from streamer.stream.hub import StreamHub
+from streamer.stream.pubsub import PubSub, topic
 
 SYMBOL = "ADAUSDT"
 
@@ -65,7 +66,7 @@ async def run_raw(url: str, total: int) -> dict[str, float]:
 async def run_ours(url: str, total: int) -> dict[str, float]:
     pubsub = PubSub()
     sub = pubsub.subscribe(topic(SYMBOL), maxlen=1_000_000)
-    hub = StreamHub(StreamerConfig(ws_url=url), pubsub)
+    hub = StreamHub(SpotMarket(StreamerConfig(ws_url=url)), pubsub)
     runner = asyncio.create_task(hub.run())
     hub.attach(SYMBOL)
     first = len(await sub.get_batch())

@@ -16,7 +16,7 @@ import orjson
 from bench.client import SYMBOL
 from bench.mock_process import DATA
 from streamer.binance.decode import decode_envelope
-from streamer.binance.events import TradeEvent
+from streamer.events import TradeEvent
 
 FRAMES = 200_000
 FIRST_ID = 100_000_000_000

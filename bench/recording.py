@@ -29,10 +29,11 @@ from bench.client import SYMBOL
 from bench.mock_process import DATA
 from bench.peers.common import Clock
 from streamer.binance.config import StreamerConfig
-from streamer.binance.hub import StreamHub
-from streamer.pubsub import PubSub
+from streamer.binance.market import SpotMarket
 from streamer.sinks.parquet import ParquetSink
 from streamer.sinks.runner import RunnerOptions, SinkRunner
+from streamer.stream.hub import StreamHub
+from streamer.stream.pubsub import PubSub
 
 FRAMES = 300_000
 ROUNDS = 2
@@ -46,7 +47,7 @@ async def run_record(url: str, total: int, folder: Path) -> dict[str, float]:
     pubsub = PubSub()
     runner = SinkRunner(ParquetSink(folder), pubsub, RunnerOptions(queue=1_000_000))
     recording = asyncio.create_task(runner.run(lambda: None))
-    hub = StreamHub(StreamerConfig(ws_url=url), pubsub)
+    hub = StreamHub(SpotMarket(StreamerConfig(ws_url=url)), pubsub)
     streaming = asyncio.create_task(hub.run())
     hub.attach(SYMBOL)
     while SYMBOL not in runner.durable:  # noqa: ASYNC110 - the runner announces nothing

@@ -20,9 +20,10 @@ import msgspec
 from bench.client import rss_mb
 from bench.mock_process import mock_exchange
 from streamer.binance.config import StreamerConfig
-from streamer.binance.hub import StreamHub
+from streamer.binance.market import SpotMarket
 from streamer.binance.rest import BinanceRest
-from streamer.pubsub import PubSub
+from streamer.stream.hub import StreamHub
+from streamer.stream.pubsub import PubSub
 
 STREAM_SECONDS = 15.0
 
@@ -32,7 +33,7 @@ async def measure(ws_url: str, rest_url: str) -> dict[str, float]:
         symbols = [s.symbol for s in (await rest.exchange_info()).symbols]
     pubsub = PubSub()
     sub = pubsub.subscribe()
-    hub = StreamHub(StreamerConfig(ws_url=ws_url, rest_url=rest_url), pubsub)
+    hub = StreamHub(SpotMarket(StreamerConfig(ws_url=ws_url, rest_url=rest_url)), pubsub)
     runner = asyncio.create_task(hub.run())
     for symbol in symbols:
         hub.attach(symbol)
@@ -41,7 +42,7 @@ async def measure(ws_url: str, rest_url: str) -> dict[str, float]:
     while time.monotonic() < deadline:
         await asyncio.sleep(0.5)
         delivered += len(sub.get_nowait_batch())
-    live = sum(c["live"] for c in hub.connections())
+    live = sum(c.live for c in hub.connections())
     streaming = sum(s.state == "streaming" for s in hub.all_stats().values())
     result = {
         "symbols": float(len(symbols)),

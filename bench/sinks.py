@@ -45,12 +45,13 @@ from bench.mock_process import mock_exchange as mock_process
 from bench.peers.common import MOCK_PID, Clock
 from bench.recording import CSV_ROWS, update_doc
 from streamer.binance.config import StreamerConfig
-from streamer.binance.events import Event, TradeEvent
-from streamer.binance.hub import StreamHub
-from streamer.pubsub import PubSub, Route
+from streamer.binance.market import SpotMarket
+from streamer.events import Event, TradeEvent
 from streamer.sinks.nats import MSG_ID
 from streamer.sinks.runner import RunnerOptions, SinkRunner
 from streamer.sinks.urls import sink_from_url
+from streamer.stream.hub import StreamHub
+from streamer.stream.pubsub import PubSub, Route
 
 FRAMES = 200_000
 ROUNDS = 2
@@ -112,7 +113,7 @@ async def forget(broker: str, name: str) -> None:
 def start(url: str, broker: str, name: str, pubsub: PubSub) -> tuple[SinkRunner, list[Any]]:
     sink, _ = sink_from_url(target_url(broker, name))
     runner = SinkRunner(sink, pubsub, RunnerOptions(queue=1_000_000))
-    hub = StreamHub(StreamerConfig(ws_url=url), pubsub)
+    hub = StreamHub(SpotMarket(StreamerConfig(ws_url=url)), pubsub)
     tasks = [asyncio.create_task(runner.run(lambda: None)), asyncio.create_task(hub.run())]
     hub.attach(SYMBOL)
     return runner, tasks

@@ -5,4 +5,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.brokers",
     "tests.fixtures.database",
     "tests.fixtures.mock_exchange",
+    "tests.fixtures.hub",
 ]

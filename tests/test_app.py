@@ -10,11 +10,11 @@ import pytest
 
 from streamer.api.security import TokenRequired
 from streamer.app import Service
-from streamer.binance.events import TradeEvent
 from streamer.config import Settings
 from streamer.db import DatabaseCorrupt, DatabaseUnavailable
+from streamer.events import TradeEvent
 from streamer.mock_exchange import MockExchange
-from streamer.pubsub import topic
+from streamer.stream.pubsub import topic
 from tests.fixtures.database import seed_database
 from tests.fixtures.mock_exchange import fast_streamer_config
 from tests.polling import eventually

@@ -13,7 +13,6 @@ import pytest
 
 from streamer.api.resume import InvalidResume, parse_after
 from streamer.app import Service
-from streamer.binance.events import GapNotice, TradeEvent
 from streamer.client import (
     ApiError,
     ClientEvent,
@@ -24,6 +23,7 @@ from streamer.client import (
 )
 from streamer.config import Settings
 from streamer.demo import prepare_database
+from streamer.events import GapNotice, TradeEvent
 from streamer.mock_exchange import MockExchange
 from tests.fixtures.mock_exchange import fast_streamer_config
 from tests.polling import eventually

@@ -6,8 +6,9 @@ from decimal import Decimal
 
 import msgspec
 
-from streamer.binance.events import GapNotice, TradeEvent, as_dict
+from streamer.events import GapNotice, TradeEvent
 from streamer.tail import format_event
+from streamer.wire import as_dict
 
 TRADE = TradeEvent(
     event_type="trade",

@@ -15,8 +15,6 @@ __version__ = version("streamer")
 
 if TYPE_CHECKING:
     from streamer.api.models import SymbolState
-    from streamer.binance.events import Dropped, Event, GapNotice, TradeEvent
-    from streamer.binance.stats import LiveState, SymbolStats
     from streamer.client import (
         ApiError,
         Notice,
@@ -28,22 +26,24 @@ if TYPE_CHECKING:
     from streamer.db import DatabaseError, Status, UnknownSymbol
     from streamer.embed import NotRunning, NotStreaming, Streamer
     from streamer.errors import StreamerError
-    from streamer.pubsub import Overflow, Subscription
+    from streamer.events import Dropped, Event, GapNotice, TradeEvent
+    from streamer.stream.pubsub import Overflow, Subscription
+    from streamer.stream.stats import LiveState, SymbolStats
     from streamer.streaming import StartResult, StopResult
     from streamer.symbols import InvalidSymbol, normalize_symbol
 
 _HOMES = {
     "ApiError": "streamer.client",
     "DatabaseError": "streamer.db",
-    "Dropped": "streamer.binance.events",
-    "Event": "streamer.binance.events",
-    "GapNotice": "streamer.binance.events",
+    "Dropped": "streamer.events",
+    "Event": "streamer.events",
+    "GapNotice": "streamer.events",
     "InvalidSymbol": "streamer.symbols",
-    "LiveState": "streamer.binance.stats",
+    "LiveState": "streamer.stream.stats",
     "NotRunning": "streamer.embed",
     "Notice": "streamer.client",
     "NotStreaming": "streamer.embed",
-    "Overflow": "streamer.pubsub",
+    "Overflow": "streamer.stream.pubsub",
     "ServiceClient": "streamer.client",
     "ServiceNotRunning": "streamer.client",
     "StartResult": "streamer.streaming",
@@ -51,10 +51,10 @@ _HOMES = {
     "StopResult": "streamer.streaming",
     "Streamer": "streamer.embed",
     "StreamerError": "streamer.errors",
-    "Subscription": "streamer.pubsub",
+    "Subscription": "streamer.stream.pubsub",
     "SymbolState": "streamer.api.models",
-    "SymbolStats": "streamer.binance.stats",
-    "TradeEvent": "streamer.binance.events",
+    "SymbolStats": "streamer.stream.stats",
+    "TradeEvent": "streamer.events",
     "TradesClient": "streamer.client",
     "TradesRefused": "streamer.client",
     "UnknownSymbol": "streamer.db",

@@ -30,8 +30,7 @@ from streamer.api.models import Health, SinkHealth, SymbolState
 from streamer.api.security import check_bind
 from streamer.api.server import server_spec
 from streamer.binance.config import StreamerConfig
-from streamer.binance.stats import LiveState
-from streamer.binance.worker import StreamHub, stream_spec
+from streamer.binance.market import SpotMarket
 from streamer.config import Settings
 from streamer.db import (
     DatabaseCorrupt,
@@ -54,9 +53,11 @@ from streamer.otp import (
     run_application,
 )
 from streamer.ownership import InstanceInfo, InstanceLock, LeaseStore, LeaseTimes, Ownership
-from streamer.pubsub import PubSub
 from streamer.sinks.runner import Sinks
 from streamer.sinks.urls import sink_from_url
+from streamer.stream.pubsub import PubSub
+from streamer.stream.stats import LiveState
+from streamer.stream.worker import StreamHub, stream_spec
 from streamer.streaming import Streaming, WorkerSpec
 from streamer.symbols import normalize_symbol
 
@@ -101,7 +102,7 @@ class Service:
         )
         self.registry = Registry("streams")
         self.hub = StreamHub(
-            streamer_config or StreamerConfig.from_settings(config),
+            SpotMarket(streamer_config or StreamerConfig.from_settings(config)),
             self.pubsub,
             registry=self.registry,
         )

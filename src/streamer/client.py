@@ -15,8 +15,8 @@ import msgspec
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from streamer.binance.events import Dropped, GapNotice, TradeEvent
 from streamer.errors import StreamerError
+from streamer.events import Dropped, GapNotice, TradeEvent
 from streamer.symbols import normalize_symbol, url_quote
 
 log = logging.getLogger(__name__)

@@ -18,12 +18,12 @@ from types import TracebackType
 from streamer.api.models import SymbolState
 from streamer.app import Service
 from streamer.binance.rest import BinanceRest
-from streamer.binance.stats import LiveState
 from streamer.config import BINANCE_REST_URL, BINANCE_WS_URL, Settings
 from streamer.db import SettingsRepository, Status, create_engine, upgrade
 from streamer.db.seed import seed
 from streamer.errors import StreamerError
-from streamer.pubsub import DEFAULT_MAXLEN, Overflow, Subscription, topic
+from streamer.stream.pubsub import DEFAULT_MAXLEN, Overflow, Subscription, topic
+from streamer.stream.stats import LiveState
 from streamer.streaming import StartResult, StopResult
 from streamer.symbols import normalize_symbol
 

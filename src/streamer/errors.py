@@ -11,3 +11,19 @@ from __future__ import annotations
 
 class StreamerError(Exception):
     """Base of every error `streamer` raises on purpose."""
+
+
+class ExchangeError(StreamerError):
+    """A request to an exchange failed for good; `str()` says why in one line.
+
+    Each market's REST client raises its own subclass; the engine (back-fills, probes, resumes)
+    catches this one, so it needs no market's module.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class HistoryUnavailable(ExchangeError):
+    """The exchange's host does not serve the trade history by id (only the latest trades)."""

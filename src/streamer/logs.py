@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -81,3 +83,35 @@ def configure_logging(level: str = "INFO", log_format: str = LogFormat.TEXT) -> 
     quiet = logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
     for name in QUIET:
         logging.getLogger(name).setLevel(quiet)
+
+
+class RateLimitedLog:
+    """Logs at most one line per `interval` seconds and says how many were held back.
+
+    A feed gone bad can send thousands of broken frames a second; the log must stay readable
+    and cheap while the counters keep the exact number.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._clock = clock
+        self._next = 0.0
+        self._held = 0
+
+    def warning(self, msg: str, *args: object) -> None:
+        now = self._clock()
+        if now < self._next:
+            self._held += 1
+            return
+        if self._held:
+            self._logger.warning(msg + " (%d similar suppressed)", *args, self._held)
+        else:
+            self._logger.warning(msg, *args)
+        self._held = 0
+        self._next = now + self._interval

@@ -23,9 +23,9 @@ from streamer.api.live import (
     row_of,
 )
 from streamer.api.models import SymbolState
-from streamer.binance.events import TradeEvent
-from streamer.binance.stats import LiveState
 from streamer.db import Status
+from streamer.events import TradeEvent
+from streamer.stream.stats import LiveState
 from tests.api.conftest import SYMBOLS, Running
 
 

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamer import __version__
-from streamer.pubsub import topic
+from streamer.stream.pubsub import topic
 from streamer.tail import follow
 from tests.api.conftest import Running
 from tests.polling import eventually

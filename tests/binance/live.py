@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streamer.binance.hub import StreamHub
-from streamer.binance.stats import LiveState, SymbolStats
+from streamer.stream.hub import StreamHub
+from streamer.stream.stats import LiveState, SymbolStats
 
 
 def live(hub: StreamHub, symbol: str) -> SymbolStats:

@@ -6,16 +6,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import pytest
 
 from streamer.binance.config import StreamerConfig
-from streamer.binance.events import Event, GapNotice, TradeEvent
-from streamer.binance.hub import StreamHub
-from streamer.binance.worker import run_symbol
+from streamer.binance.market import SpotMarket
+from streamer.events import Event, GapNotice, TradeEvent
 from streamer.mock_exchange import Limits, MockConfig, MockExchange
-from streamer.pubsub import PubSub, Subscription, topic
+from streamer.stream.hub import StreamHub
+from streamer.stream.market import ConnectionInfo
+from streamer.stream.pubsub import PubSub, Subscription, topic
+from streamer.stream.worker import run_symbol
 from tests.binance.fakeserver import FakeServer
 from tests.binance.live import live
 from tests.polling import eventually
@@ -34,11 +35,12 @@ BASE = StreamerConfig(
 class Run:
     mock: MockExchange
     hub: StreamHub
+    market: SpotMarket
     sub: Subscription
     events: list[Event] = field(default_factory=list)
 
     @property
-    def connection(self) -> dict[str, Any]:
+    def connection(self) -> ConnectionInfo:
         (only,) = self.hub.connections()
         return only
 
@@ -69,12 +71,13 @@ async def streaming(limits: Limits | None = None, **overrides: object) -> AsyncI
         pubsub = PubSub()
         sub = pubsub.subscribe(topic("ADAUSDT"))
         config = replace(BASE, ws_url=mock.ws_url, rest_url=mock.rest_url, **overrides)  # type: ignore[arg-type]
-        hub = StreamHub(config, pubsub)
+        market = SpotMarket(config)
+        hub = StreamHub(market, pubsub)
         tasks = [
             asyncio.create_task(hub.run()),
             asyncio.create_task(run_symbol(hub, "ADAUSDT", lambda: None)),
         ]
-        run = Run(mock, hub, sub)
+        run = Run(mock, hub, market, sub)
         try:
             await run.more_trades()
             yield run
@@ -93,13 +96,13 @@ async def test_pings_are_answered_so_the_server_keeps_the_connection() -> None:
     async with streaming(Limits(ping_interval=0.4, pong_timeout=0.6)) as run:
         await asyncio.sleep(2.0)
         await run.more_trades()
-        assert run.connection["connects"] == 1
+        assert run.connection.connects == 1
 
 
 async def test_pong_echoes_the_ping_payload() -> None:
     """A ping's payload comes back unchanged in the pong."""
     async with FakeServer() as server:
-        hub = StreamHub(replace(BASE, ws_url=server.url), PubSub())
+        hub = StreamHub(SpotMarket(replace(BASE, ws_url=server.url)), PubSub())
         task = asyncio.create_task(hub.run())
         hub.attach("ETHUSDT")
         await eventually(lambda: len(server.clients) == 1)
@@ -113,7 +116,7 @@ async def test_stalled_connection_is_detected_dead_and_replaced_without_loss() -
     """A connection with no frames and no pings for dead_after is replaced; the hole is filled."""
     async with streaming(Limits(ping_interval=0.1)) as run:
         run.mock.faults.stall()
-        await eventually(lambda: run.connection["connects"] == 2)
+        await eventually(lambda: run.connection.connects == 2)
         await run.more_trades()
         run.assert_exactly_once()
 
@@ -122,9 +125,9 @@ async def test_malformed_frame_is_counted_and_the_stream_goes_on() -> None:
     """A frame that is not JSON is counted as malformed; the same connection keeps streaming."""
     async with streaming() as run:
         run.mock.faults.malformed_frame()
-        await eventually(lambda: run.connection["malformed"] == 1)
+        await eventually(lambda: run.connection.malformed == 1)
         await run.more_trades()
-        assert run.connection["connects"] == 1
+        assert run.connection.connects == 1
         run.assert_exactly_once()
 
 
@@ -134,7 +137,7 @@ async def test_a_deeply_nested_frame_does_not_drop_the_connection() -> None:
         config = replace(BASE, ws_url=server.url, dead_after=30.0)
         pubsub = PubSub()
         sub = pubsub.subscribe(topic("ETHUSDT"))
-        hub = StreamHub(config, pubsub)
+        hub = StreamHub(SpotMarket(config), pubsub)
         runner = asyncio.create_task(hub.run())
         hub.attach("ETHUSDT")
         await eventually(lambda: bool(server.subscribed("ethusdt@trade")))
@@ -144,7 +147,7 @@ async def test_a_deeply_nested_frame_does_not_drop_the_connection() -> None:
         server.trade("ETHUSDT", 2)
         await eventually(lambda: len(sub) == 2)
         (connection,) = hub.connections()
-        assert (connection["connects"], connection["malformed"]) == (1, 2)
+        assert (connection.connects, connection.malformed) == (1, 2)
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
 
@@ -153,7 +156,7 @@ async def test_truncated_frame_and_cut_reconnects_without_loss() -> None:
     """Half a frame then a cut connection: the hub reconnects and back-fills the hole."""
     async with streaming() as run:
         run.mock.faults.truncated_frame()
-        await eventually(lambda: run.connection["connects"] == 2)
+        await eventually(lambda: run.connection.connects == 2)
         await run.more_trades()
         run.assert_exactly_once()
 
@@ -162,7 +165,7 @@ async def test_dropped_connection_reconnects_without_loss() -> None:
     """A connection cut without a close handshake is reconnected; no trade is lost."""
     async with streaming() as run:
         run.mock.faults.drop()
-        await eventually(lambda: run.connection["connects"] == 2)
+        await eventually(lambda: run.connection.connects == 2)
         await run.more_trades()
         run.assert_exactly_once()
 
@@ -173,9 +176,9 @@ async def test_refused_handshake_starts_a_cool_down(status: int) -> None:
     async with streaming() as run:
         run.mock.faults.refuse(status, retry_after=1)
         run.mock.faults.drop()
-        await eventually(lambda: run.hub.gate.cooldowns >= 1)
+        await eventually(lambda: run.market.gate is not None and run.market.gate.cooldowns >= 1)
         await run.mock.faults.accept()
-        await eventually(lambda: run.connection["status"] == "connected")
+        await eventually(lambda: run.connection.status == "connected")
         await run.more_trades()
         run.assert_exactly_once()
 
@@ -185,9 +188,9 @@ async def test_refused_tcp_backs_off_and_reconnects() -> None:
     async with streaming() as run:
         await run.mock.faults.refuse_tcp()
         run.mock.faults.drop()
-        await eventually(lambda: run.connection["status"] == "backoff")
+        await eventually(lambda: run.connection.status == "backoff")
         await run.mock.faults.accept()
-        await eventually(lambda: run.connection["status"] == "connected")
+        await eventually(lambda: run.connection.status == "connected")
         await run.more_trades()
         run.assert_exactly_once()
 
@@ -196,18 +199,18 @@ async def test_server_shutdown_rotates_make_before_break() -> None:
     """On serverShutdown a new socket takes over before the old closes: nothing lost or doubled."""
     async with streaming() as run:
         run.mock.faults.server_shutdown(close_after=0.5)
-        await eventually(lambda: run.connection["rotations"] == 1)
+        await eventually(lambda: run.connection.rotations == 1)
         await run.more_trades(50)
-        assert run.connection["connects"] == 2
+        assert run.connection.connects == 2
         run.assert_exactly_once()
 
 
 async def test_rotation_before_the_lifetime_cut() -> None:
     """Connections rotate before the server's lifetime cut, never hitting it, losing nothing."""
     async with streaming(Limits(lifetime=1.0), rotate_after=0.4) as run:
-        await eventually(lambda: run.connection["rotations"] >= 3)
+        await eventually(lambda: run.connection.rotations >= 3)
         await run.more_trades()
-        assert run.connection["connects"] == run.connection["rotations"] + 1
+        assert run.connection.connects == run.connection.rotations + 1
         run.assert_exactly_once()
 
 
@@ -266,7 +269,9 @@ async def test_a_refused_stream_url_falls_back_to_requests_so_healthy_streams_fl
     symbols = ["ADAUSDT", "BTCPAX", "BTCTUSD"]
     limits = Limits(max_streams=2)
     async with MockExchange(MockConfig(port=0, speed=1000.0, limits=limits)) as mock:
-        hub = StreamHub(replace(BASE, ws_url=mock.ws_url, rest_url=mock.rest_url), PubSub())
+        hub = StreamHub(
+            SpotMarket(replace(BASE, ws_url=mock.ws_url, rest_url=mock.rest_url)), PubSub()
+        )
         runner = asyncio.create_task(hub.run())
         for symbol in symbols:
             hub.attach(symbol)

@@ -12,13 +12,13 @@ from streamer.binance.decode import (
     Invalid,
     Malformed,
     OtherEvent,
-    RateLimitedLog,
     Reply,
     ServerShutdown,
     classify,
     decode_envelope,
     decode_trade,
 )
+from streamer.logs import RateLimitedLog
 from tests.binance.recorded import combined_frame, payload, recorded_rows
 
 

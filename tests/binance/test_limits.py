@@ -1,11 +1,11 @@
-"""Tests for streamer.binance.limits: the fixed bounds enforced while a frame is decoded."""
+"""Tests for streamer.events: the fixed bounds enforced while a frame is decoded."""
 
 from __future__ import annotations
 
 import msgspec
 import pytest
 
-from streamer.binance.events import TradeEvent
+from streamer.events import TradeEvent
 
 GOOD = {"e": "trade", "E": 1_700_000_000_001, "s": "ETHUSDT", "t": 5, "p": "1", "q": "1"}
 

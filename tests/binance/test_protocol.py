@@ -10,16 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamer.binance.protocol import (
-    Backoff,
     ConnectionState,
     Pong,
     Request,
-    SlidingWindow,
-    WeightWindow,
     cooldown_for,
     stream_name,
     symbol_of,
 )
+from streamer.stream.pacing import Backoff, SlidingWindow, WeightWindow
 
 
 class FakeClock:

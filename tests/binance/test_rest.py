@@ -10,13 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from streamer.binance.rest import (
-    BinanceRest,
-    HistoryUnavailable,
-    RestError,
-    RetryPolicy,
-    decode_exchange_info,
-)
+from streamer.binance.rest import BinanceRest, RestError, RetryPolicy, decode_exchange_info
+from streamer.errors import HistoryUnavailable
 
 EXCHANGE_INFO_FILE = (
     Path(__file__).resolve().parents[3]

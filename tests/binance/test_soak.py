@@ -13,12 +13,13 @@ from collections import defaultdict
 import pytest
 
 from streamer.binance.config import StreamerConfig
-from streamer.binance.events import Dropped, Event, GapNotice, TradeEvent
-from streamer.binance.hub import StreamHub
-from streamer.binance.worker import stream_spec
+from streamer.binance.market import SpotMarket
+from streamer.events import Dropped, Event, GapNotice, TradeEvent
 from streamer.mock_exchange import Limits, MockConfig, MockExchange
 from streamer.otp import DynamicSupervisor
-from streamer.pubsub import PubSub
+from streamer.stream.hub import StreamHub
+from streamer.stream.pubsub import PubSub
+from streamer.stream.worker import stream_spec
 from tests.binance.recorded import require_data
 
 SYMBOLS = [
@@ -135,7 +136,7 @@ async def test_soak_every_trade_delivered_once_or_reported() -> None:
             reorder_window=0.1,
             handshake_timeout=2.0,
         )
-        hub = StreamHub(config, pubsub)
+        hub = StreamHub(SpotMarket(config), pubsub)
         supervisor = DynamicSupervisor(max_restarts=1000, max_seconds=1.0)
         ready = asyncio.get_running_loop().create_future()
         tasks = [

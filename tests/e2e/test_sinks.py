@@ -17,10 +17,10 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from streamer.binance.events import TradeEvent
+from streamer.events import TradeEvent
 from streamer.mock_exchange import MockExchange
-from streamer.pubsub import topic
 from streamer.sinks.runner import SinkRunner, SinkState
+from streamer.stream.pubsub import topic
 from tests.e2e.inprocess import Running, api, running_service
 from tests.e2e.processes import MockProcess, Spawner, wait_for
 from tests.fixtures.brokers import NatsTarget, RedisTarget

@@ -11,9 +11,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from streamer.api import trades
-from streamer.binance.events import Event, TradeEvent
+from streamer.events import Event, TradeEvent
 from streamer.mock_exchange import MockConfig, MockExchange
-from streamer.pubsub import Subscription, topic
+from streamer.stream.pubsub import Subscription, topic
 from tests.e2e.inprocess import DEADLINE, Running, api, eventually, running_service
 
 EVENTS = 1000

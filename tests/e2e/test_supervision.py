@@ -13,10 +13,10 @@ import socket
 
 import pytest
 
-from streamer.binance.events import Event, GapNotice, TradeEvent
+from streamer.events import Event, GapNotice, TradeEvent
 from streamer.mock_exchange import MockExchange
 from streamer.otp import Child, ChildState
-from streamer.pubsub import topic
+from streamer.stream.pubsub import topic
 from tests.e2e.inprocess import DEADLINE, Running, eventually, running_service
 from tests.e2e.processes import MockProcess, Spawner
 

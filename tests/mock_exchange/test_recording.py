@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streamer.binance.events import GapNotice
+from streamer.events import GapNotice
 from streamer.mock_exchange import MockConfig
 from streamer.mock_exchange.data import DataError
 from streamer.mock_exchange.exchange import Exchange

@@ -15,7 +15,6 @@ from streamer.app import Service
 from streamer.config import Settings
 from streamer.db import SettingsRepository, Status, create_engine
 from streamer.mock_exchange import MockConfig, MockExchange
-from streamer.pubsub import PubSub, topic
 from streamer.recording.recorder import (
     prepare_database,
     recorded_positions,
@@ -24,6 +23,7 @@ from streamer.recording.recorder import (
 from streamer.recording.verify import IdRange, verify
 from streamer.sinks.parquet import ParquetSink
 from streamer.sinks.runner import SinkRunner
+from streamer.stream.pubsub import PubSub, topic
 from tests.binance.recorded import require_data
 from tests.e2e.inprocess import eventually
 from tests.fixtures.mock_exchange import fast_streamer_config

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from streamer.binance.events import GapNotice
+from streamer.events import GapNotice
 from streamer.recording.verify import DayIds, IdRange, check_symbol, verify
 from streamer.sinks.parquet import ParquetSink
 from tests.binance.recorded import require_data

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from streamer.binance.events import TradeEvent
+from streamer.events import TradeEvent
 from streamer.sinks.base import Sink, SinkEvent
 
 

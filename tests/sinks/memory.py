@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from streamer.binance.events import GapNotice, TradeEvent
+from streamer.events import GapNotice, TradeEvent
 from streamer.sinks import SinkError, SinkEvent, SinkUnavailable
 
 

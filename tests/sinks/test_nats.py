@@ -8,11 +8,12 @@ import nats
 import pytest
 from nats.js.api import DeliverPolicy
 
-from streamer.binance.events import GapNotice, as_dict
+from streamer.events import GapNotice
 from streamer.sinks import SinkUnavailable
 from streamer.sinks import nats as nats_sinks
 from streamer.sinks.nats import NatsSink
 from streamer.sinks.urls import sink_from_url
+from streamer.wire import as_dict
 from tests.fixtures.brokers import NatsTarget
 from tests.fixtures.relay import relay_to, through
 from tests.sinks.consumers import read_nats

@@ -16,7 +16,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from streamer.binance.events import GapNotice, TradeEvent
+from streamer.events import GapNotice, TradeEvent
 from streamer.recording.layout import JOURNAL, read_gaps, write_atomically
 from streamer.sinks.base import SinkError, SinkEvent, SinkUnavailable
 from streamer.sinks.parquet import ROLL_BYTES, ParquetSink

@@ -8,10 +8,11 @@ import json
 import pytest
 import redis.asyncio as aioredis
 
-from streamer.binance.events import GapNotice, as_dict
+from streamer.events import GapNotice
 from streamer.sinks import SinkError, SinkUnavailable
 from streamer.sinks.redis import RedisSink
 from streamer.sinks.urls import sink_from_url
+from streamer.wire import as_dict
 from tests.fixtures.brokers import RedisTarget
 from tests.fixtures.relay import relay_to, through
 from tests.sinks.consumers import read_redis, xrange

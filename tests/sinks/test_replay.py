@@ -12,8 +12,8 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
-from streamer.binance.events import GapNotice
 from streamer.cli import app
+from streamer.events import GapNotice
 from streamer.sinks import SinkEvent
 from streamer.sinks.replay import ReplayFrom, follow_sink
 from streamer.sinks.urls import InvalidSinkUrl, sink_from_url

@@ -10,9 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.registry import Collector
 
-from streamer.binance.events import Dropped, GapNotice
+from streamer.events import Dropped, GapNotice
 from streamer.otp import ChildState
-from streamer.pubsub import PubSub, topic
 from streamer.sinks import SinkError
 from streamer.sinks.runner import (
     GapTracker,
@@ -21,6 +20,7 @@ from streamer.sinks.runner import (
     SinkState,
     metric_families,
 )
+from streamer.stream.pubsub import PubSub, topic
 from tests.polling import eventually
 from tests.sinks.events import trade
 from tests.sinks.memory import MemorySink

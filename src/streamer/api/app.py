@@ -30,9 +30,9 @@ from streamer.api.models import (
 from streamer.api.page import mount_page
 from streamer.api.security import MutationGuard, allowed_hosts
 from streamer.api.trades import trades_socket
-from streamer.binance.stats import LiveState
 from streamer.db import DatabaseError, Status, UnknownSymbol
 from streamer.otp import StartError
+from streamer.stream.stats import LiveState
 from streamer.streaming import StreamingUnavailable
 from streamer.symbols import InvalidSymbol
 

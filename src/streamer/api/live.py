@@ -30,9 +30,9 @@ import msgspec
 from fastapi import WebSocket, WebSocketDisconnect
 
 from streamer.api.security import is_foreign_origin
-from streamer.binance.events import TradeEvent
 from streamer.db import DatabaseError
-from streamer.pubsub import Overflow, Subscription
+from streamer.events import TradeEvent
+from streamer.stream.pubsub import Overflow, Subscription
 
 if TYPE_CHECKING:
     from streamer.api.models import SymbolState

@@ -30,8 +30,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from streamer import __version__
-from streamer.binance.stats import LiveState
 from streamer.sinks.runner import metric_families
+from streamer.stream.stats import LiveState
 
 if TYPE_CHECKING:
     from streamer.app import Service
@@ -124,7 +124,7 @@ class ServiceCollector(Collector):
             "streamer_exchange_connects",
             "Websocket connection attempts to the exchange (the first ones, then reconnects).",
         )
-        connects.add_metric([], float(service.hub.gate.attempts))
+        connects.add_metric([], float(service.hub.market.connect_attempts))
         yield connects
         connections = GaugeMetricFamily(
             "streamer_exchange_connections", "Websocket connections to the exchange now."

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from streamer.binance.stats import LiveState
 from streamer.db import Status
+from streamer.stream.stats import LiveState
 
 
 class SymbolState(BaseModel):

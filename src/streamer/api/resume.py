@@ -14,10 +14,10 @@ import contextlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from streamer.binance.backfill import PAGE, to_event
-from streamer.binance.events import Event, GapNotice, TradeEvent
-from streamer.binance.rest import RestError
-from streamer.errors import StreamerError
+from streamer.errors import ExchangeError, StreamerError
+from streamer.events import Event, GapNotice, TradeEvent
+from streamer.stream.backfill import to_event
+from streamer.stream.market import PAGE
 from streamer.symbols import normalize_symbol
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ async def _history(service: Service, symbol: str, first: int, last: int) -> list
                     events.append(GapNotice(symbol, next_id, trade.id - 1))
                 events.append(to_event(symbol, trade))
                 next_id = trade.id + 1
-    except (RestError, OSError):
+    except (ExchangeError, OSError):
         pass
     if next_id <= last:
         events.append(GapNotice(symbol, next_id, last))

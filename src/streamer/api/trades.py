@@ -26,9 +26,9 @@ from streamer.api.metrics import SocketClients
 from streamer.api.resume import InvalidResume, SentFilter, catch_up, parse_after
 from streamer.api.security import websocket_refusal
 from streamer.db import DatabaseError, Status, UnknownSymbol
-from streamer.pubsub import Overflow, Subscription, topic
-from streamer.sinks.wire import encode_event
+from streamer.stream.pubsub import Overflow, Subscription, topic
 from streamer.symbols import InvalidSymbol, normalize_symbol
+from streamer.wire import encode_event
 
 if TYPE_CHECKING:
     from streamer.app import Service

@@ -1,1 +1,4 @@
-"""The Binance exchange: trade events, decoding, websocket connections and the REST client."""
+"""Binance spot's wire only: the connection protocol, frame decoding, REST, weight and limits.
+
+`SpotMarket` (in `streamer.binance.market`) is what the engine in `streamer.stream` drives.
+"""

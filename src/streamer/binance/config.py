@@ -1,8 +1,8 @@
-"""Tunables of the streaming engine; the defaults keep within the exchange's published limits."""
+"""Binance's side of the engine's configuration: endpoints and the exchange's published limits."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from streamer.binance.protocol import (
     CONNECT_WINDOW_S,
@@ -12,23 +12,18 @@ from streamer.binance.protocol import (
     MAX_STREAMS_PER_CONNECTION,
     MESSAGES_PER_SECOND,
 )
-from streamer.binance.validate import TradeRule
 from streamer.config import BINANCE_REST_URL, BINANCE_WS_URL, Settings
+from streamer.stream.config import EngineConfig
 from streamer.symbols import url_quote
 
 
 @dataclass(frozen=True)
-class StreamerConfig:
-    """How the hub connects, paces itself and watches its streams.
+class StreamerConfig(EngineConfig):
+    """How connections to Binance are made and paced, beside the engine's own tunables.
 
     `streams_per_connection` 1 reproduces one connection per symbol; the default keeps ~1,700
     symbols on 9 connections, far under the 1,024-stream cap and the 300-connects/5-min limit.
     `dead_after` must exceed the server's 20 s ping period; `rotate_after` stays under its 24 h cut.
-    Gap back-fills share one REST budget: at most `backfill_concurrency` gaps are filled at
-    once and their requests spend at most `backfill_weight_per_minute` of the exchange's 6,000
-    per minute (the rest is left to other requests from the same IP). A gap holds its symbol's
-    live trades for at most `gap_deadline` seconds of filling; `max_backfill` bounds how many
-    trades one gap replays. Beyond either, the missing part is announced lost.
     Every REST request of the hub (back-fills, probes) spends from one budget of
     `rest_weight_limit` per clock minute, corrected by the exchange's `X-MBX-USED-WEIGHT-1M`
     and held back for everyone by a 429/418 (`streamer.binance.budget`).
@@ -37,9 +32,6 @@ class StreamerConfig:
     `receive_buffer` caps the socket's kernel buffer and so the trades handled per read: a
     backlog is then worked off in bursts that stay in the CPU cache and reach subscribers
     sooner, instead of megabyte reads whose first trade waits for thousands of others.
-    `validation` is the rule every trade and REST row must pass; a symbol quarantined by it (or
-    by an error in its own processing) is parked for a capped, jittered backoff from
-    `quarantine_base` to `quarantine_cap` seconds, growing while it keeps failing.
     """
 
     ws_url: str = BINANCE_WS_URL
@@ -54,31 +46,16 @@ class StreamerConfig:
     backoff_cap: float = 30.0
     handshake_timeout: float = 10.0
     dead_after: float = 50.0
-    check_interval: float = 1.0
-    stale_factor: float = 50.0
-    stale_min: float = 300.0
     rotate_after: float = 23.5 * 3600
-    reorder_window: float = 0.25
-    max_backfill: int = 5_000
-    gap_deadline: float = 10.0
-    backfill_concurrency: int = 4
-    backfill_weight_per_minute: int = 3_000
     rest_weight_limit: int = 5_000
-    time_unit: str | None = None
     receive_buffer: int = 256 * 1024
-    validation: TradeRule = field(default_factory=TradeRule)
-    quarantine_base: float = 1.0
-    quarantine_cap: float = 300.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 1 <= self.streams_per_connection <= MAX_STREAMS_PER_CONNECTION:
             raise ValueError(
                 f"streams_per_connection must be 1..{MAX_STREAMS_PER_CONNECTION}, "
                 f"got {self.streams_per_connection}"
-            )
-        if self.backfill_concurrency < 1:
-            raise ValueError(
-                f"backfill_concurrency must be at least 1, got {self.backfill_concurrency}"
             )
         if self.backfill_weight_per_minute < HISTORICAL_TRADES_WEIGHT:
             raise ValueError(

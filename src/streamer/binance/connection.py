@@ -14,7 +14,6 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import msgspec
 from picows import (
@@ -28,27 +27,22 @@ from picows import (
     ws_connect,
 )
 
-from streamer.binance.channel import SymbolChannel
 from streamer.binance.config import StreamerConfig
 from streamer.binance.decode import (
     Invalid,
     Malformed,
     OtherEvent,
-    RateLimitedLog,
     Reply,
     ServerShutdown,
     classify,
     decode_envelope,
 )
-from streamer.binance.protocol import (
-    Backoff,
-    ConnectionState,
-    Pong,
-    SlidingWindow,
-    cooldown_for,
-    symbol_of,
-)
-from streamer.binance.stats import LiveState
+from streamer.binance.protocol import ConnectionState, Pong, cooldown_for, symbol_of
+from streamer.logs import RateLimitedLog
+from streamer.stream.channel import SymbolChannel
+from streamer.stream.market import ConnectionInfo
+from streamer.stream.pacing import Backoff, SlidingWindow
+from streamer.stream.stats import LiveState
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +108,7 @@ class _Listener(WSListener):
         # ping, pong or close payload never decodes as a trade envelope, so those only pay for a
         # failed decode while every trade saves the cost of building the type enum.
         try:
-            trade = decode_envelope(frame.get_payload_as_bytes()).data
+            trade = decode_envelope(frame.get_payload_as_memoryview()).data
         except _NOT_A_TRADE:
             self._not_a_trade(transport, frame)
         else:
@@ -212,18 +206,18 @@ class StreamConnection:
     def kick(self) -> None:
         self._kick.set()
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "streams": len(self.state.wanted),
-            "live": len(self.state.live),
-            "connects": self.connects,
-            "rotations": self.rotations,
-            "sent": self.state.sent,
-            "malformed": self.malformed,
-            "connected_at": self.connected_at,
-        }
+    def describe(self) -> ConnectionInfo:
+        return ConnectionInfo(
+            name=self.name,
+            status=self.status,
+            streams=len(self.state.wanted),
+            live=len(self.state.live),
+            connects=self.connects,
+            rotations=self.rotations,
+            sent=self.state.sent,
+            malformed=self.malformed,
+            connected_at=self.connected_at,
+        )
 
     # --- called from the read callback ---------------------------------------------------------
 

@@ -8,14 +8,12 @@ fails, the frame is not a trade and `classify` works out what it is (a reply to 
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Any
 
 import msgspec
 
-from streamer.binance.events import TradeEvent
-from streamer.binance.validate import Rejection
+from streamer.events import TradeEvent
+from streamer.stream.validate import Rejection
 
 
 class TradeEnvelope(msgspec.Struct, gc=False):
@@ -130,32 +128,3 @@ def _out_of_range(message: str) -> Rejection | None:
     if message.endswith(("`$.T`", "`$.E`")):
         return Rejection.TIME_RANGE
     return None
-
-
-class RateLimitedLog:
-    """Logs at most one line per `interval` seconds and says how many were held back.
-
-    A feed gone bad can send thousands of broken frames a second; the log must stay readable
-    and cheap while the counters keep the exact number.
-    """
-
-    def __init__(
-        self, logger: logging.Logger, interval: float = 10.0, clock: Any = time.monotonic
-    ) -> None:
-        self._logger = logger
-        self._interval = interval
-        self._clock = clock
-        self._next = 0.0
-        self._held = 0
-
-    def warning(self, msg: str, *args: object) -> None:
-        now = self._clock()
-        if now < self._next:
-            self._held += 1
-            return
-        if self._held:
-            self._logger.warning(msg + " (%d similar suppressed)", *args, self._held)
-        else:
-            self._logger.warning(msg, *args)
-        self._held = 0
-        self._next = now + self._interval

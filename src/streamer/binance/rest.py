@@ -30,7 +30,7 @@ import msgspec
 from streamer import __version__
 from streamer.binance.budget import RestBudget
 from streamer.config import BINANCE_REST_URL
-from streamer.errors import StreamerError
+from streamer.errors import ExchangeError, HistoryUnavailable
 from streamer.symbols import InvalidSymbol, exchange_symbol, normalize_symbol
 from streamer.text import one_line
 
@@ -45,16 +45,8 @@ TRADES_WEIGHT = 25
 """`historicalTrades` and `trades` both cost 25 (rest-api.md)."""
 
 
-class RestError(StreamerError):
-    """A request to the exchange failed for good; `str()` says why in one line."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class HistoryUnavailable(RestError):
-    """The REST host does not serve `historicalTrades` (e.g. data-api.binance.vision)."""
+class RestError(ExchangeError):
+    """A request to Binance's REST API failed for good; `str()` says why in one line."""
 
 
 class SymbolInfo(msgspec.Struct, frozen=True, rename="camel"):

@@ -21,12 +21,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from streamer.binance.hub import StreamHub
-from streamer.binance.stats import LiveState
 from streamer.db.errors import DatabaseError
 from streamer.otp import ChildSpec, Registry, Started
 from streamer.ownership.rules import Holdings, LeaseTimes
 from streamer.ownership.store import InstanceInfo, LeaseStore, Report
+from streamer.stream.hub import StreamHub
+from streamer.stream.stats import LiveState
 from streamer.streaming import Streaming
 
 log = logging.getLogger(__name__)

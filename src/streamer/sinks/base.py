@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from streamer.binance.events import GapNotice, TradeEvent
 from streamer.errors import StreamerError
+from streamer.events import GapNotice, TradeEvent
 
 SinkEvent = TradeEvent | GapNotice
 

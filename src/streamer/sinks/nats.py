@@ -41,11 +41,11 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from streamer.binance.events import TradeEvent
+from streamer.events import TradeEvent
 from streamer.sinks.base import SinkError, SinkEvent, SinkUnavailable
 from streamer.sinks.replay import OnMessage, ReplayFrom
 from streamer.sinks.urls import InvalidSinkUrl, SinkUrl
-from streamer.sinks.wire import decode_event, encode_event
+from streamer.wire import decode_event, encode_event
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from streamer.binance.events import GapNotice, TradeEvent
+from streamer.events import GapNotice, TradeEvent
 from streamer.recording.layout import (
     DECIMAL,
     DECIMAL_INTEGER_DIGITS,

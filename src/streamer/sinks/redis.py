@@ -32,12 +32,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streamer.binance.events import TradeEvent
+from streamer.events import TradeEvent
 from streamer.sinks.base import SinkError, SinkEvent, SinkUnavailable
 from streamer.sinks.replay import OnMessage, ReplayFrom
 from streamer.sinks.runner import reraise_cancellation
 from streamer.sinks.urls import InvalidSinkUrl, SinkUrl
-from streamer.sinks.wire import decode_event, encode_event
+from streamer.wire import decode_event, encode_event
 
 DEFAULT_PREFIX = "streamer"
 DEFAULT_MAXLEN = 1_000_000

@@ -36,10 +36,10 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from streamer.binance.events import Dropped, Event, GapNotice, TradeEvent
+from streamer.events import Dropped, Event, GapNotice, TradeEvent
 from streamer.otp import ChildSpec, Started, Strategy, Supervisor
-from streamer.pubsub import Overflow, PubSub, Subscription
 from streamer.sinks.base import Sink, SinkError, SinkEvent, SinkUnavailable
+from streamer.stream.pubsub import Overflow, PubSub, Subscription
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Tests for streamer.binance.worker: supervised per-symbol workers on the mock exchange."""
+"""Tests for streamer.stream.worker: supervised per-symbol workers on the mock exchange."""
 
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ from typing import Any
 
 import pytest
 
-from streamer.binance.channel import SymbolChannel
 from streamer.binance.config import StreamerConfig
-from streamer.binance.events import TradeEvent
-from streamer.binance.hub import StreamHub
+from streamer.binance.market import SpotMarket
 from streamer.binance.rest import BinanceRest, HistoricalTrade
-from streamer.binance.worker import stream_spec
+from streamer.events import TradeEvent
 from streamer.mock_exchange import Limits, MockConfig, MockExchange
 from streamer.otp import Child, ChildState, DynamicSupervisor, Restart
-from streamer.pubsub import PubSub, topic
+from streamer.stream.channel import SymbolChannel
+from streamer.stream.hub import StreamHub
+from streamer.stream.pubsub import PubSub, topic
+from streamer.stream.worker import stream_spec
 from tests.binance.fakeserver import FakeServer
 from tests.binance.live import live
 from tests.polling import eventually
@@ -109,7 +110,7 @@ async def test_a_refused_stream_backs_off_alone_then_streams_on_another_connecti
             backoff_cap=0.2,
             check_interval=0.05,
         )
-        hub = StreamHub(config, pubsub)
+        hub = StreamHub(SpotMarket(config), pubsub)
         sup = DynamicSupervisor()
         ready = asyncio.get_running_loop().create_future()
         tasks = [
@@ -154,15 +155,15 @@ async def test_starting_1500_symbols_at_once_stays_within_the_message_limit(
         config = replace(
             streamer_config, ws_url=mock.ws_url, streams_per_connection=300, streams_per_message=50
         )
-        hub = StreamHub(config, pubsub)
+        hub = StreamHub(SpotMarket(config), pubsub)
         runner = asyncio.create_task(hub.run())
         for symbol in symbols:
             await supervisor.start_child(stream_spec(symbol, hub))
-        await eventually(lambda: sum(c["live"] for c in hub.connections()) == 1500, within=60)
+        await eventually(lambda: sum(c.live for c in hub.connections()) == 1500, within=60)
         await asyncio.sleep(1.5)
         connections = hub.connections()
         assert len(connections) == 5
-        assert all(c["connects"] == 1 for c in connections)
+        assert all(c.connects == 1 for c in connections)
         assert len(mock.connections) == 5
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
@@ -209,7 +210,7 @@ async def scripted(
             **overrides,
         )
         history = EmptyHistory()
-        hub = StreamHub(config, pubsub, history)
+        hub = StreamHub(SpotMarket(config), pubsub, history)
         sup = DynamicSupervisor(name="streamers")
         ready = asyncio.get_running_loop().create_future()
         tasks = [

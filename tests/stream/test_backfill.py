@@ -1,4 +1,4 @@
-"""Tests for streamer.binance.backfill with a scripted trade history."""
+"""Tests for streamer.stream.backfill with a scripted trade history."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
 
-from streamer.binance.backfill import BackfillLimiter, fill_gap
-from streamer.binance.channel import SymbolChannel
-from streamer.binance.events import Event, GapNotice, TradeEvent
-from streamer.binance.rest import HistoryUnavailable, RestError
-from streamer.pubsub import PubSub, Subscription, topic
+from streamer.binance.rest import RestError
+from streamer.errors import HistoryUnavailable
+from streamer.events import Event, GapNotice, TradeEvent
+from streamer.stream.backfill import BackfillLimiter, fill_gap
+from streamer.stream.channel import SymbolChannel
+from streamer.stream.pubsub import PubSub, Subscription, topic
 from tests.polling import eventually
 
 
@@ -190,7 +191,7 @@ class GatedHistory(History):
 async def test_the_limiter_lets_only_a_few_gaps_fill_at_once() -> None:
     """Ten gaps sharing a limiter of two have at most two requests out, and all get filled."""
     history = GatedHistory(set(range(1, 100)))
-    limiter = BackfillLimiter(2, 6000, lambda: 0.0)
+    limiter = BackfillLimiter(2, 6000, lambda: 0.0, page_weight=25)
     channels = [channel_with_gap(first_live=50, gap_start=40)[0] for _ in range(10)]
     fills = [asyncio.create_task(fill_gap(c, history, 100, limiter=limiter)) for c in channels]
     await eventually(lambda: history.waiting == 2)

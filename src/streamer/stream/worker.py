@@ -16,14 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from streamer.binance.backfill import fill_gap
-from streamer.binance.config import StreamerConfig
-from streamer.binance.hub import StreamHub
-from streamer.binance.protocol import Backoff
 from streamer.otp import ChildSpec, Registry, Restart, Started
+from streamer.stream.backfill import fill_gap
+from streamer.stream.hub import StreamHub
+from streamer.stream.pacing import Backoff
 from streamer.symbols import normalize_symbol
 
-__all__ = ["StreamHub", "StreamerConfig", "run_symbol", "stream_spec"]
+__all__ = ["StreamHub", "run_symbol", "stream_spec"]
 
 log = logging.getLogger(__name__)
 

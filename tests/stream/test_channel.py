@@ -1,4 +1,4 @@
-"""Tests for streamer.binance.channel (no sockets: trades are fed by hand)."""
+"""Tests for streamer.stream.channel (no sockets: trades are fed by hand)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from streamer.binance.channel import SymbolChannel
-from streamer.binance.events import Event, GapNotice, TradeEvent
-from streamer.binance.stats import LiveState
-from streamer.binance.validate import Rejection, TradeRule
-from streamer.pubsub import PubSub, Subscription, topic
+from streamer.events import Event, GapNotice, TradeEvent
+from streamer.stream.channel import SymbolChannel
+from streamer.stream.pubsub import PubSub, Subscription, topic
+from streamer.stream.stats import LiveState
+from streamer.stream.validate import Rejection, TradeRule
 
 T0 = 1_700_000_000_000  # a trade time (ms) the validation rule accepts
 

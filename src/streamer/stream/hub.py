@@ -13,21 +13,25 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
 
-from streamer.binance.backfill import BackfillLimiter, HistoricalTradeLike, TradeHistory
-from streamer.binance.budget import RestBudget
-from streamer.binance.channel import SymbolChannel
-from streamer.binance.config import StreamerConfig
-from streamer.binance.connection import ConnectGate, StreamConnection
-from streamer.binance.protocol import Backoff, stream_name, symbol_of
-from streamer.binance.rest import BinanceRest, RestError
-from streamer.binance.stats import LiveState, SymbolStats
-from streamer.binance.validate import units_per_second
-from streamer.errors import StreamerError
+from streamer.errors import ExchangeError, StreamerError
 from streamer.otp import ChildSpec, Registry, Started
-from streamer.pubsub import PubSub, topic
+from streamer.stream.backfill import BackfillLimiter
+from streamer.stream.channel import SymbolChannel
+from streamer.stream.config import EngineConfig
+from streamer.stream.market import (
+    Connection,
+    ConnectionInfo,
+    Market,
+    MarketProbe,
+    OwnedHistory,
+    TradeHistory,
+)
+from streamer.stream.pacing import Backoff
+from streamer.stream.pubsub import PubSub, topic
+from streamer.stream.stats import LiveState, SymbolStats
+from streamer.stream.validate import units_per_second
 from streamer.symbols import normalize_symbol
 
 log = logging.getLogger(__name__)
@@ -35,17 +39,6 @@ log = logging.getLogger(__name__)
 
 class AlreadyAttached(StreamerError, RuntimeError):
     """A symbol can be streamed by one worker at a time."""
-
-
-@runtime_checkable
-class MarketProbe(Protocol):
-    """What tells a dead stream from a quiet market: the latest trade, the symbol's status."""
-
-    async def recent_trades(
-        self, symbol: str, limit: int = 1000
-    ) -> Sequence[HistoricalTradeLike]: ...
-
-    async def symbol_status(self, symbol: str) -> str: ...
 
 
 _SILENT_STATES = frozenset({LiveState.STALLED, LiveState.HALTED})
@@ -57,34 +50,37 @@ class StreamHub:
     Workers call `attach`/`detach`; status views call `stats`/`all_stats`; a supervisor runs
     `child_spec()` (or `run`), whose body keeps the stats fresh and closes every connection
     (and the REST client it made for back-fills) when it stops. `registry` names the symbol
-    workers (see `streamer.binance.worker`).
+    workers (see `streamer.stream.worker`).
     """
 
     def __init__(
         self,
-        config: StreamerConfig,
+        market: Market,
         pubsub: PubSub,
         history: TradeHistory | None = None,
         *,
         registry: Registry | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.config = config
+        self.market = market
+        self.config: EngineConfig = market.config
+        config = self.config
         self.pubsub = pubsub
         self._history = history
-        self._own_history: BinanceRest | None = None
+        self._own_history: OwnedHistory | None = None
         self.registry = registry if registry is not None else Registry("streams")
         self.clock = clock
-        self.gate = ConnectGate(config, clock)
-        self.budget = RestBudget(config.rest_weight_limit)
         self.backfills = BackfillLimiter(
-            config.backfill_concurrency, config.backfill_weight_per_minute, clock
+            config.backfill_concurrency,
+            config.backfill_weight_per_minute,
+            clock,
+            page_weight=market.history_page_weight,
         )
         self.dirty: list[SymbolChannel] = []
         self._channels: dict[str, SymbolChannel] = {}
-        self._connection_of: dict[str, StreamConnection] = {}
-        self._connections: list[StreamConnection] = []
-        self._tasks: dict[StreamConnection, asyncio.Task[None]] = {}
+        self._connection_of: dict[str, Connection] = {}
+        self._connections: list[Connection] = []
+        self._tasks: dict[Connection, asyncio.Task[None]] = {}
         self._resume: dict[str, int] = {}
         self._probes: dict[str, asyncio.Task[None]] = {}
         self._refusals: dict[str, tuple[int, int]] = {}
@@ -112,7 +108,7 @@ class StreamHub:
         self._stopped.pop(symbol, None)
         connection = self._connection_with_room()
         self._connection_of[symbol] = connection
-        connection.add([stream_name(symbol)])
+        connection.add([self.market.stream_name(symbol)])
         return channel
 
     def detach(self, symbol: str) -> None:
@@ -126,7 +122,7 @@ class StreamHub:
             return
         connection = self._connection_of.pop(symbol, None)
         if connection is not None:
-            connection.remove([stream_name(symbol)])
+            connection.remove([self.market.stream_name(symbol)])
         if channel.last_id is not None:
             self._resume[symbol] = channel.last_id
         channel.set_state(LiveState.STOPPED)
@@ -142,7 +138,7 @@ class StreamHub:
         symbol = channel.symbol
         connection = self._connection_of.pop(symbol, None)
         if connection is not None:
-            connection.remove([stream_name(symbol)])
+            connection.remove([self.market.stream_name(symbol)])
         delay = backoff.next_delay()
         log.warning("%s: quarantined (%s); retrying in %.1fs", symbol, channel.quarantined, delay)
         await asyncio.sleep(delay)
@@ -151,7 +147,7 @@ class StreamHub:
         channel.release()
         connection = self._connection_with_room()
         self._connection_of[symbol] = connection
-        connection.add([stream_name(symbol)])
+        connection.add([self.market.stream_name(symbol)])
 
     def forget(self, symbol: str) -> None:
         """Drop `symbol`'s resume point: it was stopped on purpose, so its next start is fresh."""
@@ -181,44 +177,37 @@ class StreamHub:
 
     @property
     def history(self) -> TradeHistory:
-        """Where gaps are filled from: the given one, else a REST client on `config.rest_url`
-        spending from the hub's one REST budget."""
+        """Where gaps are filled from: the given one, else the market's own history client."""
         if self._history is not None:
             return self._history
         if self._own_history is None:
-            self._own_history = BinanceRest(self.config.rest_url, budget=self.budget)
+            self._own_history = self.market.history()
         return self._own_history
 
     def channel(self, symbol: str) -> SymbolChannel | None:
         return self._channels.get(symbol)
 
-    def _connection_with_room(self, avoid: StreamConnection | None = None) -> StreamConnection:
-        cap = self.config.streams_per_connection
+    def _connection_with_room(self, avoid: Connection | None = None) -> Connection:
+        cap = self.market.streams_per_connection
         for connection in self._connections:
             if connection.load < cap and connection is not avoid:
                 return connection
         self._serial += 1
-        connection = StreamConnection(
-            f"conn-{self._serial}",
-            self.config,
-            self._channels,
-            self.dirty,
-            self.gate,
-            self.clock,
-            on_refused=self._refused,
+        connection = self.market.connection(
+            f"conn-{self._serial}", self._channels, self.dirty, self.clock, self._refused
         )
         self._connections.append(connection)
         self._spawn(connection)
         return connection
 
-    def _refused(self, connection: StreamConnection, stream: str) -> None:
+    def _refused(self, connection: Connection, stream: str) -> None:
         """A stream refused again and again on one connection is tried on another one.
 
         A refusal may be about the connection (it is full on the exchange's side), not the
         stream. After 3 refusals the stream moves, then after 6, 12, ... more, so a stream the
         exchange refuses everywhere costs ever rarer moves (and connection attempts).
         """
-        symbol = symbol_of(stream)
+        symbol = self.market.symbol_of(stream)
         if self._connection_of.get(symbol) is not connection:
             return
         count, move_at = self._refusals.get(symbol, (0, 3))
@@ -235,12 +224,12 @@ class StreamHub:
             "%s: refused %d times on %s; trying %s", symbol, count, connection.name, elsewhere.name
         )
 
-    def _spawn(self, connection: StreamConnection) -> None:
+    def _spawn(self, connection: Connection) -> None:
         task = asyncio.get_running_loop().create_task(connection.run(), name=connection.name)
         self._tasks[connection] = task
         task.add_done_callback(lambda t: self._connection_ended(connection, t))
 
-    def _connection_ended(self, connection: StreamConnection, task: asyncio.Task[None]) -> None:
+    def _connection_ended(self, connection: Connection, task: asyncio.Task[None]) -> None:
         self._tasks.pop(connection, None)
         if task.cancelled():
             return
@@ -249,7 +238,7 @@ class StreamHub:
             log.error("%s crashed: %r", connection.name, error)
             self._failure = self._failure or error
             return
-        if connection.state.wanted:
+        if connection.load:
             self._spawn(connection)
         elif connection in self._connections:
             self._connections.remove(connection)
@@ -273,8 +262,8 @@ class StreamHub:
                 result[symbol] = data
         return result
 
-    def connections(self) -> list[dict[str, Any]]:
-        """One line of plain data per connection."""
+    def connections(self) -> list[ConnectionInfo]:
+        """What each connection carries and how it is doing."""
         return [connection.describe() for connection in self._connections]
 
     # --- the supervised body -------------------------------------------------------------------
@@ -295,7 +284,7 @@ class StreamHub:
             if symbol not in self._connection_of and channel.quarantined is None:
                 connection = self._connection_with_room()
                 self._connection_of[symbol] = connection
-                connection.add([stream_name(symbol)])
+                connection.add([self.market.stream_name(symbol)])
         if started is not None:
             started()
         try:
@@ -311,7 +300,7 @@ class StreamHub:
         now = self.clock()
         elapsed = max(now - self._last_tick, 1e-6)
         self._last_tick = now
-        stale: dict[StreamConnection, list[str]] = defaultdict(list)
+        stale: dict[Connection, list[str]] = defaultdict(list)
         wall = time.time()
         for symbol, channel in self._channels.items():
             channel.refresh_bounds(wall)
@@ -328,7 +317,7 @@ class StreamHub:
                 channel.active_at = now
                 continue
             if now - channel.active_at > self._stale_after(channel, now):
-                stale[connection].append(stream_name(symbol))
+                stale[connection].append(self.market.stream_name(symbol))
                 channel.active_at = now
                 self._probe(channel)
         for connection, streams in stale.items():
@@ -357,7 +346,7 @@ class StreamHub:
                 log.warning("%s: stalled: %s; resubscribed", symbol, reason)
                 return
             status = await probe.symbol_status(symbol)
-        except (RestError, OSError) as error:
+        except (ExchangeError, OSError) as error:
             log.info("%s: silent; the exchange could not be asked why (%s)", symbol, error)
             return
         if status != "TRADING" and channel.trades == channel.checked_trades:

@@ -1,4 +1,4 @@
-"""Tests for streamer.pubsub."""
+"""Tests for streamer.stream.pubsub."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from streamer.binance.events import Dropped, GapNotice, TradeEvent
-from streamer.pubsub import Overflow, PubSub, topic
+from streamer.events import Dropped, GapNotice, TradeEvent
+from streamer.stream.pubsub import Overflow, PubSub, topic
 from streamer.symbols import InvalidSymbol
 
 

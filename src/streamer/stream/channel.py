@@ -9,7 +9,7 @@ worker, which fetches the missing trades over REST and then releases the held on
 Duplicates (the overlap of two connections during a rotation, a replay after a resubscribe) are
 dropped by id, so subscribers see each trade id once and in increasing order.
 
-Every trade passes `streamer.binance.validate` first: one that fails is dropped and counted by
+Every trade passes `streamer.stream.validate` first: one that fails is dropped and counted by
 reason, and a symbol whose trades keep failing is quarantined (its worker parks it and retries
 it later), so a poisoned feed never reaches a subscriber and never becomes the symbol's position.
 """
@@ -21,12 +21,11 @@ import logging
 import time
 from collections import deque
 
-from streamer.binance.decode import RateLimitedLog
-from streamer.binance.events import GapNotice, TradeEvent
-from streamer.binance.limits import MILLISECONDS
-from streamer.binance.stats import LiveState, SymbolStats
-from streamer.binance.validate import HIGHEST, LOWEST, Rejection, TradeRule, check
-from streamer.pubsub import Route
+from streamer.events import MILLISECONDS, GapNotice, TradeEvent
+from streamer.logs import RateLimitedLog
+from streamer.stream.pubsub import Route
+from streamer.stream.stats import LiveState, SymbolStats
+from streamer.stream.validate import HIGHEST, LOWEST, Rejection, TradeRule, check
 
 log = logging.getLogger(__name__)
 

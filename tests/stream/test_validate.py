@@ -1,4 +1,4 @@
-"""Tests for streamer.binance.validate: the one rule a trade must pass to be believed."""
+"""Tests for streamer.stream.validate: the one rule a trade must pass to be believed."""
 
 from __future__ import annotations
 
@@ -6,14 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from streamer.binance.events import TradeEvent
-from streamer.binance.limits import MICROSECONDS, MILLISECONDS
-from streamer.binance.validate import (
-    Rejection,
-    TradeRule,
-    check,
-    units_per_second,
-)
+from streamer.events import MICROSECONDS, MILLISECONDS, TradeEvent
+from streamer.stream.validate import Rejection, TradeRule, check, units_per_second
 
 NOW = 1_700_000_000.0  # local clock, seconds
 T = 1_700_000_000_000  # a trade time at NOW, in ms

@@ -1,4 +1,4 @@
-"""Tests for streamer.binance.events."""
+"""Tests for streamer.events."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import msgspec
 
-from streamer.binance.events import Dropped, GapNotice, TradeEvent, as_dict
+from streamer.events import Dropped, GapNotice, TradeEvent
+from streamer.wire import as_dict
 
 
 def test_trade_decodes_from_wire_names_with_exact_decimals() -> None:

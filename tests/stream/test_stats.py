@@ -1,4 +1,4 @@
-"""Tests for streamer.binance.stats: typed, frozen snapshots of a symbol's live state."""
+"""Tests for streamer.stream.stats: typed, frozen snapshots of a symbol's live state."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from streamer.binance.channel import SymbolChannel
-from streamer.binance.events import TradeEvent
-from streamer.binance.stats import LiveState, SymbolStats
-from streamer.pubsub import PubSub, topic
+from streamer.events import TradeEvent
+from streamer.stream.channel import SymbolChannel
+from streamer.stream.pubsub import PubSub, topic
+from streamer.stream.stats import LiveState, SymbolStats
 
 
 def test_a_snapshot_keeps_its_moment_while_the_stream_goes_on() -> None:

@@ -3,7 +3,7 @@
 Trade ids of a symbol are consecutive, so a jump means trades were lost on the way (a reconnect,
 a dropped frame). They are fetched page by page from the REST trade history and published in
 order, marked as back-filled; whatever cannot be fetched, and every row that fails
-`streamer.binance.validate`, is announced as a `GapNotice` and counted as lost, so a subscriber
+`streamer.stream.validate`, is announced as a `GapNotice` and counted as lost, so a subscriber
 always knows exactly what it did not get.
 
 When a connection carrying hundreds of symbols drops, hundreds of gaps open at once; they share
@@ -21,45 +21,15 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from decimal import Decimal
-from typing import Protocol
 
-from streamer.binance.channel import SymbolChannel
-from streamer.binance.events import TradeEvent
-from streamer.binance.limits import MILLISECONDS
-from streamer.binance.protocol import HISTORICAL_TRADES_WEIGHT, Clock, WeightWindow
-from streamer.binance.rest import HistoryUnavailable, RestError
-from streamer.binance.validate import check
+from streamer.errors import ExchangeError, HistoryUnavailable
+from streamer.events import MILLISECONDS, TradeEvent
+from streamer.stream.channel import SymbolChannel
+from streamer.stream.market import PAGE, HistoricalTradeLike, TradeHistory
+from streamer.stream.pacing import Clock, WeightWindow
+from streamer.stream.validate import check
 
 log = logging.getLogger(__name__)
-
-PAGE = 1000
-
-
-class HistoricalTradeLike(Protocol):
-    """One trade of the REST trade history (`GET /api/v3/historicalTrades`)."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def price(self) -> Decimal: ...
-    @property
-    def qty(self) -> Decimal: ...
-    @property
-    def time(self) -> int: ...
-    @property
-    def is_buyer_maker(self) -> bool: ...
-
-
-class TradeHistory(Protocol):
-    """Where missing trades come from (the REST client)."""
-
-    async def historical_trades(
-        self, symbol: str, from_id: int, limit: int = PAGE
-    ) -> Sequence[HistoricalTradeLike]: ...
-
-    async def recent_trades(
-        self, symbol: str, limit: int = PAGE
-    ) -> Sequence[HistoricalTradeLike]: ...
 
 
 async def _page(
@@ -82,7 +52,15 @@ class BackfillLimiter:
     follows the exchange's own count) and probes always find room.
     """
 
-    def __init__(self, concurrency: int, weight_per_minute: int, clock: Clock) -> None:
+    def __init__(
+        self, concurrency: int, weight_per_minute: int, clock: Clock, *, page_weight: int
+    ) -> None:
+        if weight_per_minute < page_weight:
+            raise ValueError(
+                f"weight_per_minute must be at least one page's weight ({page_weight}), "
+                f"got {weight_per_minute}"
+            )
+        self.page_weight = page_weight
         self._slots = asyncio.Semaphore(concurrency)
         self._window = WeightWindow(weight_per_minute, 60.0)
         self._lock = asyncio.Lock()
@@ -95,8 +73,10 @@ class BackfillLimiter:
         async with self._slots:
             yield
 
-    async def spend(self, weight: int = HISTORICAL_TRADES_WEIGHT) -> None:
-        """Wait until `weight` fits in the last minute's budget, then spend it."""
+    async def spend(self, weight: int | None = None) -> None:
+        """Wait until `weight` (one page's by default) fits in the last minute's budget, then
+        spend it."""
+        weight = self.page_weight if weight is None else weight
         async with self._lock:
             while (wait := self._window.delay(self._clock(), weight)) > 0:
                 self.waits += 1
@@ -165,7 +145,7 @@ async def fill_gap(
                         channel.report_lost(trade.id, trade.id)
                     next_id = trade.id + 1
                 channel.flush()
-    except (RestError, LookupError, OSError, TimeoutError) as exc:
+    except (ExchangeError, LookupError, OSError, TimeoutError) as exc:
         if timer.expired():
             channel.gaps_expired += 1
             reason = f"not filled within {deadline:g}s"

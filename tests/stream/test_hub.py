@@ -1,4 +1,4 @@
-"""Tests for streamer.binance.hub against the mock exchange."""
+"""Tests for streamer.stream.hub against the mock exchange."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import msgspec
 import pytest
 
 from streamer.binance.config import StreamerConfig
-from streamer.binance.events import TradeEvent
-from streamer.binance.hub import AlreadyAttached, StreamHub
-from streamer.binance.worker import run_symbol
+from streamer.binance.market import SpotMarket
+from streamer.events import TradeEvent
 from streamer.mock_exchange import MockExchange
-from streamer.pubsub import PubSub, topic
+from streamer.stream.hub import AlreadyAttached, StreamHub
+from streamer.stream.pubsub import PubSub, topic
+from streamer.stream.worker import run_symbol
 from tests.binance.fakeserver import FakeServer
 from tests.binance.live import live
 from tests.polling import eventually
@@ -32,7 +33,7 @@ async def test_symbols_are_packed_onto_connections_up_to_the_cap(
     for symbol in SYMBOLS:
         hub.attach(symbol)
     await eventually(lambda: all(s.state == "streaming" for s in hub.all_stats().values()))
-    assert sorted(c["streams"] for c in hub.connections()) == [1, 3, 3]
+    assert sorted(c.streams for c in hub.connections()) == [1, 3, 3]
 
 
 async def test_trades_flow_to_subscribers_with_live_stats(hub: StreamHub, pubsub: PubSub) -> None:
@@ -87,16 +88,19 @@ async def test_dropped_connection_reconnects_only_its_own_symbols(
     hub = running(make_hub(streams_per_connection=2))
     for symbol in SYMBOLS[:4]:
         hub.attach(symbol)
-    await eventually(lambda: all(c["status"] == "connected" for c in hub.connections()))
+    await eventually(lambda: all(c.status == "connected" for c in hub.connections()))
     victim = next(
         c for c in mock_exchange.connections.values() if "adausdt@trade" in c.session.streams
     )
     mock_exchange.faults.drop(victim.number)
-    await eventually(lambda: sum(c["connects"] for c in hub.connections()) == 3)
-    await eventually(lambda: all(c["status"] == "connected" for c in hub.connections()))
-    by_name = {c["name"]: c["connects"] for c in hub.connections()}
-    assert by_name[live(hub, "ADAUSDT").connection] == 2
-    assert by_name[live(hub, "BTCUSDC").connection] == 1
+    await eventually(lambda: sum(c.connects for c in hub.connections()) == 3)
+    await eventually(lambda: all(c.status == "connected" for c in hub.connections()))
+    by_name = {c.name: c.connects for c in hub.connections()}
+    cut, kept = live(hub, "ADAUSDT").connection, live(hub, "BTCUSDC").connection
+    assert cut is not None
+    assert kept is not None
+    assert by_name[cut] == 2
+    assert by_name[kept] == 1
 
 
 async def test_a_restarted_hub_carries_its_attached_symbols_on_without_loss(
@@ -161,7 +165,7 @@ async def test_silent_symbol_is_resubscribed_and_a_busy_one_is_not() -> None:
     """A symbol silent far beyond its rhythm gets UNSUBSCRIBE+SUBSCRIBE; a trading one does not."""
     async with FakeServer() as server:
         config = StreamerConfig(ws_url=server.url, check_interval=0.05, stale_min=0.3)
-        hub = StreamHub(config, PubSub(), Market())
+        hub = StreamHub(SpotMarket(config), PubSub(), Market())
         runner = asyncio.create_task(hub.run())
         hub.attach("AAA")
         hub.attach("BBB")
@@ -276,7 +280,7 @@ async def test_staleness_follows_the_rhythm_since_attach_on_the_hub_clock() -> N
             stale_min=1.0,
             dead_after=10_000.0,
         )
-        hub = StreamHub(config, PubSub(), Market(latest=10), clock=clock)
+        hub = StreamHub(SpotMarket(config), PubSub(), Market(latest=10), clock=clock)
         runner = asyncio.create_task(hub.run())
         channel = hub.attach("AAA")
         await eventually(lambda: channel.state == "streaming")
@@ -320,7 +324,7 @@ async def test_a_silent_symbol_is_told_apart_from_a_quiet_market(
         config = StreamerConfig(
             ws_url=server.url, check_interval=0.05, stale_min=0.3, stale_factor=0.5
         )
-        hub = StreamHub(config, PubSub(), market)
+        hub = StreamHub(SpotMarket(config), PubSub(), market)
         runner = asyncio.create_task(hub.run())
         hub.attach("AAA")
         await eventually(lambda: bool(server.subscribed("aaa@trade")))

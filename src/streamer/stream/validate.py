@@ -13,7 +13,7 @@ A trade is dropped, and counted under a `Rejection` reason, unless:
   negatives and 1E+999999 are refused).
 
 The decoder of stream frames already refuses ids outside 0..2^63-1 and times outside 2017..2100
-(in either unit), in C (`streamer.binance.limits`), and reports them here by reason. Ids are
+(in either unit), in C (`streamer.events`), and reports them here by reason. Ids are
 judged against the symbol's own history only on the slow path: a trade whose id is the next one
 expected follows an id that was already judged, so the hot path pays for the trade time's
 distance to the local clock and the price and quantity comparisons alone, inlined in
@@ -27,10 +27,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from streamer.binance.limits import EARLIEST_S, ID_LIMIT, LATEST_S, MICROSECONDS, MILLISECONDS
+from streamer.events import EARLIEST_S, ID_LIMIT, LATEST_S, MICROSECONDS, MILLISECONDS
 
 if TYPE_CHECKING:
-    from streamer.binance.events import TradeEvent
+    from streamer.events import TradeEvent
 
 LOWEST = Decimal("1e-30")
 HIGHEST = Decimal("1e30")
