@@ -5,11 +5,12 @@ supervised child that renews, claims and reconciles, and `lock` keeps SQLite sin
 """
 
 from streamer.ownership.lock import InstanceLock, InstanceLocked
-from streamer.ownership.rules import Holdings, InvalidLeaseTimes, LeaseTimes
+from streamer.ownership.rules import DatabaseOutage, Holdings, InvalidLeaseTimes, LeaseTimes
 from streamer.ownership.runtime import Ownership
 from streamer.ownership.store import InstanceInfo, LeaseStore
 
 __all__ = [
+    "DatabaseOutage",
     "Holdings",
     "InstanceInfo",
     "InstanceLock",

@@ -1,26 +1,25 @@
 """The lease rules of several instances on one database, apart from any I/O.
 
-Time comes in two kinds and they never mix. Lease expiry is judged on the database's clock
-(`now()` in the statement that renews or claims), so instance clocks may be set to anything.
-Self-fencing is judged on the instance's own monotonic clock, measured from the moment it sent
-its last successful renew: the database stamped that renew no earlier, so the lease cannot
-expire before `sent + ttl` and the instance stops streaming at `sent + ttl - margin`. The only
-clock property this needs is that a monotonic clock does not run slower than the database's by
-more than `margin / ttl` (a third: real clocks differ by parts per million).
+Lease expiry is judged on the database's clock (`now()` in the statement that renews or
+claims), so instance clocks may be set to anything. What an instance believes it owns changes
+only when the database answers: a round that fails changes nothing, so an instance that loses
+the database keeps streaming what it owns. Every sink drops duplicates by trade id, so a symbol
+streamed twice for a while (its lease expired and another instance took it) costs nothing
+downstream, while a symbol nobody streams loses trades. The instance gives a symbol up at its
+first round that finds the lease gone.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from streamer.errors import StreamerError
 
 
 class InvalidLeaseTimes(StreamerError, ValueError):
-    """Lease times that could not fence in time: the renew interval must leave room to retry."""
+    """Lease times that let a lease expire between renews: the interval must leave a retry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +36,13 @@ class LeaseTimes:
             raise InvalidLeaseTimes(
                 f"lease renew interval {self.renew:g} s is too long for ttl {self.ttl:g} s: "
                 f"it must be at most {(self.ttl - self.margin) / 2:g} s (two tries before "
-                "the instance fences itself)"
+                "the lease could expire)"
             )
 
     @property
     def margin(self) -> float:
-        """How long before its lease can expire an instance that could not renew stops."""
+        """How long before its lease expires a renew must have landed: a round that takes
+        longer is given up, so a slow database never lets a healthy owner's lease lapse."""
         return self.ttl / 3
 
 
@@ -98,38 +98,41 @@ def plan(held: int, enabled: int, live: int, *, draining: bool = False) -> Plan:
 
 
 class Holdings:
-    """The leases one instance believes it holds, valid only until its self-fencing deadline.
+    """The leases one instance believes it holds: what the last round that reached the
+    database said, kept through any outage.
 
-    `renewing()` is read just before a renew is sent; `renewed(sent, epochs)` records what the
-    database answered. Once `ttl - margin` has passed since the last successful send without
-    another success, `owned()` is empty: the instance must stop every stream it owned.
+    A failed round leaves them as they are, so the streams go on; `renewed(epochs)` replaces
+    them with the database's answer and tells which ones another instance took meanwhile.
     """
 
-    def __init__(self, times: LeaseTimes, clock: Callable[[], float] = time.monotonic) -> None:
-        self.times = times
-        self.clock = clock
+    def __init__(self) -> None:
         self._epochs: dict[str, int] = {}
-        self._valid_until = -math.inf
 
-    def renewing(self) -> float:
-        return self.clock()
+    def renewed(self, epochs: Mapping[str, int]) -> dict[str, int]:
+        """Record what the database answered; returns the leases held before and not now.
 
-    def renewed(self, sent: float, epochs: Mapping[str, int]) -> None:
+        A lease held again at a new epoch is not among them: this round claimed it back, so it
+        is this instance's again and its stream goes on.
+        """
+        lost = {s: e for s, e in self._epochs.items() if s not in epochs}
         self._epochs = dict(epochs)
-        self._valid_until = sent + self.times.ttl - self.times.margin
-
-    @property
-    def valid_until(self) -> float:
-        """The local monotonic time at which the held leases must be given up."""
-        return self._valid_until
-
-    def fenced(self) -> bool:
-        return self.clock() >= self._valid_until
+        return lost
 
     def owned(self) -> dict[str, int]:
-        """Symbol -> epoch of every lease still safely held; empty once fenced."""
-        return {} if self.fenced() else dict(self._epochs)
+        """Symbol -> epoch of every lease this instance streams as owner."""
+        return dict(self._epochs)
 
     def drop(self) -> None:
-        """Forget every lease at once (the instance released them or lost the database)."""
+        """Forget every lease at once (the instance released them or leaves without a hand-over)."""
         self._epochs = {}
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseOutage:
+    """The database has not answered this instance's rounds since `since` (seconds since the
+    Unix epoch, for people to read), the last failure being `reason`. Meanwhile the instance
+    streams what it owned from memory and saves the positions once the database answers; the
+    leases may expire and another instance may stream the same symbols too."""
+
+    since: float
+    reason: str

@@ -1,15 +1,20 @@
 """One instance's part in the group: renew and claim leases, and run exactly what it owns.
 
-A supervised child runs three loops. The round loop renews, saves positions and claims in one
+A supervised child runs two loops. The round loop renews, saves positions and claims in one
 transaction every `renew` seconds, or at once when another instance NOTIFYs a change; after
 each round it brings the running set in line with the leases held. The listen loop turns NOTIFY
-into a wake-up. The fence loop watches the self-fencing deadline on the local monotonic clock
-and stops every stream the moment the leases could no longer be trusted, even while a round
-is stuck on a database that does not answer.
+into a wake-up.
+
+A database that does not answer stops nothing: the instance keeps streaming what it owns and
+says so (`database_outage`), because every sink drops duplicates by trade id, so a symbol that
+another instance takes over meanwhile is only streamed twice, while a stopped one would lose
+trades. The first round that reaches the database again saves the positions (at the epoch the
+instance still holds) and stops exactly the symbols whose lease another instance took.
 
 A lease this instance offered (rebalance, or all of them on SIGTERM) and lost keeps streaming
 until its new owner reports it streams, at most one ttl: make before break. On SIGTERM the child
-drains: it offers everything, waits (bounded) for the others to take over, then leaves.
+drains: it offers everything, waits (bounded) for the others to take over, then leaves; during
+a database outage it cannot hand over and leaves at once.
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from streamer.db.errors import DatabaseError
 from streamer.otp import ChildSpec, Registry, Started
-from streamer.ownership.rules import Holdings, LeaseTimes
+from streamer.ownership.rules import DatabaseOutage, Holdings, LeaseTimes
 from streamer.ownership.store import InstanceInfo, LeaseStore, Report
 from streamer.stream.hub import StreamHub
 from streamer.stream.stats import LiveState
@@ -62,8 +67,11 @@ class Ownership:
     ) -> None:
         self.store = store
         self.times: LeaseTimes = store.times
-        self.holdings = Holdings(self.times, clock)
+        self.holdings = Holdings()
         self.stats = LeaseStats()
+        self.database_outage: DatabaseOutage | None = None
+        """Set while this instance's rounds do not reach the database (it streams on from
+        memory meanwhile); None while they do. For health and the status page."""
         self._streaming = streaming
         self._hub = hub
         self._registry = registry
@@ -74,7 +82,6 @@ class Ownership:
         self._handing: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._draining = False
-        self._reachable = True
         self._offered: frozenset[str] = frozenset()
         self._round_lock = asyncio.Lock()
         self._first_round = asyncio.Event()
@@ -123,7 +130,6 @@ class Ownership:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._rounds())
                 group.create_task(self._listen())
-                group.create_task(self._fence())
         except asyncio.CancelledError:
             await self._drain()
             raise
@@ -146,17 +152,6 @@ class Ownership:
                 log.debug("Listening for other instances failed: %s", error)
             await asyncio.sleep(self.times.renew)
 
-    async def _fence(self) -> None:
-        """Stop everything owned once the fencing deadline passes without a renew."""
-        while True:
-            remaining = self.holdings.valid_until - self._clock()
-            if remaining > 0:
-                await asyncio.sleep(min(remaining, self.times.renew))
-                continue
-            if len(self._registry):
-                await self._reconcile()
-            await asyncio.sleep(self.times.renew / 4)
-
     # --- one round ----------------------------------------------------------------------------
 
     async def _round(self) -> None:
@@ -165,7 +160,7 @@ class Ownership:
             await self._round_now()
 
     async def _round_now(self) -> None:
-        sent = self.holdings.renewing()
+        sent = self._clock()
         before = self.holdings.owned()
         report = Report(
             address=self._address(),
@@ -179,13 +174,7 @@ class Ownership:
             async with asyncio.timeout(self.times.ttl - self.times.margin):
                 result = await self.store.round(report)
         except (DatabaseError, TimeoutError) as error:
-            if self._reachable:
-                log.warning(
-                    "Could not renew leases (%s); streams stop %.1f s after the last renew",
-                    error or "timed out",
-                    self.times.ttl - self.times.margin,
-                )
-                self._reachable = False
+            self._unreachable(str(error) or "timed out")
             await self._reconcile()
             return
         latency = self._clock() - sent
@@ -193,10 +182,7 @@ class Ownership:
         self.stats.renew_seconds_total += latency
         self.stats.last_renew_seconds = latency
         self.stats.takeovers += result.takeovers
-        if not self._reachable:
-            log.info("Leases renewed again")
-            self._reachable = True
-        self.holdings.renewed(sent, result.held)
+        lost = self.holdings.renewed(result.held)
         self._live = result.live
         for symbol, position in result.claimed.items():
             if position is None:
@@ -205,30 +191,54 @@ class Ownership:
                 self._hub.resume_from(symbol, position)
         if result.claimed:
             log.info("Claimed %d symbol(s): %s", len(result.claimed), _few(result.claimed))
-        for symbol in before.keys() - result.held.keys():
-            if symbol in self._offered:
-                self._handing[symbol] = self._clock() + self.times.ttl
+        for symbol in lost.keys() & self._offered:
+            self._handing[symbol] = self._clock() + self.times.ttl
+        taken = sorted(lost.keys() - self._offered)
         self._offered = result.offered
         for symbol in result.handed_over:
             self._handing.pop(symbol, None)
-        if not self._first_round.is_set():
+        if self._first_round.is_set():
+            await self._reconcile()
+        else:
             self._first_round.set()
-            return
-        await self._reconcile()
+        if self.database_outage is not None:
+            self._reachable_again(self.database_outage, len(result.held), taken)
+
+    def _unreachable(self, reason: str) -> None:
+        if self.database_outage is None:
+            log.warning(
+                "The database does not answer (%s): streaming goes on for the %d symbol(s) this "
+                "instance owns, their positions are saved when it answers again; meanwhile "
+                "another instance may stream them too (the sinks drop the overlap by trade id)",
+                reason,
+                len(self.holdings.owned()),
+            )
+            self.database_outage = DatabaseOutage(since=time.time(), reason=reason)
+        else:
+            log.debug("The database still does not answer: %s", reason)
+            self.database_outage = replace(self.database_outage, reason=reason)
+
+    def _reachable_again(self, outage: DatabaseOutage, held: int, taken: list[str]) -> None:
+        """Reported once the round that ended it has stopped what was taken, so whoever sees
+        `database_outage` cleared sees the running set that follows the database again."""
+        log.info(
+            "The database answers again after %.1f s: %d symbol(s) still owned, positions saved; "
+            "%s",
+            max(time.time() - outage.since, 0.0),
+            held,
+            f"stopped {len(taken)} another instance took meanwhile: {_few(taken)}"
+            if taken
+            else "none was taken by another instance",
+        )
+        self.database_outage = None
 
     def _streams(self, symbol: str) -> bool:
         stats = self._hub.stats(symbol)
         return stats is not None and stats.state is LiveState.STREAMING
 
     async def _reconcile(self) -> None:
-        """Run exactly the owned symbols, plus those still being handed over (until fenced)."""
+        """Run exactly the owned symbols, plus those still being handed over (at most a ttl)."""
         now = self._clock()
-        if self.holdings.fenced():
-            if self._handing or len(self._registry):
-                log.error(
-                    "Leases not renewed in time: stopped streaming to let other instances take over"
-                )
-            self._handing.clear()
         for symbol, deadline in list(self._handing.items()):
             if deadline <= now:
                 del self._handing[symbol]
@@ -237,17 +247,28 @@ class Ownership:
     async def _drain(self) -> None:
         """Offer every lease, keep streaming until the others took them over, then leave.
 
-        Alone in the group there is nobody to hand over to: it leaves at once."""
+        Alone in the group there is nobody to hand over to: it leaves at once. Without the
+        database nobody can take over either: it leaves at once and says so; the others claim
+        its leases once they expire and resume from the positions saved last."""
         self._draining = True
         deadline = self._clock() + self.times.ttl * 2
         try:
-            while self._clock() < deadline:
+            while self.database_outage is None and self._clock() < deadline:
                 await self._round()
                 if self._live == 0 or (not self.holdings.owned() and not self._handing):
                     break
                 await asyncio.sleep(self.times.renew / 4)
-            await self._save_final()
-            await self.store.leave()
+            if self.database_outage is not None:
+                log.warning(
+                    "Stopping without a hand-over: the database does not answer (%s); other "
+                    "instances resume %d symbol(s) from their last saved positions once the "
+                    "leases expire",
+                    self.database_outage.reason,
+                    len(self.holdings.owned()),
+                )
+            else:
+                await self._save_final()
+                await self.store.leave()
         except DatabaseError as error:
             log.warning("Could not hand over every symbol before stopping: %s", error)
         self.holdings.drop()
