@@ -92,6 +92,9 @@ class Service:
         self.engine = create_engine(self.database_url)
         self.repository = SettingsRepository(self.engine)
         self.database_ready = asyncio.Event()
+        self.database_reached = asyncio.Event()
+        """Set for good once the database was migrated and the saved positions loaded: what
+        the streams wait for, so that a later outage (`database_ready` cleared) stops none."""
         self.database_retry = database_retry
         self.database_probe = database_probe
         self.pubsub = PubSub()
@@ -112,7 +115,7 @@ class Service:
             supervisor=self.streamers,
             registry=self.registry,
             worker_spec=worker_spec or (lambda symbol: stream_spec(symbol, self.hub)),
-            wait_ready=self.database_ready.wait,
+            wait_ready=self.database_reached.wait,
             on_stopped=self._forget,
         )
         url = parse_url(self.database_url)
@@ -127,7 +130,7 @@ class Service:
                 registry=self.registry,
                 address=lambda: self.address,
                 positions=self._positions,
-                wait_ready=self.database_ready.wait,
+                wait_ready=self.database_reached.wait,
             )
             self.streaming.placement = self.ownership
         self.streaming_supervisor = Supervisor(
@@ -168,7 +171,7 @@ class Service:
         """Migrates the database, keeps stream positions in it, and owns the engine.
 
         It reports started at once, so the API comes up and answers "live, not ready" while the
-        database is down; autostart waits for `database_ready` instead. Before that is set, the
+        database is down; autostart waits for `database_reached` instead. Before that is set, the
         saved positions seed the hub, so symbols that streamed before a stop or a crash of the
         process back-fill what they missed (or report it lost) instead of starting anywhere.
         """
@@ -189,6 +192,7 @@ class Service:
                 self.hub.resume_from(symbol, last_trade_id)
             self.sinks.resume_from(positions)
             self.database_ready.set()
+            self.database_reached.set()
             try:
                 await self._watch_database()
             finally:

@@ -55,10 +55,11 @@ async def catch_up(service: Service, after: dict[str, int]) -> list[Event]:
     events: list[Event] = []
     if after:
         # Positions saved by the previous run reach the hub just before the database is
-        # ready; a client reconnecting to a service that is still starting waits for them.
+        # first reached; a client reconnecting to a service that is still starting waits for
+        # them, one reconnecting during a later outage does not.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(READY_WAIT):
-                await service.database_ready.wait()
+                await service.database_reached.wait()
     reached = hub.positions()
     for symbol, last_seen in after.items():
         # A position kept for a worker that has not started again counts as well: its next
