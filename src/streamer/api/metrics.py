@@ -159,6 +159,12 @@ def _lease_metrics(service: Service) -> Iterator[GaugeMetricFamily | CounterMetr
     renewals = CounterMetricFamily("streamer_lease_renewals", "Successful lease renew rounds.")
     renewals.add_metric([], float(stats.renewals))
     yield renewals
+    failures = CounterMetricFamily(
+        "streamer_lease_renew_failures",
+        "Lease renew rounds that did not reach the database; the streams went on meanwhile.",
+    )
+    failures.add_metric([], float(stats.failures))
+    yield failures
     total = CounterMetricFamily(
         "streamer_lease_renew_seconds", "Time spent in successful lease renew rounds."
     )

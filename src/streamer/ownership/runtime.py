@@ -42,10 +42,12 @@ COALESCE = 0.05
 
 @dataclass(slots=True)
 class LeaseStats:
-    """Counters for metrics: leases taken from another owner, renew rounds and their latency."""
+    """Counters for metrics: leases taken from another owner, renew rounds and their latency,
+    and rounds that did not reach the database (each one streamed on from memory)."""
 
     takeovers: int = 0
     renewals: int = 0
+    failures: int = 0
     renew_seconds_total: float = 0.0
     last_renew_seconds: float = 0.0
 
@@ -176,6 +178,7 @@ class Ownership:
         except (DatabaseError, TimeoutError) as error:
             self._unreachable(str(error) or "timed out")
             await self._reconcile()
+            self.stats.failures += 1
             return
         latency = self._clock() - sent
         self.stats.renewals += 1
