@@ -90,6 +90,9 @@ async def running_service(
     sinks: Sequence[str] = (),
     sink_required: bool = False,
     streamer_config: StreamerConfig | None = None,
+    instance_id: str = "",
+    lease_ttl: float = 6.0,
+    lease_renew: float = 1.0,
 ) -> AsyncIterator[Running]:
     """Seed the database from `mock` with `symbols` on, run the service, stop it at the end."""
     if prepare:
@@ -105,6 +108,9 @@ async def running_service(
         log_level="INFO",
         sinks=list(sinks),
         sink_required=sink_required,
+        instance_id=instance_id,
+        lease_ttl=lease_ttl,
+        lease_renew=lease_renew,
     )
     service = Service(
         settings,

@@ -53,3 +53,8 @@ class Cutter:
     def cut(self) -> None:
         assert self._relay is not None
         asyncio.run_coroutine_threadsafe(self._relay.stop(), self._loop).result()
+
+    def restore(self) -> None:
+        """Listen again on the same port: the database answers again."""
+        assert self._relay is not None
+        asyncio.run_coroutine_threadsafe(self._relay.start(), self._loop).result()
