@@ -31,13 +31,13 @@ from streamer.api.page import mount_page
 from streamer.api.security import MutationGuard, allowed_hosts
 from streamer.api.trades import trades_socket
 from streamer.db import DatabaseError, Status, UnknownSymbol
+from streamer.errors import StreamingUnavailable
 from streamer.otp import StartError
 from streamer.stream.stats import LiveState
-from streamer.streaming import StreamingUnavailable
 from streamer.symbols import InvalidSymbol
 
 if TYPE_CHECKING:
-    from streamer.app import Service
+    from streamer.service import Service
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "the symbol is not in the settings"},

@@ -36,7 +36,7 @@ from streamer.stream.pubsub import Overflow, Subscription
 
 if TYPE_CHECKING:
     from streamer.api.models import SymbolState
-    from streamer.app import Service
+    from streamer.service import Service
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from streamer.sinks.runner import metric_families
 from streamer.stream.stats import LiveState
 
 if TYPE_CHECKING:
-    from streamer.app import Service
+    from streamer.service import Service
 
 
 @dataclass

@@ -21,7 +21,7 @@ from streamer.stream.market import PAGE
 from streamer.symbols import normalize_symbol
 
 if TYPE_CHECKING:
-    from streamer.app import Service
+    from streamer.service import Service
 
 
 READY_WAIT = 10.0

@@ -31,7 +31,7 @@ from streamer.symbols import InvalidSymbol, normalize_symbol
 from streamer.wire import encode_event
 
 if TYPE_CHECKING:
-    from streamer.app import Service
+    from streamer.service import Service
 
 log = logging.getLogger(__name__)
 CLIENT_QUEUE = 10_000

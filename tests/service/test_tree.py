@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from streamer.api.security import TokenRequired
-from streamer.app import Service
 from streamer.config import Settings
 from streamer.db import DatabaseCorrupt, DatabaseUnavailable
 from streamer.events import TradeEvent
 from streamer.mock_exchange import MockExchange
+from streamer.service import Service
 from streamer.stream.pubsub import topic
 from tests.fixtures.database import seed_database
 from tests.fixtures.mock_exchange import fast_streamer_config
@@ -34,7 +34,7 @@ async def test_a_database_down_at_start_is_waited_for_without_crash_loop(
     url = f"postgresql://postgres@127.0.0.1:{closed_port()}/streamer"
     service = Service(Settings(database_url=url, port=0), http=False, database_retry=0.05)
 
-    with caplog.at_level(logging.WARNING, logger="streamer.app"):
+    with caplog.at_level(logging.WARNING, logger="streamer.service.tree"):
         task = asyncio.create_task(service.run())
         await eventually(lambda: caplog.text.count("Waiting for the database") >= 3)
 
@@ -73,7 +73,7 @@ async def test_health_follows_the_database_after_start(
     async def down() -> None:
         raise DatabaseUnavailable("cannot reach the database: test outage")
 
-    with caplog.at_level(logging.INFO, logger="streamer.app"):
+    with caplog.at_level(logging.INFO, logger="streamer.service.tree"):
         monkeypatch.setattr(service.repository, "ping", down)
         await eventually(lambda: not service.health().ready)
         assert not service.health().database

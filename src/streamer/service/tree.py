@@ -53,12 +53,12 @@ from streamer.otp import (
     run_application,
 )
 from streamer.ownership import InstanceInfo, InstanceLock, LeaseStore, LeaseTimes, Ownership
+from streamer.service.streaming import Streaming, WorkerSpec
 from streamer.sinks.runner import Sinks
 from streamer.sinks.urls import sink_from_url
 from streamer.stream.pubsub import PubSub
 from streamer.stream.stats import LiveState
 from streamer.stream.worker import StreamHub, stream_spec
-from streamer.streaming import Streaming, WorkerSpec
 from streamer.symbols import normalize_symbol
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from streamer.db import DatabaseUnavailable, SettingsRepository, Status, UnknownSymbol
-from streamer.errors import StreamerError
+from streamer.errors import StreamingUnavailable
 from streamer.otp import (
     AlreadyStarted,
     ChildSpec,
@@ -51,10 +51,6 @@ class Placement(Protocol):
     async def announce(self) -> None: ...
 
     async def owner(self, symbol: str) -> str | None: ...
-
-
-class StreamingUnavailable(StreamerError, RuntimeError):
-    """The dynamic supervisor is restarting after a failure; nothing was changed."""
 
 
 @dataclass(frozen=True)
