@@ -18,11 +18,10 @@ SIGTERM it hands its symbols over while they still stream.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from streamer.api.app import create_app
@@ -36,23 +35,19 @@ from streamer.db import (
     DatabaseCorrupt,
     DatabaseUnavailable,
     Setting,
-    SettingsRepository,
     Status,
-    create_engine,
-    upgrade,
 )
 from streamer.db.urls import is_sqlite, parse_url, sqlite_path
 from streamer.otp import (
-    ChildSpec,
     ChildState,
     DynamicSupervisor,
     Registry,
-    Started,
     Strategy,
     Supervisor,
     run_application,
 )
 from streamer.ownership import InstanceInfo, InstanceLock, LeaseStore, LeaseTimes, Ownership
+from streamer.service.database import PROBE_SECONDS, Database
 from streamer.service.streaming import Streaming, WorkerSpec
 from streamer.sinks.runner import Sinks
 from streamer.sinks.urls import sink_from_url
@@ -62,9 +57,6 @@ from streamer.stream.worker import StreamHub, stream_spec
 from streamer.symbols import normalize_symbol
 
 log = logging.getLogger(__name__)
-
-DATABASE_RETRY_CAP = 30.0
-DATABASE_PROBE_SECONDS = 5.0
 
 
 class Service:
@@ -79,7 +71,7 @@ class Service:
         http: bool = True,
         on_listening: Callable[[str, int], None] | None = None,
         database_retry: float = 1.0,
-        database_probe: float = DATABASE_PROBE_SECONDS,
+        database_probe: float = PROBE_SECONDS,
     ) -> None:
         self.config = config
         self.token = config.token.get_secret_value() if config.token else None
@@ -89,11 +81,18 @@ class Service:
         self.address = f"{config.host}:{config.port}"
         self.started = datetime.now(UTC)
         lease_times = LeaseTimes(config.lease_ttl, config.lease_renew)
-        self.engine = create_engine(self.database_url)
-        self.repository = SettingsRepository(self.engine)
-        self.database_ready = asyncio.Event()
-        self.database_retry = database_retry
-        self.database_probe = database_probe
+        url = parse_url(self.database_url)
+        self.database = Database(
+            self.database_url,
+            resume=self._resume,
+            # In a group (PostgreSQL) the leases' owners save the positions, fenced by epoch.
+            positions=self._positions if is_sqlite(url) else None,
+            retry=database_retry,
+            probe=database_probe,
+        )
+        self.engine = self.database.engine
+        self.repository = self.database.repository
+        self.database_ready = self.database.ready
         self.pubsub = PubSub()
         self.sinks = Sinks(
             [sink_from_url(url) for url in config.sinks],
@@ -115,7 +114,6 @@ class Service:
             wait_ready=self.database_ready.wait,
             on_stopped=self._forget,
         )
-        url = parse_url(self.database_url)
         sqlite_file = sqlite_path(url) if is_sqlite(url) else None
         self.lock = InstanceLock(sqlite_file) if sqlite_file is not None else None
         self.ownership: Ownership | None = None
@@ -136,7 +134,7 @@ class Service:
             name="streaming",
         )
         children = [
-            self._database_spec(),
+            self.database.child_spec(),
             *([self.sinks.child_spec()] if config.sinks else []),
             self.hub.child_spec(),
             self.streaming_supervisor.child_spec("streaming"),
@@ -164,79 +162,14 @@ class Service:
 
         return listening
 
-    def _database_spec(self) -> ChildSpec:
-        """Migrates the database, keeps stream positions in it, and owns the engine.
-
-        It reports started at once, so the API comes up and answers "live, not ready" while the
-        database is down; autostart waits for `database_ready` instead. Before that is set, the
-        saved positions seed the hub, so symbols that streamed before a stop or a crash of the
-        process back-fill what they missed (or report it lost) instead of starting anywhere.
-        """
-
-        async def database(started: Started) -> None:
-            started()
-            delay = self.database_retry
-            while True:
-                try:
-                    await upgrade(self.database_url)
-                    positions = await self.repository.positions()
-                    break
-                except DatabaseUnavailable as error:
-                    log.warning("Waiting for the database: %s; retrying in %.1f s", error, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, DATABASE_RETRY_CAP)
-            for symbol, last_trade_id in positions.items():
-                self.hub.resume_from(symbol, last_trade_id)
-            self.sinks.resume_from(positions)
-            self.database_ready.set()
-            try:
-                await self._watch_database()
-            finally:
-                self.database_ready.clear()
-                await self._save_positions_at_stop()
-                await self.engine.dispose()
-
-        return ChildSpec(id="database", start=database)
-
-    async def _save_positions_at_stop(self) -> None:
-        """The last save, after the streams have stopped (this child stops last).
-
-        In a group the leases' owners save, fenced by epoch, and the drain did the last save."""
-        if self.ownership is not None:
-            return
-        try:
-            async with asyncio.timeout(self.database_probe):
-                await self.repository.save_positions(self._positions())
-        except (DatabaseUnavailable, TimeoutError) as error:
-            log.warning(
-                "Could not save stream positions (%s); the next start resumes from the last save",
-                error or "timed out",
-            )
-
-    async def _watch_database(self) -> None:
-        """Save stream positions every few seconds; the same round trip tells whether the
-        database answers, so health and metrics see an outage and its end."""
-        while True:
-            await asyncio.sleep(self.database_probe)
-            positions = self._positions() if self.ownership is None else {}
-            try:
-                async with asyncio.timeout(self.database_probe):
-                    if positions:
-                        await self.repository.save_positions(positions)
-                    else:
-                        await self.repository.ping()
-            except (DatabaseUnavailable, TimeoutError) as error:
-                if self.database_ready.is_set():
-                    log.warning("The database stopped answering: %s", error or "timed out")
-                    self.database_ready.clear()
-            else:
-                if not self.database_ready.is_set():
-                    log.info("The database answers again")
-                    self.database_ready.set()
-
     def _positions(self) -> dict[str, int]:
         """Resume points to save: no further than every sink has made durable."""
         return self.sinks.hold_back(self.hub.positions())
+
+    def _resume(self, positions: Mapping[str, int]) -> None:
+        for symbol, last_trade_id in positions.items():
+            self.hub.resume_from(symbol, last_trade_id)
+        self.sinks.resume_from(positions)
 
     def _forget(self, symbol: str) -> None:
         self.hub.forget(symbol)
