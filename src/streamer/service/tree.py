@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from streamer.api.app import create_app
-from streamer.api.models import Health, SinkHealth, SymbolState
+from streamer.api.models import Health, SymbolState
 from streamer.api.security import check_bind
 from streamer.api.server import server_spec
 from streamer.binance.config import StreamerConfig
@@ -34,12 +34,10 @@ from streamer.config import Settings
 from streamer.db import (
     DatabaseCorrupt,
     DatabaseUnavailable,
-    Setting,
     Status,
 )
 from streamer.db.urls import is_sqlite, parse_url, sqlite_path
 from streamer.otp import (
-    ChildState,
     DynamicSupervisor,
     Registry,
     Strategy,
@@ -49,12 +47,11 @@ from streamer.otp import (
 from streamer.ownership import InstanceInfo, InstanceLock, LeaseStore, LeaseTimes, Ownership
 from streamer.service.database import PROBE_SECONDS, Database
 from streamer.service.streaming import Streaming, WorkerSpec
+from streamer.service.views import Views
 from streamer.sinks.runner import Sinks
 from streamer.sinks.urls import sink_from_url
 from streamer.stream.pubsub import PubSub
-from streamer.stream.stats import LiveState
 from streamer.stream.worker import StreamHub, stream_spec
-from streamer.symbols import normalize_symbol
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +130,18 @@ class Service:
             strategy=Strategy.REST_FOR_ONE,
             name="streaming",
         )
+        self.views = Views(
+            repository=self.repository,
+            registry=self.registry,
+            stats=self.hub.stats,
+            sinks=self.sinks,
+            streaming=self.streaming_supervisor,
+            database_ready=self.database_ready,
+            ownership=self.ownership,
+            instance_id=self.instance_id,
+            address=lambda: self.address,
+            started=self.started,
+        )
         children = [
             self.database.child_spec(),
             *([self.sinks.child_spec()] if config.sinks else []),
@@ -175,82 +184,21 @@ class Service:
         self.hub.forget(symbol)
         self.sinks.forget(symbol)
 
-    # --- live state --------------------------------------------------------------------------
-
-    async def owners(self) -> dict[str, str]:
-        """Symbol -> the instance whose lease it is; none on SQLite, which has no leases."""
-        return {} if self.ownership is None else await self.ownership.owners()
+    # --- the views the API shows (service/views.py) ---------------------------------------
 
     async def cluster(self) -> list[InstanceInfo]:
-        """The live instances sharing this database (only this one on SQLite)."""
-        if self.ownership is not None:
-            return await self.ownership.instances()
-        return [
-            InstanceInfo(
-                id=self.instance_id,
-                address=self.address,
-                started=self.started,
-                last_seen=datetime.now(UTC),
-                symbols=sorted(self.registry.names()),
-            )
-        ]
-
-    def _state(self, setting: Setting, owner: str | None = None) -> SymbolState:
-        child = self.registry.lookup(setting.symbol)
-        stats = self.hub.stats(setting.symbol) if child is not None else None
-        if child is None or stats is None:
-            return SymbolState(
-                symbol=setting.symbol, status=setting.status, state=LiveState.STOPPED, owner=owner
-            )
-        last_time = stats.last_trade_time
-        return SymbolState(
-            symbol=setting.symbol,
-            owner=owner,
-            status=setting.status,
-            state=stats.state,
-            reason=stats.reason,
-            since=_from_epoch(stats.since),
-            restarts=child.restarts,
-            trades=stats.trades,
-            rate=stats.rate,
-            last_trade_id=stats.last_trade_id,
-            last_trade_time=_from_exchange_time(last_time),
-            gaps_filled=stats.gaps_filled,
-            gaps_lost=stats.gaps_lost,
-            rejected=stats.rejected,
-        )
+        return await self.views.cluster()
 
     async def symbol_states(
         self, *, status: Status | None = None, prefix: str | None = None
     ) -> list[SymbolState]:
-        settings = await self.repository.list(status=status, prefix=prefix)
-        owners = await self.owners()
-        return [self._state(setting, owners.get(setting.symbol)) for setting in settings]
+        return await self.views.symbol_states(status=status, prefix=prefix)
 
     async def symbol_state(self, symbol: str) -> SymbolState:
-        setting = await self.repository.get(normalize_symbol(symbol))
-        return self._state(setting, (await self.owners()).get(setting.symbol))
+        return await self.views.symbol_state(symbol)
 
     def health(self) -> Health:
-        streaming = self.streaming_supervisor.state is ChildState.RUNNING
-        return Health(
-            live=True,
-            ready=self.database_ready.is_set() and streaming and self.sinks.ready,
-            database=self.database_ready.is_set(),
-            streaming=len(self.registry),
-            sinks=[
-                SinkHealth(
-                    name=stats.name,
-                    state=str(stats.state),
-                    healthy=stats.healthy,
-                    required=self.sinks.required,
-                    lost=stats.lost,
-                    queued=stats.queued,
-                    last_error=stats.last_error,
-                )
-                for stats in self.sinks.stats()
-            ],
-        )
+        return self.views.health()
 
     async def run(self) -> int:
         """Run the tree until SIGINT/SIGTERM (exit code 0) or until its root fails (1).
@@ -274,20 +222,3 @@ class Service:
         finally:
             if self.lock is not None:
                 self.lock.release()
-
-
-def _from_epoch(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
-
-
-def _from_exchange_time(value: int | None) -> datetime | None:
-    """Exchange times are in ms, or in µs on connections that asked for microseconds.
-
-    A time no calendar can hold is shown as unknown rather than failing the whole status view.
-    """
-    if value is None:
-        return None
-    try:
-        return datetime.fromtimestamp(value / (1_000_000 if value > 10**14 else 1_000), UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
