@@ -37,7 +37,7 @@ from streamer.stream.stats import LiveState
 from streamer.symbols import InvalidSymbol
 
 if TYPE_CHECKING:
-    from streamer.service import Service
+    from streamer.api.view import ServiceView
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "the symbol is not in the settings"},
@@ -46,7 +46,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(service: Service, ready: Callable[[], None] | None = None) -> FastAPI:
+def create_app(service: ServiceView, ready: Callable[[], None] | None = None) -> FastAPI:
     """Build the API over a running service; `ready` is called once it can serve requests."""
 
     live = LiveFeed(service)
