@@ -28,10 +28,10 @@ from tests.browser.page import LivePage
 
 from bench.docs import write_section
 from bench.mock_process import mock_exchange
-from streamer.app import Service
 from streamer.binance.rest import BinanceRest
 from streamer.config import Settings
 from streamer.demo import prepare_database
+from streamer.service import Service
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "docs" / "screenshots"

@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from streamer.api.resume import InvalidResume, parse_after
-from streamer.app import Service
 from streamer.client import (
     ApiError,
     ClientEvent,
@@ -25,6 +24,7 @@ from streamer.config import Settings
 from streamer.demo import prepare_database
 from streamer.events import GapNotice, TradeEvent
 from streamer.mock_exchange import MockExchange
+from streamer.service import Service
 from tests.fixtures.mock_exchange import fast_streamer_config
 from tests.polling import eventually
 from tests.ports import closed_port

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from streamer.api.app import create_app
-from streamer.app import Service
 from streamer.config import Settings
+from streamer.service import Service
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 INSTALLED = "/opt/streamer/bin/streamer"

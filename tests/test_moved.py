@@ -13,6 +13,8 @@ MOVED = [
     ("streamer.binance.events", "TradeEvent", "streamer.events"),
     ("streamer.binance.stats", "LiveState", "streamer.stream.stats"),
     ("streamer.sinks.wire", "encode_event", "streamer.wire"),
+    ("streamer.streaming", "StartResult", "streamer.service.streaming"),
+    ("streamer.streaming", "StopResult", "streamer.service.streaming"),
 ]
 
 

@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from streamer.embed import NotRunning, NotStreaming, Streamer
     from streamer.errors import StreamerError
     from streamer.events import Dropped, Event, GapNotice, TradeEvent
+    from streamer.service.streaming import StartResult, StopResult
     from streamer.stream.pubsub import Overflow, Subscription
     from streamer.stream.stats import LiveState, SymbolStats
-    from streamer.streaming import StartResult, StopResult
     from streamer.symbols import InvalidSymbol, normalize_symbol
 
 _HOMES = {
@@ -46,9 +46,9 @@ _HOMES = {
     "Overflow": "streamer.stream.pubsub",
     "ServiceClient": "streamer.client",
     "ServiceNotRunning": "streamer.client",
-    "StartResult": "streamer.streaming",
+    "StartResult": "streamer.service.streaming",
     "Status": "streamer.db",
-    "StopResult": "streamer.streaming",
+    "StopResult": "streamer.service.streaming",
     "Streamer": "streamer.embed",
     "StreamerError": "streamer.errors",
     "Subscription": "streamer.stream.pubsub",

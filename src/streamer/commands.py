@@ -342,8 +342,8 @@ def run_command(
     """Run the service: migrate the database, autostart the enabled symbols, serve the API."""
     from streamer.api.security import TokenRequired
     from streamer.api.server import bind
-    from streamer.app import Service
     from streamer.ownership import InstanceLocked, InvalidLeaseTimes
+    from streamer.service import Service
     from streamer.sinks import SinkError
 
     settings = settings_from(

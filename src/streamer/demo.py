@@ -16,13 +16,13 @@ from rich.live import Live
 from rich.table import Table
 
 from streamer.api.models import SymbolState
-from streamer.app import Service
 from streamer.binance.rest import BinanceRest
 from streamer.config import Settings
 from streamer.db import SettingsRepository, Status, create_engine, upgrade
 from streamer.db.seed import seed
 from streamer.mock_exchange import MockConfig, MockExchange
 from streamer.otp import ChildState
+from streamer.service import Service
 
 DEMO_SYMBOLS = ("ADAUSDT", "FETUSDT", "MATICUSDT", "WAVESUSDT", "ETHUSDT")
 

@@ -16,15 +16,15 @@ from collections.abc import Iterable
 from types import TracebackType
 
 from streamer.api.models import SymbolState
-from streamer.app import Service
 from streamer.binance.rest import BinanceRest
 from streamer.config import BINANCE_REST_URL, BINANCE_WS_URL, Settings
 from streamer.db import SettingsRepository, Status, create_engine, upgrade
 from streamer.db.seed import seed
 from streamer.errors import StreamerError
+from streamer.service import Service
+from streamer.service.streaming import StartResult, StopResult
 from streamer.stream.pubsub import DEFAULT_MAXLEN, Overflow, Subscription, topic
 from streamer.stream.stats import LiveState
-from streamer.streaming import StartResult, StopResult
 from streamer.symbols import normalize_symbol
 
 log = logging.getLogger(__name__)

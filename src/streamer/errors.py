@@ -27,3 +27,11 @@ class ExchangeError(StreamerError):
 
 class HistoryUnavailable(ExchangeError):
     """The exchange's host does not serve the trade history by id (only the latest trades)."""
+
+
+class StreamingUnavailable(StreamerError, RuntimeError):
+    """The dynamic supervisor is restarting after a failure; nothing was changed.
+
+    Here rather than beside start/stop, so the API can answer it (503) without importing the
+    service that raises it.
+    """

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from streamer.app import Service
 from streamer.config import Settings
 from streamer.mock_exchange import MockExchange
+from streamer.service import Service
 from tests.fixtures.database import seed_database
 from tests.fixtures.mock_exchange import fast_streamer_config
 

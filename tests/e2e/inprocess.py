@@ -13,11 +13,11 @@ from typing import TypeVar
 
 import httpx
 
-from streamer.app import Service
 from streamer.binance.config import StreamerConfig
 from streamer.config import Settings
 from streamer.demo import prepare_database
 from streamer.mock_exchange import MockExchange
+from streamer.service import Service
 from tests.fixtures.mock_exchange import fast_streamer_config
 
 DEADLINE = 20.0

@@ -24,9 +24,9 @@ from streamer.db import SettingsRepository, create_engine
 from streamer.otp import ChildSpec, DynamicSupervisor, Registry, Started, Strategy, Supervisor
 from streamer.ownership import LeaseStore, LeaseTimes, Ownership
 from streamer.ownership.store import Report
+from streamer.service.streaming import Streaming
 from streamer.stream.hub import StreamHub
 from streamer.stream.pubsub import PubSub
-from streamer.streaming import Streaming
 from tests.fixtures.database import seed_database
 from tests.fixtures.relay import Relay, relay_to, through
 from tests.polling import eventually

@@ -11,7 +11,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from streamer.app import Service
 from streamer.config import Settings
 from streamer.db import SettingsRepository, Status, create_engine
 from streamer.mock_exchange import MockConfig, MockExchange
@@ -21,6 +20,7 @@ from streamer.recording.recorder import (
     recorder_settings,
 )
 from streamer.recording.verify import IdRange, verify
+from streamer.service import Service
 from streamer.sinks.parquet import ParquetSink
 from streamer.sinks.runner import SinkRunner
 from streamer.stream.pubsub import PubSub, topic

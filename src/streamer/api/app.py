@@ -31,13 +31,13 @@ from streamer.api.page import mount_page
 from streamer.api.security import MutationGuard, allowed_hosts
 from streamer.api.trades import trades_socket
 from streamer.db import DatabaseError, Status, UnknownSymbol
+from streamer.errors import StreamingUnavailable
 from streamer.otp import StartError
 from streamer.stream.stats import LiveState
-from streamer.streaming import StreamingUnavailable
 from streamer.symbols import InvalidSymbol
 
 if TYPE_CHECKING:
-    from streamer.app import Service
+    from streamer.api.view import ServiceView
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "the symbol is not in the settings"},
@@ -46,7 +46,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(service: Service, ready: Callable[[], None] | None = None) -> FastAPI:
+def create_app(service: ServiceView, ready: Callable[[], None] | None = None) -> FastAPI:
     """Build the API over a running service; `ready` is called once it can serve requests."""
 
     live = LiveFeed(service)

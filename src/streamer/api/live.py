@@ -36,7 +36,7 @@ from streamer.stream.pubsub import Overflow, Subscription
 
 if TYPE_CHECKING:
     from streamer.api.models import SymbolState
-    from streamer.app import Service
+    from streamer.api.view import ServiceView
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +286,7 @@ class LiveFeed:
 
     def __init__(
         self,
-        service: Service,
+        service: ServiceView,
         *,
         interval: float = TICK_SECONDS,
         linger: float = LINGER_SECONDS,

@@ -34,7 +34,7 @@ from streamer.sinks.runner import metric_families
 from streamer.stream.stats import LiveState
 
 if TYPE_CHECKING:
-    from streamer.app import Service
+    from streamer.api.view import ServiceView
 
 
 @dataclass
@@ -46,7 +46,7 @@ class SocketClients:
 
 
 class ServiceCollector(Collector):
-    def __init__(self, service: Service, clients: SocketClients) -> None:
+    def __init__(self, service: ServiceView, clients: SocketClients) -> None:
         self._service = service
         self._clients = clients
 
@@ -144,7 +144,7 @@ class ServiceCollector(Collector):
             yield from _lease_metrics(service)
 
 
-def _lease_metrics(service: Service) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+def _lease_metrics(service: ServiceView) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
     ownership = service.ownership
     assert ownership is not None
     held = GaugeMetricFamily("streamer_leases_held", "Symbol leases this instance holds.")
@@ -182,7 +182,7 @@ def exchange_seconds(value: int) -> float:
     return value / (1_000_000 if value > 10**14 else 1_000)
 
 
-def metrics_registry(service: Service, clients: SocketClients) -> CollectorRegistry:
+def metrics_registry(service: ServiceView, clients: SocketClients) -> CollectorRegistry:
     """This service's metrics beside the process's and Python's own (memory, CPU, GC)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServiceCollector(service, clients))

@@ -21,7 +21,7 @@ from streamer.stream.market import PAGE
 from streamer.symbols import normalize_symbol
 
 if TYPE_CHECKING:
-    from streamer.app import Service
+    from streamer.api.view import ServiceView
 
 
 READY_WAIT = 10.0
@@ -45,7 +45,7 @@ def parse_after(raw: str | None) -> dict[str, int]:
     return positions
 
 
-async def catch_up(service: Service, after: dict[str, int]) -> list[Event]:
+async def catch_up(service: ServiceView, after: dict[str, int]) -> list[Event]:
     """The trades each symbol delivered after the client's position, up to now, in order.
 
     At most `max_backfill` trades per symbol are replayed; the older part, or whatever the
@@ -74,7 +74,7 @@ async def catch_up(service: Service, after: dict[str, int]) -> list[Event]:
     return events
 
 
-async def _history(service: Service, symbol: str, first: int, last: int) -> list[Event]:
+async def _history(service: ServiceView, symbol: str, first: int, last: int) -> list[Event]:
     hub = service.hub
     events: list[Event] = []
     next_id = first

@@ -31,7 +31,7 @@ from streamer.symbols import InvalidSymbol, normalize_symbol
 from streamer.wire import encode_event
 
 if TYPE_CHECKING:
-    from streamer.app import Service
+    from streamer.api.view import ServiceView
 
 log = logging.getLogger(__name__)
 CLIENT_QUEUE = 10_000
@@ -94,7 +94,7 @@ async def _until_disconnect(socket: WebSocket) -> None:
             await socket.receive_text()
 
 
-async def _idle_notices(service: Service, symbols: list[str]) -> list[dict[str, str]]:
+async def _idle_notices(service: ServiceView, symbols: list[str]) -> list[dict[str, str]]:
     """A notice for each symbol that is switched off, sent before anything else, so a client
     learns at once why no trades come; an unknown symbol raises `UnknownSymbol`. A symbol that
     is on but has no worker yet (autostart, a restart) is about to stream: no notice."""
@@ -121,7 +121,7 @@ async def _idle_notices(service: Service, symbols: list[str]) -> list[dict[str, 
 
 
 def trades_socket(
-    service: Service, clients: SocketClients
+    service: ServiceView, clients: SocketClients
 ) -> Callable[[WebSocket], Awaitable[None]]:
     async def endpoint(socket: WebSocket) -> None:
         refusal = websocket_refusal(
@@ -146,7 +146,7 @@ def trades_socket(
     return endpoint
 
 
-async def _serve(service: Service, socket: WebSocket) -> None:
+async def _serve(service: ServiceView, socket: WebSocket) -> None:
     try:
         symbols = parse_symbols(socket.query_params.get("symbols"))
         after = parse_after(socket.query_params.get("after"))

@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from streamer.db.errors import DatabaseError
 from streamer.otp import ChildSpec, Registry, Started
@@ -32,7 +33,9 @@ from streamer.ownership.rules import DatabaseOutage, Holdings, LeaseTimes
 from streamer.ownership.store import InstanceInfo, LeaseStore, Report
 from streamer.stream.hub import StreamHub
 from streamer.stream.stats import LiveState
-from streamer.streaming import Streaming
+
+if TYPE_CHECKING:
+    from streamer.service.streaming import Streaming
 
 log = logging.getLogger(__name__)
 

@@ -44,12 +44,12 @@ def record_command(
 
 
 async def _record(folder: Path, symbols: list[str], base: Settings) -> int:
-    from streamer.app import Service
     from streamer.recording.recorder import (
         prepare_database,
         recorded_positions,
         recorder_settings,
     )
+    from streamer.service import Service
 
     settings = recorder_settings(folder, base)
     positions = await recorded_positions(folder)

@@ -1,30 +1,25 @@
-"""The application tree as a whole: what it refuses, and how it waits for a database."""
+"""The `database` child: waiting for a database, following its outages, saving positions."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
-from streamer.api.security import TokenRequired
-from streamer.app import Service
 from streamer.config import Settings
-from streamer.db import DatabaseCorrupt, DatabaseUnavailable
+from streamer.db import DatabaseUnavailable, SettingsRepository, create_engine
 from streamer.events import TradeEvent
 from streamer.mock_exchange import MockExchange
+from streamer.service import Service
+from streamer.service.database import Database
 from streamer.stream.pubsub import topic
 from tests.fixtures.database import seed_database
 from tests.fixtures.mock_exchange import fast_streamer_config
 from tests.polling import eventually
 from tests.ports import closed_port
-
-
-def test_a_service_beyond_loopback_needs_a_token() -> None:
-    """Building a service bound to 0.0.0.0 without a token fails with the fix in the message."""
-    with pytest.raises(TokenRequired, match="STREAMER_TOKEN"):
-        Service(Settings(host="0.0.0.0", database_url="sqlite:///:memory:"))
 
 
 async def test_a_database_down_at_start_is_waited_for_without_crash_loop(
@@ -34,7 +29,7 @@ async def test_a_database_down_at_start_is_waited_for_without_crash_loop(
     url = f"postgresql://postgres@127.0.0.1:{closed_port()}/streamer"
     service = Service(Settings(database_url=url, port=0), http=False, database_retry=0.05)
 
-    with caplog.at_level(logging.WARNING, logger="streamer.app"):
+    with caplog.at_level(logging.WARNING, logger="streamer.service.database"):
         task = asyncio.create_task(service.run())
         await eventually(lambda: caplog.text.count("Waiting for the database") >= 3)
 
@@ -45,19 +40,6 @@ async def test_a_database_down_at_start_is_waited_for_without_crash_loop(
         await service.root.stop()
         assert await task == 0
     assert "127.0.0.1" in caplog.text
-
-
-async def test_a_file_that_is_not_a_database_fails_at_once(tmp_path: Path) -> None:
-    """An SQLite file of something else is one error before anything starts, not an outage."""
-    corrupt = tmp_path / "streamer.db"
-    corrupt.write_bytes(b"this is a text file, not SQLite\n" * 200)
-    service = Service(Settings(database_url=f"sqlite:///{corrupt}", port=0), http=False)
-
-    with pytest.raises(DatabaseCorrupt, match="is not an SQLite database") as caught:
-        await service.run()
-
-    assert "\n" not in str(caught.value)
-    assert service.root.which_children() == []
 
 
 async def test_health_follows_the_database_after_start(
@@ -73,7 +55,7 @@ async def test_health_follows_the_database_after_start(
     async def down() -> None:
         raise DatabaseUnavailable("cannot reach the database: test outage")
 
-    with caplog.at_level(logging.INFO, logger="streamer.app"):
+    with caplog.at_level(logging.INFO, logger="streamer.service.database"):
         monkeypatch.setattr(service.repository, "ping", down)
         await eventually(lambda: not service.health().ready)
         assert not service.health().database
@@ -121,3 +103,77 @@ async def test_a_restarted_service_back_fills_what_it_missed_while_down(
 
     assert after[0] == before[-1] + 1
     assert after == list(range(after[0], after[0] + len(after)))
+
+
+async def _saved_positions(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    try:
+        return await SettingsRepository(engine).positions()
+    finally:
+        await engine.dispose()
+
+
+async def _run_until_stopped(database: Database, until: asyncio.Event | None = None) -> None:
+    """Run the child until it is ready (and `until` is set), then stop it as its supervisor
+    would: by cancelling it."""
+    child = asyncio.create_task(database.child_spec().start(lambda: None))
+    async with asyncio.timeout(20):
+        await database.ready.wait()
+        if until is not None:
+            await until.wait()
+    child.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await child
+
+
+async def test_saved_positions_seed_the_streams_and_the_last_ones_are_saved_at_stop(
+    database_url: str,
+) -> None:
+    """`resume` gets the saved positions before the child is ready; its stop saves the latest."""
+    await seed_database(database_url, ["ETHUSDT", "BTCUSDT"], on=["ETHUSDT"])
+    engine = create_engine(database_url)
+    await SettingsRepository(engine).save_positions({"ETHUSDT": 10})
+    await engine.dispose()
+    resumed: list[Mapping[str, int]] = []
+
+    def resume(positions: Mapping[str, int]) -> None:
+        assert not database.ready.is_set()
+        resumed.append(dict(positions))
+
+    database = Database(database_url, resume=resume, positions=lambda: {"ETHUSDT": 42})
+    await _run_until_stopped(database)
+
+    assert resumed == [{"ETHUSDT": 10}]
+    assert not database.ready.is_set()
+    assert await _saved_positions(database_url) == {"ETHUSDT": 42}
+
+
+async def test_without_positions_to_save_the_child_only_pings(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a group the leases' owners save positions: this child probes with a ping instead,
+    and saves nothing at stop."""
+    await seed_database(database_url, ["ETHUSDT"], on=["ETHUSDT"])
+    engine = create_engine(database_url)
+    await SettingsRepository(engine).save_positions({"ETHUSDT": 10})
+    await engine.dispose()
+    database = Database(database_url, resume=lambda _: None, positions=None, probe=0.02)
+    answers = database.repository.ping
+    pinged = asyncio.Event()
+    pings = 0
+
+    async def ping() -> None:
+        nonlocal pings
+        await answers()
+        pings += 1
+        if pings >= 3:
+            pinged.set()
+
+    async def no_save(positions: Mapping[str, int]) -> None:
+        raise AssertionError(f"saved {positions}")
+
+    monkeypatch.setattr(database.repository, "ping", ping)
+    monkeypatch.setattr(database.repository, "save_positions", no_save)
+    await _run_until_stopped(database, until=pinged)
+
+    assert await _saved_positions(database_url) == {"ETHUSDT": 10}

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from streamer.db import DatabaseUnavailable, Setting, SettingsRepository, Status, UnknownSymbol
 from streamer.db.seed import seed
+from streamer.errors import StreamingUnavailable
 from streamer.otp import (
     ChildSpec,
     ChildState,
@@ -27,7 +28,7 @@ from streamer.otp import (
     Strategy,
     Supervisor,
 )
-from streamer.streaming import Streaming, StreamingUnavailable
+from streamer.service.streaming import Streaming
 from streamer.symbols import InvalidSymbol
 from tests.polling import eventually
 
@@ -154,7 +155,7 @@ async def test_starting_a_running_symbol_keeps_its_worker_and_warns(
     await tree.streaming.start_streaming("ETHUSDT")
     first = tree.registry.lookup("ETHUSDT")
 
-    with caplog.at_level(logging.WARNING, logger="streamer.streaming"):
+    with caplog.at_level(logging.WARNING, logger="streamer.service.streaming"):
         result = await tree.streaming.start_streaming("ethusdt")
 
     assert result.already_running
@@ -230,7 +231,7 @@ async def test_stopping_a_stopped_symbol_warns_and_persists_off(
     """Stopping a symbol with no worker logs a warning and still sets it off."""
     await tree.repository.set_status("ETHUSDT", Status.ON)
 
-    with caplog.at_level(logging.WARNING, logger="streamer.streaming"):
+    with caplog.at_level(logging.WARNING, logger="streamer.service.streaming"):
         result = await tree.streaming.stop_streaming("ETHUSDT")
 
     assert not result.was_running
@@ -321,7 +322,7 @@ async def test_autostart_waits_for_the_database_instead_of_crashing(
     """Autostart retries while the database is down, then starts the enabled symbols."""
     await seed(engine, SYMBOLS)
     await SettingsRepository(engine).set_status("ETHUSDT", Status.ON)
-    with caplog.at_level(logging.WARNING, logger="streamer.streaming"):
+    with caplog.at_level(logging.WARNING, logger="streamer.service.streaming"):
         async with build(engine, enabled_failures=2) as tree:
             await eventually(lambda: "ETHUSDT" in tree.registry.names())
             assert tree.supervisor.describe()["recent_restarts"] == 0
@@ -432,12 +433,12 @@ async def test_a_bulk_start_logs_one_summary_line(
     """Starting many symbols in one call starts each and logs one line, not one per symbol."""
     symbols = sorted(await tree.repository.symbols())
 
-    with caplog.at_level(logging.INFO, logger="streamer.streaming"):
+    with caplog.at_level(logging.INFO, logger="streamer.service.streaming"):
         report = await tree.streaming.start_many(s.lower() for s in symbols)
 
     assert sorted(report.changed) == symbols
     assert sorted(tree.registry.names()) == symbols
-    lines = [r.getMessage() for r in caplog.records if r.name == "streamer.streaming"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "streamer.service.streaming"]
     assert [line for line in lines if not line.startswith("Autostart")] == [
         f"Started streaming on {len(symbols)} symbols (0 already running, 0 failed)"
     ]
