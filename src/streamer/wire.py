@@ -91,6 +91,38 @@ def encode_events(events: Iterable[Event]) -> list[bytes]:
     return [_encode(document(event)) for event in events]
 
 
+def _trade(doc: TradeDocument) -> TradeEvent:
+    return TradeEvent(
+        doc.event_type,
+        doc.event_time,
+        doc.symbol,
+        doc.trade_id,
+        doc.price,
+        doc.quantity,
+        doc.trade_time,
+        doc.buyer_market_maker,
+        doc.buyer_order_id,
+        doc.seller_order_id,
+        doc.backfilled,
+    )
+
+
+_decode_documents = msgspec.json.Decoder(TradeDocument | GapDocument).decode
+
+
+def decode_events(payloads: Iterable[bytes]) -> list[TradeEvent | GapNotice]:
+    """The events back from documents this module wrote (what the journal keeps on disk)."""
+    events: list[TradeEvent | GapNotice] = []
+    for payload in payloads:
+        doc = _decode_documents(payload)
+        if type(doc) is TradeDocument:
+            events.append(_trade(doc))
+        else:
+            assert isinstance(doc, GapDocument)
+            events.append(GapNotice(doc.symbol, doc.first_missing_id, doc.last_missing_id))
+    return events
+
+
 def as_dict(event: Event) -> dict[str, Any]:
     """The event's document as plain data (decimals as strings), as a consumer decodes it."""
     data: dict[str, Any] = msgspec.to_builtins(document(event))
