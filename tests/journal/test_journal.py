@@ -4,6 +4,7 @@ and is dropped only past the disk budget, with the exact trades lost."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def trade(symbol: str, trade_id: int) -> TradeEvent:
     )
 
 
-def append(journal: Journal, events: list[TradeEvent | GapNotice]) -> int:
+def append(journal: Journal, events: Sequence[TradeEvent | GapNotice]) -> int:
     return journal.append(events, encode_events(events))
 
 
