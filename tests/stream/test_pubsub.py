@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from streamer.events import Dropped, GapNotice, TradeEvent
+from streamer.events import Dropped, Event, GapNotice, TradeEvent
 from streamer.stream.pubsub import Overflow, PubSub, topic
 from streamer.symbols import InvalidSymbol
 
@@ -164,3 +164,40 @@ async def test_a_single_reader_gets_the_dropped_notice_first() -> None:
         ps.publish(topic("AAA"), trade("AAA", i))
     assert sub.get_nowait_batch(1) == [Dropped(3)]
     assert sub.get_nowait_batch() == [trade("AAA", 1), trade("AAA", 4)]
+
+
+async def test_a_tap_gets_one_batch_per_loop_turn_in_publish_order() -> None:
+    """Everything published in one loop turn, over every topic, reaches a tap as one batch."""
+    ps = PubSub()
+    batches: list[list[Event]] = []
+    ps.tap(batches.append)
+    ps.publish(topic("AAA"), trade("AAA", 1))
+    ps.publish_many(topic("BBB"), [trade("BBB", 2), trade("BBB", 3)])
+    assert batches == []
+    await asyncio.sleep(0)
+    assert batches == [[trade("AAA", 1), trade("BBB", 2), trade("BBB", 3)]]
+
+
+async def test_a_tap_never_overflows_where_a_subscription_does() -> None:
+    """A full subscription drops, but the tap still gets every event."""
+    ps = PubSub()
+    sub = ps.subscribe(maxlen=2)
+    batches: list[list[Event]] = []
+    ps.tap(batches.append)
+    for i in range(10):
+        ps.publish(topic("AAA"), trade("AAA", i))
+    await asyncio.sleep(0)
+    assert sub.dropped == 8
+    assert batches == [[trade("AAA", i) for i in range(10)]]
+
+
+async def test_untap_hands_over_what_is_pending_first() -> None:
+    """A tap removed mid-turn still receives what was published before, then nothing."""
+    ps = PubSub()
+    batches: list[list[Event]] = []
+    ps.tap(batches.append)
+    ps.publish(topic("AAA"), trade("AAA", 1))
+    ps.untap(batches.append)
+    ps.publish(topic("AAA"), trade("AAA", 2))
+    await asyncio.sleep(0)
+    assert batches == [[trade("AAA", 1)]]

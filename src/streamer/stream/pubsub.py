@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from types import TracebackType
 
@@ -197,23 +197,60 @@ class Route:
     whole burst to each subscriber in one step (one queue extend, at most one wake-up).
     """
 
-    __slots__ = ("name", "subscriptions")
+    __slots__ = ("_tap", "name", "subscriptions")
 
-    def __init__(self, name: str, subscriptions: tuple[Subscription, ...]) -> None:
+    def __init__(self, name: str, subscriptions: tuple[Subscription, ...], tap: Tap) -> None:
         self.name = name
         self.subscriptions = subscriptions
+        self._tap = tap
 
     def publish(self, event: Event) -> int:
         """Hand one event to every subscription of the topic; returns how many got it."""
         subs = self.subscriptions
         for sub in subs:
             sub._push_batch((event,))
+        if self._tap.taps:
+            self._tap.add((event,))
         return len(subs)
 
     def publish_batch(self, events: Sequence[Event]) -> None:
         """Hand several events, in order, to every subscription of the topic."""
         for sub in self.subscriptions:
             sub._push_batch(events)
+        if self._tap.taps:
+            self._tap.add(events)
+
+
+OnBatch = Callable[[list[Event]], None]
+
+
+class Tap:
+    """Everything published in one turn of the event loop, handed over as one batch.
+
+    What the journal reads: unlike a subscription it has no queue to overflow, and one batch per
+    loop turn (every socket read of the turn, every symbol) keeps its cost per batch, not per
+    event. A callback runs synchronously after the publishers of the turn, so it must be quick
+    and must not raise.
+    """
+
+    def __init__(self) -> None:
+        self.taps: list[OnBatch] = []
+        self._pending: list[Event] = []
+        self._scheduled = False
+
+    def add(self, events: Sequence[Event]) -> None:
+        self._pending.extend(events)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Hand what is pending to every callback now (also what a stop does last)."""
+        self._scheduled = False
+        events, self._pending = self._pending, []
+        if events:
+            for on_batch in self.taps:
+                on_batch(events)
 
 
 class PubSub:
@@ -228,6 +265,7 @@ class PubSub:
         self._everything: set[Subscription] = set()
         self._routes: dict[str, Route] = {}
         self._dropped_by_closed = 0
+        self._tap = Tap()
 
     @property
     def dropped(self) -> int:
@@ -284,8 +322,17 @@ class PubSub:
         """The live route of topic `name` (created on first use, then kept up to date)."""
         route = self._routes.get(name)
         if route is None:
-            route = self._routes[name] = Route(name, self._subscriptions_of(name))
+            route = self._routes[name] = Route(name, self._subscriptions_of(name), self._tap)
         return route
+
+    def tap(self, on_batch: OnBatch) -> None:
+        """Have `on_batch` called with everything published, once per loop turn, in order."""
+        self._tap.taps.append(on_batch)
+
+    def untap(self, on_batch: OnBatch) -> None:
+        """Stop calling `on_batch`, after handing it what is pending."""
+        self._tap.flush()
+        self._tap.taps.remove(on_batch)
 
     def publish(self, name: str, event: Event) -> int:
         """Hand `event` to every subscription of topic `name`; returns how many got it."""
