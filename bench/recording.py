@@ -26,12 +26,12 @@ import msgspec
 import pyarrow.parquet as pq
 
 from bench.client import SYMBOL
+from bench.journaled import journaled
 from bench.mock_process import DATA
 from bench.peers.common import Clock
 from streamer.binance.config import StreamerConfig
 from streamer.binance.market import SpotMarket
 from streamer.sinks.parquet import ParquetSink
-from streamer.sinks.runner import RunnerOptions, SinkRunner
 from streamer.stream.hub import StreamHub
 from streamer.stream.pubsub import PubSub
 
@@ -45,27 +45,29 @@ CSV_ROWS = 57_018
 
 async def run_record(url: str, total: int, folder: Path) -> dict[str, float]:
     pubsub = PubSub()
-    runner = SinkRunner(ParquetSink(folder), pubsub, RunnerOptions(queue=1_000_000))
-    recording = asyncio.create_task(runner.run(lambda: None))
-    hub = StreamHub(SpotMarket(StreamerConfig(ws_url=url)), pubsub)
-    streaming = asyncio.create_task(hub.run())
-    hub.attach(SYMBOL)
-    while SYMBOL not in runner.durable:  # noqa: ASYNC110 - the runner announces nothing
-        await asyncio.sleep(POLL)
-    first = runner.durable[SYMBOL]
-    started = Clock()
-    while runner.durable[SYMBOL] < first + total:  # noqa: ASYNC110 - as above
-        await asyncio.sleep(POLL)
-    streaming.cancel()
-    recording.cancel()
-    await asyncio.gather(streaming, recording, return_exceptions=True)
-    end = Clock()
-    count = runner.durable[SYMBOL] - first
-    on_disk, rows = parquet_size(folder)
+    async with journaled(ParquetSink(folder / "rec"), pubsub, folder / "journal") as runner:
+        hub = StreamHub(SpotMarket(StreamerConfig(ws_url=url)), pubsub)
+        streaming = asyncio.create_task(hub.run())
+        hub.attach(SYMBOL)
+        while SYMBOL not in runner.durable:  # noqa: ASYNC110 - the runner announces nothing
+            await asyncio.sleep(POLL)
+        first = runner.durable[SYMBOL]
+        started = Clock()
+        while runner.durable[SYMBOL] < first + total:  # noqa: ASYNC110 - as above
+            await asyncio.sleep(POLL)
+        end = Clock()
+        streaming.cancel()
+        await asyncio.gather(streaming, return_exceptions=True)
+        count = runner.durable[SYMBOL] - first
+        lost = runner.lost
+        cursor = runner.cursor
+        assert cursor is not None
+        dropped = cursor.lost_total
+    on_disk, rows = parquet_size(folder / "rec")
     return {
         **end.since(started, count),
         "bytes_per_trade": on_disk / rows,
-        "dropped": runner.tracker.dropped,
+        "dropped": dropped + lost,
     }
 
 

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -40,6 +42,7 @@ from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
 from bench.client import SYMBOL
+from bench.journaled import journaled
 from bench.mock_process import FULL_SPEED, only_symbols
 from bench.mock_process import mock_exchange as mock_process
 from bench.peers.common import MOCK_PID, Clock
@@ -48,7 +51,7 @@ from streamer.binance.config import StreamerConfig
 from streamer.binance.market import SpotMarket
 from streamer.events import Event, TradeEvent
 from streamer.sinks.nats import MSG_ID
-from streamer.sinks.runner import RunnerOptions, SinkRunner
+from streamer.sinks.runner import SinkRunner
 from streamer.sinks.urls import sink_from_url
 from streamer.stream.hub import StreamHub
 from streamer.stream.pubsub import PubSub, Route
@@ -110,13 +113,27 @@ async def forget(broker: str, name: str) -> None:
         await redis.aclose()
 
 
-def start(url: str, broker: str, name: str, pubsub: PubSub) -> tuple[SinkRunner, list[Any]]:
+@contextlib.asynccontextmanager
+async def start(
+    url: str, broker: str, name: str, pubsub: PubSub
+) -> AsyncIterator[tuple[SinkRunner, list[Any]]]:
+    """The benchmark symbol streaming into the broker through the journal, as `run` does."""
     sink, _ = sink_from_url(target_url(broker, name))
-    runner = SinkRunner(sink, pubsub, RunnerOptions(queue=1_000_000))
-    hub = StreamHub(SpotMarket(StreamerConfig(ws_url=url)), pubsub)
-    tasks = [asyncio.create_task(runner.run(lambda: None)), asyncio.create_task(hub.run())]
-    hub.attach(SYMBOL)
-    return runner, tasks
+    with tempfile.TemporaryDirectory(prefix="bench-journal-") as folder:
+        async with journaled(sink, pubsub, Path(folder)) as runner:
+            hub = StreamHub(SpotMarket(StreamerConfig(ws_url=url)), pubsub)
+            tasks = [asyncio.create_task(hub.run())]
+            hub.attach(SYMBOL)
+            try:
+                yield runner, tasks
+            finally:
+                await stop(tasks)
+
+
+def dropped(runner: SinkRunner) -> int:
+    """Trades the runner announced or the journal's budget took: none, in a good run."""
+    cursor = runner.cursor
+    return runner.lost + (cursor.lost_total if cursor is not None else 0)
 
 
 async def stop(tasks: list[Any]) -> None:
@@ -127,22 +144,22 @@ async def stop(tasks: list[Any]) -> None:
 
 async def run_sink(url: str, broker: str, total: int) -> dict[str, float]:
     name = f"bench{secrets.token_hex(4)}"
-    runner, tasks = start(url, broker, name, PubSub())
     try:
-        while SYMBOL not in runner.durable:  # noqa: ASYNC110 - the runner announces nothing
-            await asyncio.sleep(POLL)
-        first = runner.durable[SYMBOL]
-        started = Clock()
-        while runner.durable[SYMBOL] < first + total:  # noqa: ASYNC110 - as above
-            await asyncio.sleep(POLL)
-        end = Clock()
-        await stop(tasks)
+        async with start(url, broker, name, PubSub()) as (runner, tasks):
+            while SYMBOL not in runner.durable:  # noqa: ASYNC110 - the runner announces nothing
+                await asyncio.sleep(POLL)
+            first = runner.durable[SYMBOL]
+            started = Clock()
+            while runner.durable[SYMBOL] < first + total:  # noqa: ASYNC110 - as above
+                await asyncio.sleep(POLL)
+            end = Clock()
+            await stop(tasks)
+            lost = dropped(runner)
         counted = await broker_count(broker, name)
         if counted < total:
             raise SystemExit(f"the broker holds {counted} trades, fewer than {total} measured")
-        return {**end.since(started, total), "dropped": runner.tracker.dropped, "held": counted}
+        return {**end.since(started, total), "dropped": lost, "held": counted}
     finally:
-        await stop(tasks)
         await forget(broker, name)
 
 
@@ -152,7 +169,7 @@ class StampingRoute(Route):
     __slots__ = ("stamps",)
 
     def __init__(self, route: Route, stamps: dict[int, float]) -> None:
-        super().__init__(route.name, route.subscriptions)
+        super().__init__(route.name, route.subscriptions, route.tap)
         self.stamps = stamps
 
     def publish_batch(self, events: Sequence[Event]) -> None:
@@ -227,14 +244,15 @@ async def run_latency(url: str, broker: str, seconds: float) -> dict[str, float]
     name = f"bench{secrets.token_hex(4)}"
     pubsub = StampingPubSub()
     arrived: dict[int, float] = {}
-    runner, tasks = start(url, broker, name, pubsub)
     close = None
     try:
-        close = await consume(broker, name, arrived)
-        began = time.perf_counter()
-        await asyncio.sleep(seconds)
-        await stop(tasks)
-        await asyncio.sleep(0.5)
+        async with start(url, broker, name, pubsub) as (runner, tasks):
+            close = await consume(broker, name, arrived)
+            began = time.perf_counter()
+            await asyncio.sleep(seconds)
+            await stop(tasks)
+            await asyncio.sleep(0.5)
+            lost = dropped(runner)
         delays = sorted(
             (arrived[i] - stamp) * 1000
             for i, stamp in pubsub.stamps.items()
@@ -248,10 +266,9 @@ async def run_latency(url: str, broker: str, seconds: float) -> dict[str, float]
             "count": len(delays),
             "missing": measured - len(delays),
             "rate": measured / (seconds - WARM_UP),
-            "dropped": runner.tracker.dropped,
+            "dropped": lost,
         }
     finally:
-        await stop(tasks)
         if close is not None:
             await close()
         await forget(broker, name)

@@ -321,6 +321,24 @@ def run_command(
             show_default=False,
         ),
     ] = None,
+    journal_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--journal-dir",
+            help="Where the journal the sinks read lives (env STREAMER_JOURNAL_DIR; default "
+            "beside the SQLite database, else <data dir>/journal/<instance id>)",
+            show_default=False,
+        ),
+    ] = None,
+    journal_max_bytes: Annotated[
+        str | None,
+        typer.Option(
+            "--journal-max-bytes",
+            help="The journal's disk budget, e.g. 1GiB or 500MB; past it a lagging sink's "
+            "oldest trades are dropped and re-fetched (env STREAMER_JOURNAL_MAX_BYTES)",
+            show_default=False,
+        ),
+    ] = None,
     instance_id: Annotated[
         str | None,
         typer.Option(
@@ -342,6 +360,7 @@ def run_command(
     """Run the service: migrate the database, autostart the enabled symbols, serve the API."""
     from streamer.api.security import TokenRequired
     from streamer.api.server import bind
+    from streamer.journal import JournalError
     from streamer.ownership import InstanceLocked, InvalidLeaseTimes
     from streamer.service import Service
     from streamer.sinks import SinkError
@@ -357,6 +376,8 @@ def run_command(
         log_format=log_format,
         sinks=sinks or None,
         sink_required=sink_required,
+        journal_dir=journal_dir,
+        journal_max_bytes=journal_max_bytes,
         instance_id=instance_id,
         lease_ttl=lease_ttl,
         lease_renew=lease_renew,
@@ -374,7 +395,7 @@ def run_command(
         raise fail(f"{error}: another program uses it; choose another with --port") from None
     try:
         code = asyncio.run(service.run())
-    except (InstanceLocked, DatabaseError) as error:
+    except (InstanceLocked, DatabaseError, JournalError) as error:
         raise fail(str(error)) from None
     raise typer.Exit(code)
 

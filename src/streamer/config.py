@@ -11,9 +11,10 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from platformdirs import user_data_path
-from pydantic import Field, SecretStr, field_validator
+from pydantic import ByteSize, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from streamer.journal import FsyncPolicy
 from streamer.logs import LogFormat
 
 BINANCE_WS_URL = "wss://stream.binance.com:9443"
@@ -63,6 +64,14 @@ class Settings(BaseSettings):
     """Sink URLs (`nats://...`, `redis://...`); the variable is a comma-separated list."""
     sink_required: bool = False
     """Whether the service is ready only while every sink's destination answers."""
+    journal_dir: Path | None = None
+    """Where the journal the sinks read lives; beside the SQLite database by default, else in
+    the data directory under the instance's name."""
+    journal_max_bytes: Annotated[ByteSize, Field(ge=2 * 1024 * 1024)] = ByteSize(1 << 30)
+    """The journal's disk budget: past it, trades a lagging sink has not sent are dropped (and
+    re-fetched from the exchange when it catches up)."""
+    journal_fsync: FsyncPolicy = FsyncPolicy.INTERVAL
+    """When journal appends are forced to disk: always, interval (every 0.2 s) or never."""
     # Several instances on one PostgreSQL database (see `streamer.ownership`).
     instance_id: str = ""
     lease_ttl: float = 6.0

@@ -107,6 +107,7 @@ class Streamer:
             return
         await self._prepare_database()
         service = Service(self.settings, http=self._http)
+        service.open_journal()
         up = asyncio.Event()
         running = asyncio.create_task(service.root.run(up.set), name="streamer")
         self._service, self._running = service, running
@@ -128,6 +129,7 @@ class Streamer:
             return
         await service.root.stop()
         await asyncio.gather(running, return_exceptions=True)
+        service.close_journal()
 
     async def start_streaming(self, *symbols: str) -> list[StartResult]:
         """Stream these symbols now and on every later start (persisted `on`)."""

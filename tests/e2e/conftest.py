@@ -51,3 +51,23 @@ def seeded_sqlite(sqlite_url: str, exchange: MockProcess) -> str:
     """A fresh SQLite file seeded from the mock in this process (one command less to wait for)."""
     asyncio.run(prepare_database(sqlite_url, exchange.rest_url, []))
     return sqlite_url
+
+
+SLOW_SPEED = 5.0
+"""A slow mock: 30 symbols on three instances stay light on a shared machine."""
+
+
+@pytest.fixture
+def slow_exchange(spawn: Spawner) -> MockProcess:
+    """A mock exchange of this test's own, paced for groups of instances."""
+    return spawn.mock(speed=SLOW_SPEED)
+
+
+@pytest.fixture
+def seeded_postgres(postgres_url: str, slow_exchange: MockProcess) -> str:
+    """The PostgreSQL test database seeded by `streamer seed` from `slow_exchange`."""
+    seeded = run_cli(
+        "seed", "--database-url", postgres_url, "--exchange-url", slow_exchange.rest_url
+    )
+    assert seeded.code == 0, seeded.stderr
+    return postgres_url

@@ -37,6 +37,9 @@ SERVICE_SETTINGS = (
     "LEASE_RENEW",
     "SINKS",
     "SINK_REQUIRED",
+    "JOURNAL_DIR",
+    "JOURNAL_MAX_BYTES",
+    "JOURNAL_FSYNC",
 )
 
 T = TypeVar("T")
@@ -230,7 +233,12 @@ class Spawner:
         args: Sequence[str] = (),
     ) -> ServiceProcess:
         """A `streamer run` process, started; `wait_ready()` waits until it serves; `args`
-        are further flags of `run`."""
+        are further flags of `run`. Its journal is in this test's folder, one per instance id,
+        so a restarted instance finds its own again."""
+        args = list(args)
+        if "--journal-dir" not in args:
+            name = args[args.index("--instance-id") + 1] if "--instance-id" in args else "default"
+            args += ["--journal-dir", str(self.folder / f"journal-{name}")]
         service = ServiceProcess(
             self._log("service"),
             database_url=database_url,

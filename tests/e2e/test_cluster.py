@@ -32,24 +32,8 @@ from tests.e2e.processes import (
 from tests.e2e.relay import relay_thread
 
 LEASES = ["--lease-ttl", "3", "--lease-renew", "0.5"]
-SPEED = 5.0
-"""A slow mock: 30 symbols on three instances stay light on a shared machine."""
 
 Group = dict[str, ServiceProcess]
-
-
-@pytest.fixture
-def slow_exchange(spawn: Spawner) -> MockProcess:
-    return spawn.mock(speed=SPEED)
-
-
-@pytest.fixture
-def seeded_postgres(postgres_url: str, slow_exchange: MockProcess) -> str:
-    seeded = run_cli(
-        "seed", "--database-url", postgres_url, "--exchange-url", slow_exchange.rest_url
-    )
-    assert seeded.code == 0, seeded.stderr
-    return postgres_url
 
 
 def start_group(

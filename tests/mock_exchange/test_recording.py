@@ -12,16 +12,17 @@ from streamer.mock_exchange.data import DataError
 from streamer.mock_exchange.exchange import Exchange
 from streamer.mock_exchange.recording import load_recording, scan_recording
 from streamer.sinks.parquet import ParquetSink
+from tests.sinks.events import publish
 from tests.sinks.test_parquet import DAY_MS, trade
 
 
 async def _record(root: Path) -> None:
     sink = ParquetSink(root, roll_bytes=500)
     await sink.open()
-    await sink.publish([trade(i, time=DAY_MS + 10 * i, price=f"0.{i:08d}") for i in range(1, 6)])
-    await sink.publish([GapNotice("ADAUSDT", 6, 7)])
-    await sink.publish([trade(i, time=DAY_MS + 10 * i, price="1.5") for i in range(8, 12)])
-    await sink.publish([trade(4, symbol="ETHUSDT", quantity="0.0000000000001")])
+    await publish(sink, [trade(i, time=DAY_MS + 10 * i, price=f"0.{i:08d}") for i in range(1, 6)])
+    await publish(sink, [GapNotice("ADAUSDT", 6, 7)])
+    await publish(sink, [trade(i, time=DAY_MS + 10 * i, price="1.5") for i in range(8, 12)])
+    await publish(sink, [trade(4, symbol="ETHUSDT", quantity="0.0000000000001")])
     await sink.close()
 
 

@@ -13,6 +13,7 @@ import pyarrow.dataset as ds
 
 from streamer.config import Settings
 from streamer.db import SettingsRepository, Status, create_engine
+from streamer.journal import Journal
 from streamer.mock_exchange import MockConfig, MockExchange
 from streamer.recording.recorder import (
     prepare_database,
@@ -22,8 +23,8 @@ from streamer.recording.recorder import (
 from streamer.recording.verify import IdRange, verify
 from streamer.service import Service
 from streamer.sinks.parquet import ParquetSink
-from streamer.sinks.runner import SinkRunner
-from streamer.stream.pubsub import PubSub, topic
+from streamer.sinks.runner import RunnerOptions, SinkRunner
+from streamer.wire import encode_events
 from tests.binance.recorded import require_data
 from tests.e2e.inprocess import eventually
 from tests.fixtures.mock_exchange import fast_streamer_config
@@ -51,7 +52,9 @@ async def recording(folder: Path, mock: MockExchange, *symbols: str) -> AsyncIte
 
 def durable(service: Service, symbol: str) -> int | None:
     """The last trade id the recording has made durable for `symbol`."""
-    return service.sinks.runners[0].durable.get(symbol)
+    sink = service.sinks.runners[0].sink
+    assert isinstance(sink, ParquetSink)
+    return sink.last_ids.get(symbol)
 
 
 def rows(folder: Path) -> pa.Table:
@@ -108,18 +111,21 @@ async def test_the_recorder_streams_exactly_its_symbols_from_the_last_recorded_t
     assert await positions_of(url) == ({"ETHUSDT": 9}, ["ETHUSDT"])
 
 
-async def test_trades_the_sink_runner_lost_are_explained_by_the_ledger(tmp_path: Path) -> None:
-    """Ids that never reached the recording arrive as the runner's gap notice and verify clean."""
-    await record(tmp_path, [trade(i) for i in range(1, 6)])
-    pubsub = PubSub()
-    runner = SinkRunner(ParquetSink(tmp_path), pubsub)
-    runner.resume_from(SYMBOL, 5)
+async def test_trades_the_recording_refused_are_explained_by_the_ledger(tmp_path: Path) -> None:
+    """A trade the recording refuses for good arrives as the runner's gap notice, exact to
+    the id, and the recording verifies clean."""
+    journal = Journal.open(tmp_path / "journal")
+    runner = SinkRunner(ParquetSink(tmp_path / "rec"), RunnerOptions(batch=1))
+    runner.attach(journal.cursor("recording"))
+    await record(tmp_path / "rec", [trade(i) for i in range(1, 6)])
     running = asyncio.create_task(runner.run(lambda: None))
-    pubsub.publish(topic(SYMBOL), trade(10))
-    await eventually(lambda: runner.durable.get(SYMBOL) == 10, "trade 10 recorded")
+    for event in (trade(6, time=DAY_MS * 1000), trade(7)):
+        journal.append([event], encode_events([event]))
+    await eventually(lambda: runner.published == 1, "trade 7 recorded")
     running.cancel()
     await asyncio.gather(running, return_exceptions=True)
-    assert rows(tmp_path).column("trade_id").to_pylist() == [1, 2, 3, 4, 5, 10]
-    summary = verify(tmp_path)
+    journal.close()
+    assert rows(tmp_path / "rec").column("trade_id").to_pylist() == [1, 2, 3, 4, 5, 7]
+    summary = verify(tmp_path / "rec")
     assert summary.clean
-    assert summary.reports[0].explained == (IdRange(6, 9),)
+    assert summary.reports[0].explained == (IdRange(6, 6),)

@@ -11,6 +11,7 @@ from streamer.events import GapNotice
 from streamer.recording.verify import DayIds, IdRange, check_symbol, verify
 from streamer.sinks.parquet import ParquetSink
 from tests.binance.recorded import require_data
+from tests.sinks.events import publish
 from tests.sinks.test_parquet import DAY_MS, trade
 
 DAY = 86_400_000
@@ -52,10 +53,10 @@ def test_duplicates_and_reorderings_are_counted_and_named() -> None:
 async def _clean_recording(root: Path) -> None:
     sink = ParquetSink(root, roll_bytes=2000)
     await sink.open()
-    await sink.publish([trade(i, time=DAY_MS + i) for i in range(1, 40)])
-    await sink.publish([GapNotice("ADAUSDT", 40, 44)])
-    await sink.publish([trade(i, time=DAY_MS + i) for i in range(45, 80)])
-    await sink.publish([trade(i, time=DAY_MS + DAY + i) for i in range(80, 90)])
+    await publish(sink, [trade(i, time=DAY_MS + i) for i in range(1, 40)])
+    await publish(sink, [GapNotice("ADAUSDT", 40, 44)])
+    await publish(sink, [trade(i, time=DAY_MS + i) for i in range(45, 80)])
+    await publish(sink, [trade(i, time=DAY_MS + DAY + i) for i in range(80, 90)])
     await sink.close()
 
 

@@ -15,7 +15,6 @@ from streamer.db.seed import seed
 from streamer.otp import DynamicSupervisor, Registry, Strategy, Supervisor
 from streamer.service.views import Views, from_exchange_time
 from streamer.sinks.runner import Sinks
-from streamer.stream.pubsub import PubSub
 from streamer.stream.stats import LiveState, SymbolStats
 from tests.service.test_streaming import parked_worker
 
@@ -49,7 +48,7 @@ async def parts(engine: AsyncEngine) -> AsyncIterator[Parts]:
         repository=repository,
         registry=registry,
         stats=stats.get,
-        sinks=Sinks([], PubSub(), required=False),
+        sinks=Sinks([], required=False),
         streaming=streaming,
         database_ready=ready,
         ownership=None,

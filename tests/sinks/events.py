@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from streamer.events import TradeEvent
 from streamer.sinks.base import Sink, SinkEvent
+from streamer.wire import encode_events
 
 
 def trade(symbol: str, trade_id: int, *, backfilled: bool = False) -> TradeEvent:
@@ -27,11 +28,16 @@ def trades(symbol: str, ids: range | list[int]) -> list[TradeEvent]:
     return [trade(symbol, i) for i in ids]
 
 
+async def publish(sink: Sink, events: Sequence[SinkEvent]) -> None:
+    """`sink.publish` with the documents the journal would have encoded."""
+    await sink.publish(events, encode_events(events))
+
+
 async def publish_all(sink: Sink, *batches: Sequence[SinkEvent]) -> None:
     """Open `sink`, publish each batch in turn and close it, even when a publish fails."""
     await sink.open()
     try:
         for batch in batches:
-            await sink.publish(batch)
+            await sink.publish(batch, encode_events(batch))
     finally:
         await sink.close()

@@ -17,6 +17,7 @@ class MemorySink:
     def __init__(self, name: str = "memory://test") -> None:
         self._name = name
         self.events: list[SinkEvent] = []
+        self.payloads: list[bytes] = []
         self.batches = 0
         self.unavailable = False
         self.refuse_next = False
@@ -35,7 +36,9 @@ class MemorySink:
             raise SinkUnavailable("down")
         self.opened += 1
 
-    async def publish(self, events: Sequence[SinkEvent]) -> None:
+    async def publish(self, events: Sequence[SinkEvent], payloads: Sequence[bytes]) -> None:
+        assert len(payloads) == len(events)
+        self.payloads.extend(payloads)
         await self.gate.wait()
         if self.unavailable:
             raise SinkUnavailable("down")

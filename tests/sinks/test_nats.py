@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import nats
@@ -13,11 +14,11 @@ from streamer.sinks import SinkUnavailable
 from streamer.sinks import nats as nats_sinks
 from streamer.sinks.nats import NatsSink
 from streamer.sinks.urls import sink_from_url
-from streamer.wire import as_dict
+from streamer.wire import as_dict, encode_events
 from tests.fixtures.brokers import NatsTarget
 from tests.fixtures.relay import relay_to, through
 from tests.sinks.consumers import read_nats
-from tests.sinks.events import publish_all, trade, trades
+from tests.sinks.events import publish, publish_all, trade, trades
 
 
 def nats_sink(url: str) -> NatsSink:
@@ -93,11 +94,11 @@ async def test_a_stream_deleted_under_the_sink_is_unavailable_then_created_again
     await sink.open()
     client = await nats.connect(nats_target.server)
     try:
-        await sink.publish(trades("ETHUSDT", range(1, 3)))
+        await publish(sink, trades("ETHUSDT", range(1, 3)))
         await client.jetstream().delete_stream(nats_target.stream)
         with pytest.raises(SinkUnavailable, match="no stream answered"):
-            await sink.publish(trades("ETHUSDT", range(3, 5)))
-        await sink.publish(trades("ETHUSDT", range(3, 5)))
+            await publish(sink, trades("ETHUSDT", range(3, 5)))
+        await publish(sink, trades("ETHUSDT", range(3, 5)))
     finally:
         await sink.close()
         await client.close()
@@ -133,15 +134,15 @@ async def test_an_outage_is_unavailable_and_the_same_batch_lands_once_after_it(
         sink = nats_sink(nats_target.sink_url(through(nats_target.server, relay), timeout=1))
         await sink.open()
         try:
-            await sink.publish(trades("ETHUSDT", range(1, 4)))
+            await publish(sink, trades("ETHUSDT", range(1, 4)))
             await relay.stop()
             batch = trades("ETHUSDT", range(4, 8))
             with pytest.raises(SinkUnavailable):
-                await sink.publish(batch)
+                await publish(sink, batch)
             await relay.start()
             for _ in range(50):
                 try:
-                    await sink.publish(batch)
+                    await publish(sink, batch)
                     break
                 except SinkUnavailable:
                     continue
@@ -161,3 +162,35 @@ async def test_a_server_down_at_open_is_unavailable(nats_target: NatsTarget) -> 
         with pytest.raises(SinkUnavailable):
             await sink.open()
         await sink.close()
+
+
+def test_frames_are_the_bytes_nats_py_would_send() -> None:
+    """The batch's HPUB commands equal what nats-py's own `publish` with a message id writes."""
+    from nats.protocol import command
+
+    events = [trade("ETHUSDT", 7), GapNotice("ETHUSDT", 8, 9)]
+    payloads = encode_events(events)
+    ids = ["ETHUSDT:7", "ETHUSDT:gap:8-9"]
+    subjects = ["p.trades.ETHUSDT", "p.gaps.ETHUSDT"]
+    expected = b"".join(
+        command.hpub_cmd(
+            subject, "_INBOX.x", f"NATS/1.0\r\nNats-Msg-Id: {msg_id}\r\n\r\n".encode(), payload
+        )
+        for subject, msg_id, payload in zip(subjects, ids, payloads, strict=True)
+    )
+    assert nats_sinks.hpub_frames("p", events, payloads, "_INBOX.x") == expected
+
+
+async def test_a_re_send_after_the_duplicate_window_is_still_dropped(
+    nats_target: NatsTarget,
+) -> None:
+    """Trades the stream already holds are not stored again, even once JetStream's duplicate
+    window is over: the sink asks the stream for each symbol's last trade."""
+    url = nats_target.sink_url(duplicate_window=0.2)
+    await publish_all(nats_sink(url), trades("ETHUSDT", range(1, 6)))
+    await asyncio.sleep(0.5)  # past the window: JetStream alone would store them again
+    again = nats_sink(url)
+    await publish_all(again, trades("ETHUSDT", range(3, 9)))
+    received = (await read_nats(nats_target))["ETHUSDT"]
+    assert received.trades == list(range(1, 9))
+    assert again.duplicates == 3

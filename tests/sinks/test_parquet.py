@@ -21,7 +21,7 @@ from streamer.recording.layout import JOURNAL, read_gaps, write_atomically
 from streamer.sinks.base import SinkError, SinkEvent, SinkUnavailable
 from streamer.sinks.parquet import ROLL_BYTES, ParquetSink
 from streamer.sinks.urls import InvalidSinkUrl, sink_from_url
-from tests.sinks.events import publish_all
+from tests.sinks.events import publish, publish_all
 
 DAY_MS = 1_559_520_000_000  # 2019-06-03 00:00 UTC
 
@@ -138,12 +138,12 @@ async def test_files_roll_by_time(tmp_path: Path) -> None:
     now = [0.0]
     sink = ParquetSink(tmp_path, roll_seconds=60.0, clock=lambda: now[0])
     await sink.open()
-    await sink.publish([trade(1)])
+    await publish(sink, [trade(1)])
     now[0] = 30.0
-    await sink.publish([trade(2)])
+    await publish(sink, [trade(2)])
     assert not files(tmp_path)
     now[0] = 61.0
-    await sink.publish([trade(3)])
+    await publish(sink, [trade(3)])
     assert read(tmp_path).column("trade_id").to_pylist() == [1, 2, 3]
     await sink.close()
 
@@ -181,8 +181,8 @@ async def test_a_value_decimal_38_18_cannot_hold_is_refused_and_nothing_is_writt
     sink = ParquetSink(tmp_path)
     await sink.open()
     with pytest.raises(SinkError, match="trade 2 has"):
-        await sink.publish([trade(1), trade(2, price="0.0000000000000000001")])
-    await sink.publish([trade(1)])
+        await publish(sink, [trade(1), trade(2, price="0.0000000000000000001")])
+    await publish(sink, [trade(1)])
     await sink.close()
     assert read(tmp_path).column("trade_id").to_pylist() == [1]
 
@@ -194,7 +194,7 @@ async def test_microseconds_into_a_millisecond_recording_are_refused(tmp_path: P
     await sink.open()
     try:
         with pytest.raises(SinkError, match="µs"):
-            await sink.publish([trade(2, time=DAY_MS * 1000)])
+            await publish(sink, [trade(2, time=DAY_MS * 1000)])
     finally:
         await sink.close()
 
@@ -209,8 +209,8 @@ CRASHING_RECORDER = textwrap.dedent(
     async def main() -> None:
         sink = ParquetSink(Path(sys.argv[1]))
         await sink.open()
-        await sink.publish([trade(1), trade(2)])
-        await sink.publish([trade(3)])
+        await publish(sink, [trade(1), trade(2)])
+        await publish(sink, [trade(3)])
         os._exit(0)  # dies like kill -9: no close, no roll
 
     asyncio.run(main())
@@ -238,7 +238,7 @@ async def test_acknowledged_trades_survive_a_crash_and_a_torn_batch_is_dropped(
     await sink.open()
     assert sink.last_ids == {"ADAUSDT": 3}
     assert read(tmp_path).column("trade_id").to_pylist() == [1, 2, 3]
-    await sink.publish([trade(3), trade(4)])
+    await publish(sink, [trade(3), trade(4)])
     await sink.close()
     assert read(tmp_path).column("trade_id").to_pylist() == [1, 2, 3, 4]
     assert not files(tmp_path, ".*")
@@ -317,11 +317,11 @@ async def test_a_cancelled_publish_sent_again_is_recorded_once(tmp_path: Path) -
     batch = [trade(i) for i in range(1, 20_001)]
     sink = ParquetSink(tmp_path)
     await sink.open()
-    first = asyncio.create_task(sink.publish(batch))
+    first = asyncio.create_task(publish(sink, batch))
     await asyncio.sleep(0.01)
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
-    await sink.publish(batch)
+    await publish(sink, batch)
     await sink.close()
     assert read(tmp_path).column("trade_id").to_pylist() == list(range(1, 20_001))
 
@@ -343,8 +343,8 @@ async def test_a_roll_that_fails_halfway_writes_the_rest_once_later(
     sink = ParquetSink(tmp_path, roll_bytes=1)
     await sink.open()
     with pytest.raises(SinkUnavailable, match="No space left"):
-        await sink.publish(batch)
-    await sink.publish(batch)
+        await publish(sink, batch)
+    await publish(sink, batch)
     await sink.close()
     table = read(tmp_path)
     assert sorted(zip(*table.select(["symbol", "trade_id"]).to_pydict().values(), strict=True)) == [

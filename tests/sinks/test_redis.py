@@ -16,7 +16,7 @@ from streamer.wire import as_dict
 from tests.fixtures.brokers import RedisTarget
 from tests.fixtures.relay import relay_to, through
 from tests.sinks.consumers import read_redis, xrange
-from tests.sinks.events import publish_all, trade, trades
+from tests.sinks.events import publish, publish_all, trade, trades
 
 
 def redis_sink(url: str) -> RedisSink:
@@ -65,7 +65,7 @@ async def test_a_refused_entry_is_an_error_not_a_retry_and_the_others_land(
     await sink.open()
     try:
         with pytest.raises(SinkError, match="WRONGTYPE") as refused:
-            await sink.publish([trade("BTCUSDT", 1), trade("ETHUSDT", 1), trade("ETHUSDT", 2)])
+            await publish(sink, [trade("BTCUSDT", 1), trade("ETHUSDT", 1), trade("ETHUSDT", 2)])
         assert not isinstance(refused.value, SinkUnavailable)
         entries = await xrange(client, f"{redis_target.prefix}:trades:ETHUSDT")
     finally:
@@ -80,7 +80,7 @@ async def test_streams_are_capped_at_maxlen(redis_target: RedisTarget) -> None:
     await sink.open()
     try:
         for start in range(0, 3000, 500):
-            await sink.publish(trades("ETHUSDT", range(start + 1, start + 501)))
+            await publish(sink, trades("ETHUSDT", range(start + 1, start + 501)))
     finally:
         await sink.close()
     received = await read_redis(redis_target)
@@ -97,13 +97,13 @@ async def test_an_outage_is_unavailable_and_the_same_batch_lands_once_after_it(
         sink = redis_sink(redis_target.sink_url(through(redis_target.server, relay), timeout=1))
         await sink.open()
         try:
-            await sink.publish(trades("ETHUSDT", range(1, 4)))
+            await publish(sink, trades("ETHUSDT", range(1, 4)))
             await relay.stop()
             batch = trades("ETHUSDT", range(4, 8))
             with pytest.raises(SinkUnavailable):
-                await sink.publish(batch)
+                await publish(sink, batch)
             await relay.start()
-            await sink.publish(batch)
+            await publish(sink, batch)
         finally:
             await sink.close()
     received = await read_redis(redis_target)
@@ -118,7 +118,7 @@ async def test_a_stalled_server_is_unavailable_not_a_hang(redis_target: RedisTar
         try:
             relay.stall()
             with pytest.raises(SinkUnavailable):
-                await sink.publish(trades("ETHUSDT", range(1, 4)))
+                await publish(sink, trades("ETHUSDT", range(1, 4)))
             relay.resume()
             await asyncio.sleep(0)
         finally:

@@ -19,7 +19,7 @@ from streamer.sinks.replay import ReplayFrom, follow_sink
 from streamer.sinks.urls import InvalidSinkUrl, sink_from_url
 from tests.fixtures.brokers import NatsTarget, RedisTarget
 from tests.polling import eventually
-from tests.sinks.events import trade, trades
+from tests.sinks.events import publish, trade, trades
 
 Target = NatsTarget | RedisTarget
 
@@ -31,11 +31,11 @@ def target(request: pytest.FixtureRequest) -> Target:
     return fixture
 
 
-async def publish(url: str, events: Sequence[SinkEvent]) -> None:
+async def publish_to(url: str, events: Sequence[SinkEvent]) -> None:
     sink, _ = sink_from_url(url)
     await sink.open()
     try:
-        await sink.publish(events)
+        await publish(sink, events)
     finally:
         await sink.close()
 
@@ -45,8 +45,8 @@ async def test_replay_from_a_trade_id_reads_what_the_broker_holds_from_there(
 ) -> None:
     """Reading back from trade 5 gives trades 5.. and the gap notices after them, in order."""
     url = target.sink_url()
-    await publish(url, [*trades("ETHUSDT", range(1, 8)), GapNotice("ETHUSDT", 8, 9)])
-    await publish(url, trades("BTCUSDT", range(1, 8)))
+    await publish_to(url, [*trades("ETHUSDT", range(1, 8)), GapNotice("ETHUSDT", 8, 9)])
+    await publish_to(url, trades("BTCUSDT", range(1, 8)))
     got: list[dict[str, Any]] = []
     await follow_sink(url, ["ETHUSDT"], ReplayFrom(trade_id=5), got.append, limit=4)
     assert [d.get("trade_id", d.get("first_missing_id")) for d in got] == [5, 6, 7, 8]
@@ -58,11 +58,11 @@ async def test_replay_from_a_time_skips_older_trades(target: Target) -> None:
     """Reading back from a time gives the trades at or after it (the broker's own clock for
     NATS, the trade time for Redis)."""
     url = target.sink_url()
-    await publish(url, trades("ETHUSDT", range(1, 4)))
+    await publish_to(url, trades("ETHUSDT", range(1, 4)))
     await asyncio.sleep(0.05)
     middle = datetime.now(UTC)
     later = int(middle.timestamp() * 1000) + 1
-    await publish(
+    await publish_to(
         url, [msgspec.structs.replace(trade("ETHUSDT", i), trade_time=later) for i in range(4, 7)]
     )
     got: list[dict[str, Any]] = []
@@ -73,12 +73,12 @@ async def test_replay_from_a_time_skips_older_trades(target: Target) -> None:
 async def test_live_replay_gives_only_what_arrives_after_it_starts(target: Target) -> None:
     """Without a start, reading back follows new events only."""
     url = target.sink_url()
-    await publish(url, trades("ETHUSDT", range(1, 4)))
+    await publish_to(url, trades("ETHUSDT", range(1, 4)))
     got: list[dict[str, Any]] = []
     reading = asyncio.ensure_future(follow_sink(url, ["ETHUSDT"], ReplayFrom(), got.append))
     try:
         await asyncio.sleep(0.5)
-        await publish(url, trades("ETHUSDT", range(4, 6)))
+        await publish_to(url, trades("ETHUSDT", range(4, 6)))
         await eventually(lambda: len(got) == 2)
     finally:
         reading.cancel()
@@ -89,7 +89,7 @@ async def test_live_replay_gives_only_what_arrives_after_it_starts(target: Targe
 def test_tail_from_a_sink_prints_its_trades(target: Target) -> None:
     """`streamer tail --from URL SYMBOL --since-id N` prints the broker's trades as lines."""
     url = target.sink_url()
-    asyncio.run(publish(url, trades("ETHUSDT", range(1, 6))))
+    asyncio.run(publish_to(url, trades("ETHUSDT", range(1, 6))))
     result = CliRunner().invoke(
         app, ["tail", "--from", url, "ethusdt", "--since-id", "3", "--limit", "3"]
     )

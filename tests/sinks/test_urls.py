@@ -11,9 +11,9 @@ from streamer.sinks.urls import InvalidSinkUrl, parse_sink_url, sink_from_url
 
 
 def test_runner_parameters_are_taken_out_whatever_the_sink() -> None:
-    """`queue`, `batch` and `retry_cap` configure the runner; the rest stays with the sink."""
-    url, options = parse_sink_url("redis://127.0.0.1:6379/0?queue=50&prefix=t1&batch=7")
-    assert options == RunnerOptions(queue=50, batch=7)
+    """`batch`, `retry_cap` and `max_lag` configure the runner; the rest stays with the sink."""
+    url, options = parse_sink_url("redis://127.0.0.1:6379/0?max_lag=9&prefix=t1&batch=7")
+    assert options == RunnerOptions(batch=7, max_lag=9.0)
     assert dict(url.params) == {"prefix": "t1"}
     assert url.text == "redis://127.0.0.1:6379/0?prefix=t1"
 
@@ -45,7 +45,8 @@ def test_a_nats_url_configures_its_stream() -> None:
         ),
         ("redis://127.0.0.1:6379?colour=red", "unknown parameter colour"),
         ("nats://127.0.0.1:4222?max_age=soon", "max_age='soon' is not a number"),
-        ("redis://127.0.0.1:6379?queue=0", "queue and batch must be at least 1"),
+        ("redis://127.0.0.1:6379?batch=0", "batch must be at least 1"),
+        ("redis://127.0.0.1:6379?max_lag=-1", "max_lag must be a positive"),
         ("redis://127.0.0.1:99999", "Port out of range"),
         ("nats://127.0.0.1:4222?storage=tape", "storage must be file or memory"),
     ],
@@ -54,3 +55,9 @@ def test_a_bad_sink_url_is_one_clear_error(url: str, message: str) -> None:
     """Every mistake in a sink URL is refused at start, saying what is wrong."""
     with pytest.raises(InvalidSinkUrl, match=message):
         sink_from_url(url)
+
+
+def test_a_queue_size_is_refused_with_what_replaced_it() -> None:
+    """`queue=` no longer means anything: saying so beats ignoring it."""
+    with pytest.raises(InvalidSinkUrl, match="--journal-max-bytes"):
+        parse_sink_url("nats://127.0.0.1:4222?queue=1000")

@@ -51,11 +51,25 @@ class SinkHealth(BaseModel):
 
     name: str
     state: str = Field(description="connecting, up, retrying or stopped")
-    healthy: bool
+    healthy: bool = Field(description="up, nothing lost in the last minute, not lagging")
+    degraded: str | None = Field(default=None, description="why the sink is not healthy")
     required: bool = Field(description="whether readiness waits for this sink")
     lost: int = Field(description="trades announced lost in gap notices of this sink")
-    queued: int
-    last_error: str | None = None
+    refetched: int = Field(
+        default=0, description="trades the journal's budget took, fetched again from the exchange"
+    )
+    lag: int = Field(description="events in the journal the destination has not confirmed")
+    lag_seconds: float = Field(description="age of the oldest event not yet confirmed")
+    last_error: str | None = Field(default=None, description="cleared once healthy again")
+
+
+class JournalHealth(BaseModel):
+    """The journal the sinks read: how much of its disk budget it uses."""
+
+    path: str
+    size: int = Field(description="bytes on disk")
+    max_bytes: int = Field(description="the disk budget (--journal-max-bytes)")
+    dropped: int = Field(description="trades the budget or a full disk took before every sink")
 
 
 class BulkResponse(BaseModel):
@@ -76,6 +90,7 @@ class Health(BaseModel):
     database: bool
     streaming: int = Field(description="symbols with a running worker")
     sinks: list[SinkHealth] = Field(default_factory=list)
+    journal: JournalHealth | None = None
 
 
 class Tree(BaseModel):

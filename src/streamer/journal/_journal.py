@@ -41,8 +41,8 @@ import msgspec
 import pyarrow as pa
 
 from streamer.errors import StreamerError
-from streamer.events import GapNotice, TradeEvent
-from streamer.wire import decode_events
+from streamer.events import Event, GapNotice, TradeEvent
+from streamer.wire import decode_events, encode_events
 
 log = logging.getLogger(__name__)
 
@@ -496,6 +496,22 @@ class Journal:
         cursor.save()
         return cursor
 
+    def hold_back(self, positions: Mapping[str, int]) -> dict[str, int]:
+        """Stream positions no further than what a power cut cannot take from the journal.
+
+        A symbol with appended trades but none forced to disk yet is left out: its saved
+        position stays where the last save put it.
+        """
+        held: dict[str, int] = {}
+        for symbol, position in positions.items():
+            if symbol in self._unsynced:
+                synced = self.synced.get(symbol)
+                if synced is not None:
+                    held[symbol] = min(position, synced)
+            else:
+                held[symbol] = position
+        return held
+
     @property
     def cursors(self) -> list[Cursor]:
         return list(self._cursors.values())
@@ -579,6 +595,14 @@ class Journal:
                 waiter.set_result(None)
         self._enforce_budget()
         return self.end
+
+    def record(self, events: Sequence[Event]) -> int:
+        """Encode `events` once (`streamer.wire`) and append them: what pub/sub's tap calls.
+
+        A `Dropped` notice belongs to one subscriber and is never journaled.
+        """
+        kept = [event for event in events if isinstance(event, TradeEvent | GapNotice)]
+        return self.append(kept, encode_events(kept))
 
     def _write(self, batch: pa.RecordBatch, now: float) -> None:
         with self._io:

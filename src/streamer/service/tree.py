@@ -2,13 +2,19 @@
 
     streamer (one_for_one)
     ├── database        waits for the database, migrates it, owns the engine
-    ├── sinks           one_for_one, one child per configured sink (only with sinks)
+    ├── journal         forces the journal's appends to disk (only with sinks)
+    ├── sinks           one_for_one, one child per configured sink, each a journal cursor
     ├── stream_hub      the shared exchange connections and per-symbol live stats
     ├── streaming (rest_for_one)
     │   ├── streamers   dynamic supervisor: one worker per symbol, named by its symbol
     │   └── autostart   transient: runs again whenever `streamers` is restarted
     ├── http            the API, the status page and the websocket fan-out
     └── ownership       PostgreSQL only: leases, and the running set kept equal to them
+
+With sinks, everything the hub publishes is appended to the journal (`streamer.journal`) in the
+same loop turn, encoded once; each sink reads it at its own cursor. The journal is opened
+before the tree starts (another process holding it is an error at start, not an outage) and
+closed after the tree has stopped.
 
 `rest_for_one` restarts autostart after any restart of `streamers`, and autostart is transient
 rather than temporary, so an empty dynamic supervisor is always refilled from the database (on
@@ -30,16 +36,21 @@ from streamer.api.security import check_bind
 from streamer.api.server import server_spec
 from streamer.binance.config import StreamerConfig
 from streamer.binance.market import SpotMarket
-from streamer.config import Settings
+from streamer.config import Settings, default_data_dir
 from streamer.db import (
     DatabaseCorrupt,
     DatabaseUnavailable,
     Status,
 )
 from streamer.db.urls import is_sqlite, parse_url, sqlite_path
+from streamer.events import Event
+from streamer.journal import Journal, JournalError, default_journal_dir, options_for
+from streamer.logs import RateLimitedLog
 from streamer.otp import (
+    ChildSpec,
     DynamicSupervisor,
     Registry,
+    Started,
     Strategy,
     Supervisor,
     run_application,
@@ -92,17 +103,24 @@ class Service:
         self.database_ready = self.database.ready
         self.database_reached = self.database.reached
         self.pubsub = PubSub()
-        self.sinks = Sinks(
-            [sink_from_url(url) for url in config.sinks],
-            self.pubsub,
-            required=config.sink_required,
-        )
         self.registry = Registry("streams")
         self.hub = StreamHub(
             SpotMarket(streamer_config or StreamerConfig.from_settings(config)),
             self.pubsub,
             registry=self.registry,
         )
+        self.sinks = Sinks(
+            [sink_from_url(url) for url in config.sinks],
+            required=config.sink_required,
+            history=lambda: self.hub.history,
+            limiter=self.hub.backfills,
+        )
+        sqlite_file = sqlite_path(url) if is_sqlite(url) else None
+        self.journal_path = config.journal_dir or default_journal_dir(
+            default_data_dir(), sqlite_file, config.instance_id or socket.gethostname()
+        )
+        self.journal: Journal | None = None
+        self._journal_errors = RateLimitedLog(log, 10.0)
         self.streamers = DynamicSupervisor(name="streamers")
         self.streaming = Streaming(
             repository=self.repository,
@@ -112,7 +130,6 @@ class Service:
             wait_ready=self.database_reached.wait,
             on_stopped=self._forget,
         )
-        sqlite_file = sqlite_path(url) if is_sqlite(url) else None
         self.lock = InstanceLock(sqlite_file) if sqlite_file is not None else None
         self.ownership: Ownership | None = None
         if not is_sqlite(url):
@@ -145,7 +162,7 @@ class Service:
         )
         children = [
             self.database.child_spec(),
-            *([self.sinks.child_spec()] if config.sinks else []),
+            *([self._journal_spec(), self.sinks.child_spec()] if config.sinks else []),
             self.hub.child_spec(),
             self.streaming_supervisor.child_spec("streaming"),
         ]
@@ -173,17 +190,62 @@ class Service:
         return listening
 
     def _positions(self) -> dict[str, int]:
-        """Resume points to save: no further than every sink has made durable."""
-        return self.sinks.hold_back(self.hub.positions())
+        """Resume points to save: with sinks, no further than the journal holds for good, so
+        a start after a power cut back-fills what the journal lost."""
+        positions = self.hub.positions()
+        return positions if self.journal is None else self.journal.hold_back(positions)
 
     def _resume(self, positions: Mapping[str, int]) -> None:
         for symbol, last_trade_id in positions.items():
             self.hub.resume_from(symbol, last_trade_id)
-        self.sinks.resume_from(positions)
 
     def _forget(self, symbol: str) -> None:
         self.hub.forget(symbol)
-        self.sinks.forget(symbol)
+
+    # --- the journal between the stream and the sinks --------------------------------------
+
+    def open_journal(self) -> None:
+        """Open the journal and feed it from pub/sub (only with sinks); `JournalError` if it
+        cannot be opened, `JournalLocked` if another process holds it."""
+        if not self.config.sinks or self.journal is not None:
+            return
+        journal = Journal.open(
+            self.journal_path,
+            options_for(self.config.journal_max_bytes, fsync=self.config.journal_fsync),
+        )
+        self.journal = journal
+        self.sinks.attach(journal)
+        self.pubsub.tap(self._append)
+
+    def close_journal(self) -> None:
+        journal, self.journal = self.journal, None
+        if journal is not None:
+            self.pubsub.untap(self._append)
+            journal.close()
+
+    def _append(self, events: list[Event]) -> None:
+        journal = self.journal
+        if journal is None:
+            return
+        try:
+            journal.record(events)
+        except JournalError as error:
+            self._journal_errors.warning(
+                "%s; the sinks announce the %d events it could not take", error, len(events)
+            )
+
+    def _journal_spec(self) -> ChildSpec:
+        return ChildSpec(id="journal", start=self._sync_journal)
+
+    async def _sync_journal(self, started: Started) -> None:
+        journal = self.journal
+        if journal is None:
+            raise JournalError("the journal was not opened before the tree started")
+        started()
+        try:
+            await journal.run_syncer()
+        finally:
+            journal.sync()
 
     # --- the views the API shows (service/views.py) ---------------------------------------
 
@@ -211,6 +273,7 @@ class Service:
         if self.lock is not None:
             self.lock.acquire(self.instance_id, self.address)
         try:
+            self.open_journal()
             if is_sqlite(self.engine.url):
                 try:
                     await self.repository.read_catalogue()
@@ -221,5 +284,6 @@ class Service:
                     raise
             return await run_application(self.root)
         finally:
+            self.close_journal()
             if self.lock is not None:
                 self.lock.release()

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from streamer.api.models import Health, SinkHealth, SymbolState
+from streamer.api.models import Health, JournalHealth, SinkHealth, SymbolState
 from streamer.db import Setting, SettingsRepository, Status
 from streamer.otp import ChildState, Registry, Supervisor
 from streamer.ownership import InstanceInfo, Ownership
@@ -114,13 +114,26 @@ class Views:
                     name=stats.name,
                     state=str(stats.state),
                     healthy=stats.healthy,
+                    degraded=stats.degraded,
                     required=self._sinks.required,
                     lost=stats.lost,
-                    queued=stats.queued,
+                    refetched=stats.refetched,
+                    lag=stats.lag,
+                    lag_seconds=round(stats.lag_seconds, 3),
                     last_error=stats.last_error,
                 )
                 for stats in self._sinks.stats()
             ],
+            journal=self._journal(),
+        )
+
+    def _journal(self) -> JournalHealth | None:
+        journal = self._sinks.journal
+        if journal is None:
+            return None
+        held = journal.stats()
+        return JournalHealth(
+            path=held.path, size=held.size, max_bytes=held.max_bytes, dropped=held.dropped
         )
 
 

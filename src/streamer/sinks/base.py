@@ -1,6 +1,6 @@
 """The one protocol every sink implements.
 
-A sink only knows how to make a batch durable at its destination. Reading the pub/sub,
+A sink only knows how to make a batch durable at its destination. Reading the journal,
 batching, retrying with backoff, counting and announcing losses belong to the code that runs
 sinks, so that a new destination is one module implementing these three methods.
 """
@@ -42,8 +42,12 @@ class Sink(Protocol):
         """Connect and prepare the destination; `SinkUnavailable` when it cannot be reached."""
         ...
 
-    async def publish(self, events: Sequence[SinkEvent]) -> None:
-        """Make `events` durable, in order; raise `SinkUnavailable` to have them sent again."""
+    async def publish(self, events: Sequence[SinkEvent], payloads: Sequence[bytes]) -> None:
+        """Make `events` durable, in order; raise `SinkUnavailable` to have them sent again.
+
+        `payloads[i]` is the JSON document of `events[i]` (`streamer.wire`), encoded once for
+        every sink: a sink that sends documents sends these bytes rather than encoding again.
+        """
         ...
 
     async def close(self) -> None:

@@ -11,7 +11,10 @@ Wire contract (`prefix` defaults to `streamer`, `stream` to `STREAMER_TRADES`):
 
 JetStream drops a message whose id it has seen within `duplicate_window` seconds, which is how a
 re-sent trade (after a retry, a restart or a back-fill) is dropped; the acknowledgement says so
-and it is counted in `duplicates`. A batch not fully acknowledged within `timeout` seconds is
+and it is counted in `duplicates`. Beyond the window, the sink itself drops what the stream
+already holds: once per connection it asks the stream for each symbol's last trade, and sends
+nothing at or below it (an instance back after minutes, with trades in its journal that another
+instance sent meanwhile). A batch not fully acknowledged within `timeout` seconds is
 retried whole.
 
 A batch is published without waiting on any message: every message of it names the same reply
@@ -41,11 +44,11 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from streamer.events import TradeEvent
+from streamer.events import GapNotice, TradeEvent
 from streamer.sinks.base import SinkError, SinkEvent, SinkUnavailable
 from streamer.sinks.replay import OnMessage, ReplayFrom
 from streamer.sinks.urls import InvalidSinkUrl, SinkUrl
-from streamer.wire import decode_event, encode_event
+from streamer.wire import decode_event
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +115,48 @@ def gaps_subject(prefix: str, symbol: str) -> str:
     return f"{prefix}.gaps.{symbol}"
 
 
-def message_id(event: SinkEvent) -> str:
-    if isinstance(event, TradeEvent):
-        return f"{event.symbol}:{event.trade_id}"
-    return f"{event.symbol}:gap:{event.first_missing_id}-{event.last_missing_id}"
+def hpub_frames(
+    prefix: str, events: Sequence[SinkEvent], payloads: Sequence[bytes], reply: str
+) -> bytes:
+    """The protocol's `HPUB` commands for a batch, as one buffer.
+
+    The same bytes nats-py's `publish(subject, payload, reply=, headers={MSG_ID: ...})` writes
+    (a test holds them equal), built once per batch: per message, nats-py validates, builds a
+    header dict and a bytearray and awaits its pending buffer, which cost more CPU than the
+    stream feeding the sink. Symbols and ids come from the stream's validated events, so
+    nothing in them can break a frame.
+    """
+    frames: list[bytes] = []
+    append = frames.append
+    for event, payload in zip(events, payloads, strict=True):
+        if type(event) is TradeEvent:
+            subject = trades_subject(prefix, event.symbol)
+            msg_id = f"{event.symbol}:{event.trade_id}"
+        else:
+            assert isinstance(event, GapNotice)
+            subject = gaps_subject(prefix, event.symbol)
+            msg_id = f"{event.symbol}:gap:{event.first_missing_id}-{event.last_missing_id}"
+        header = f"NATS/1.0\r\n{MSG_ID}: {msg_id}\r\n\r\n".encode()
+        size = len(header)
+        append(f"HPUB {subject} {reply} {size} {size + len(payload)}\r\n".encode())
+        append(header)
+        append(payload)
+        append(b"\r\n")
+    return b"".join(frames)
+
+
+async def send(client: Client, frames: bytes, count: int) -> None:
+    """Hand a batch of frames to nats-py's connection as one write, and flush it.
+
+    nats-py has no public call for a batch of messages; its own `publish` ends in these two
+    calls, so the connection's buffering, limits and flusher stay nats-py's.
+    """
+    if client.is_closed or not client.is_connected:
+        raise nats.errors.ConnectionClosedError
+    client.stats["out_msgs"] += count
+    client.stats["out_bytes"] += len(frames)
+    await client._send_command(frames)
+    await client._flush_pending()
 
 
 def server_url(url: SinkUrl) -> str:
@@ -172,6 +213,8 @@ class NatsSink:
         self._inbox = ""
         self._sent = 0
         self._acks: _Acks | None = None
+        self._held: dict[str, int] = {}
+        """Per symbol, the last trade id the stream holds, asked once per connection."""
 
     @property
     def name(self) -> str:
@@ -199,6 +242,7 @@ class NatsSink:
             raise SinkError(f"{self.name}: stream {name}: {error}") from None
         self._inbox = client.new_inbox()
         await client.subscribe(f"{self._inbox}.*", cb=self._on_ack)
+        self._held.clear()
         self._js = js
 
     async def _on_ack(self, message: Msg) -> None:
@@ -206,30 +250,78 @@ class NatsSink:
         if acks is not None and message.subject == acks.subject:
             acks.add(message)  # an ack of an earlier, abandoned attempt is ignored
 
-    async def publish(self, events: Sequence[SinkEvent]) -> None:
+    async def _last_held(self, symbol: str) -> int:
+        """The last trade id of `symbol` the stream holds (-1: none), asked once per connection.
+
+        What makes a re-send older than the duplicate window harmless: an instance that comes
+        back after minutes with trades in its journal that another instance already sent."""
+        held = self._held.get(symbol)
+        if held is not None:
+            return held
+        assert self._js is not None
+        name = self.config.name
+        assert name is not None
+        try:
+            message = await self._js.get_last_msg(name, trades_subject(self.prefix, symbol))
+        except NotFoundError:
+            held = -1
+        else:
+            msg_id = (message.headers or {}).get(MSG_ID, "")
+            held = int(msg_id.rsplit(":", 1)[1]) if msg_id.count(":") == 1 else -1
+        self._held[symbol] = held
+        return held
+
+    async def _unheld(
+        self, events: Sequence[SinkEvent], payloads: Sequence[bytes]
+    ) -> tuple[list[SinkEvent], list[bytes]]:
+        """The batch without what the stream already holds (counted as duplicates)."""
+        kept: list[SinkEvent] = []
+        kept_payloads: list[bytes] = []
+        held = self._held
+        for event, payload in zip(events, payloads, strict=True):
+            symbol = event.symbol
+            last = held.get(symbol)
+            if last is None:
+                last = await self._last_held(symbol)
+            if type(event) is TradeEvent:
+                newest = event.trade_id
+            else:
+                assert isinstance(event, GapNotice)
+                newest = event.last_missing_id
+            if newest <= last:
+                self.duplicates += 1
+                continue
+            kept.append(event)
+            kept_payloads.append(payload)
+        return kept, kept_payloads
+
+    def _now_held(self, events: Sequence[SinkEvent]) -> None:
+        held = self._held
+        for event in events:
+            if type(event) is TradeEvent and event.trade_id > held.get(event.symbol, -1):
+                held[event.symbol] = event.trade_id
+
+    async def publish(self, events: Sequence[SinkEvent], payloads: Sequence[bytes]) -> None:
         await self.open()
         client = self._client
         assert client is not None
-        prefix = self.prefix
         try:
+            events, payloads = await self._unheld(events, payloads)
             async with asyncio.timeout(self.timeout):
                 for start in range(0, len(events), WINDOW):
                     window = events[start : start + WINDOW]
                     self._sent += 1
                     acks = self._acks = _Acks(f"{self._inbox}.{self._sent}", len(window))
-                    for event in window:
-                        subject = trades_subject if isinstance(event, TradeEvent) else gaps_subject
-                        await client.publish(
-                            subject(prefix, event.symbol),
-                            encode_event(event),
-                            reply=acks.subject,
-                            headers={MSG_ID: message_id(event)},
-                        )
+                    frames = hpub_frames(
+                        self.prefix, window, payloads[start : start + WINDOW], acks.subject
+                    )
+                    await send(client, frames, len(window))
                     await acks.done
                     self.duplicates += acks.duplicates
                     if acks.error is not None:
                         self._js = None  # the stream may be gone: the retry opens it again
                         raise SinkUnavailable(f"{self.name}: {acks.error}")
+                    self._now_held(window)
         except (TimeoutError, NatsError, OSError) as error:
             raise SinkUnavailable(
                 f"{self.name}: batch not acknowledged ({error or type(error).__name__})"

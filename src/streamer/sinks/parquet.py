@@ -121,7 +121,8 @@ class ParquetSink:
     async def open(self) -> None:
         await asyncio.to_thread(self._serialized, self._open)
 
-    async def publish(self, events: Sequence[SinkEvent]) -> None:
+    async def publish(self, events: Sequence[SinkEvent], payloads: Sequence[bytes]) -> None:
+        """Columns come from the events themselves; the documents are not needed."""
         await asyncio.to_thread(self._serialized, self._publish, list(events))
 
     async def close(self) -> None:

@@ -37,7 +37,7 @@ from streamer.sinks.base import SinkError, SinkEvent, SinkUnavailable
 from streamer.sinks.replay import OnMessage, ReplayFrom
 from streamer.sinks.runner import reraise_cancellation
 from streamer.sinks.urls import InvalidSinkUrl, SinkUrl
-from streamer.wire import decode_event, encode_event
+from streamer.wire import decode_event
 
 DEFAULT_PREFIX = "streamer"
 DEFAULT_MAXLEN = 1_000_000
@@ -134,18 +134,18 @@ class RedisSink:
         except (RedisConnectionError, RedisTimeoutError, OSError) as error:
             raise SinkUnavailable(f"{self.name}: {error}") from None
 
-    async def publish(self, events: Sequence[SinkEvent]) -> None:
+    async def publish(self, events: Sequence[SinkEvent], payloads: Sequence[bytes]) -> None:
         if self._client is None:
             raise SinkUnavailable(f"{self.name}: not open")
         keys: dict[str, int] = {}
         entries: list[tuple[int, str, str]] = []
-        for event in events:
+        for event, payload in zip(events, payloads, strict=True):
             key = (trades_key if isinstance(event, TradeEvent) else gaps_key)(
                 self.prefix, event.symbol
             )
             index = keys.setdefault(key, len(keys) + 1)
             # Lua's MessagePack reads strings, not binaries: the JSON goes as (UTF-8) text.
-            entries.append((index, entry_id(event), encode_event(event).decode()))
+            entries.append((index, entry_id(event), payload.decode()))
         try:
             reply = await self._client.eval(
                 XADD_BATCH, len(keys), *keys, self.maxlen or 0, _pack(entries)

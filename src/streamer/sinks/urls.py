@@ -1,8 +1,8 @@
 """Sinks as users write them: one URL each, its scheme naming the sink module.
 
 `nats://127.0.0.1:4222?stream=STREAMER_TRADES&max_age=86400` or
-`redis://127.0.0.1:6379/0?maxlen=1000000`. Query parameters the runner understands (`queue`,
-`batch`, `retry_cap`) are taken out here, whatever the sink; the rest belong to the sink, which
+`redis://127.0.0.1:6379/0?maxlen=1000000`. Query parameters the runner understands (`batch`,
+`retry_cap`, `max_lag`) are taken out here, whatever the sink; the rest belong to the sink, which
 refuses any it does not know. A new sink is one module with a `from_url(SinkUrl)` and one entry
 in `FACTORIES`; its client library is imported only when a URL of its scheme is used.
 """
@@ -93,7 +93,7 @@ FACTORIES: dict[str, Callable[[SinkUrl], Sink]] = {
 }
 """Scheme -> the sink module's `from_url`."""
 
-_RUNNER_PARAMS = ("queue", "batch", "retry_cap")
+_RUNNER_PARAMS = ("batch", "retry_cap", "max_lag")
 
 
 def parse_sink_url(text: str) -> tuple[SinkUrl, RunnerOptions]:
@@ -109,17 +109,22 @@ def parse_sink_url(text: str) -> tuple[SinkUrl, RunnerOptions]:
     except ValueError as error:
         raise InvalidSinkUrl(f"{text!r}: {error}") from None
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if "queue" in params:
+        raise InvalidSinkUrl(
+            f"{text!r}: queue= is no longer a sink setting: every sink reads the journal, "
+            "whose size --journal-max-bytes bounds"
+        )
     runner = {name: params.pop(name) for name in _RUNNER_PARAMS if name in params}
     query = "&".join(f"{key}={value}" for key, value in params.items())
     sink_text = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
     url = SinkUrl(sink_text, scheme, parts.hostname or "", port, parts.path, params)
     options_url = SinkUrl(text, scheme, url.host, port, parts.path, runner)
     defaults = RunnerOptions()
-    queue = int(options_url.number("queue", defaults.queue))
     batch = int(options_url.number("batch", defaults.batch))
     retry_cap = options_url.number("retry_cap", defaults.retry_cap, float)
+    max_lag = options_url.number("max_lag", defaults.max_lag, float)
     try:
-        options = RunnerOptions(queue=queue, batch=batch, retry_cap=retry_cap)
+        options = RunnerOptions(batch=batch, retry_cap=retry_cap, max_lag=max_lag)
     except ValueError as error:
         raise InvalidSinkUrl(f"{url.label}: {error}") from None
     return url, options

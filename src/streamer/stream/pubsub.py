@@ -197,31 +197,31 @@ class Route:
     whole burst to each subscriber in one step (one queue extend, at most one wake-up).
     """
 
-    __slots__ = ("_tap", "name", "subscriptions")
+    __slots__ = ("name", "subscriptions", "tap")
 
     def __init__(self, name: str, subscriptions: tuple[Subscription, ...], tap: Tap) -> None:
         self.name = name
         self.subscriptions = subscriptions
-        self._tap = tap
+        self.tap = tap
 
     def publish(self, event: Event) -> int:
         """Hand one event to every subscription of the topic; returns how many got it."""
         subs = self.subscriptions
         for sub in subs:
             sub._push_batch((event,))
-        if self._tap.taps:
-            self._tap.add((event,))
+        if self.tap.taps:
+            self.tap.add((event,))
         return len(subs)
 
     def publish_batch(self, events: Sequence[Event]) -> None:
         """Hand several events, in order, to every subscription of the topic."""
         for sub in self.subscriptions:
             sub._push_batch(events)
-        if self._tap.taps:
-            self._tap.add(events)
+        if self.tap.taps:
+            self.tap.add(events)
 
 
-OnBatch = Callable[[list[Event]], None]
+OnBatch = Callable[[list[Event]], object]
 
 
 class Tap:
