@@ -103,6 +103,7 @@ async def test_health_reports_live_and_ready(running: Running) -> None:
         "database": True,
         "streaming": 0,
         "sinks": [],
+        "journal": None,
     }
 
 

@@ -58,8 +58,10 @@ class Running:
     task: asyncio.Task[int]
     base_url: str
 
-    async def until(self, probe: Callable[[], T | None], what: str) -> T:
-        return await eventually(probe, what, running=self.task)
+    async def until(
+        self, probe: Callable[[], T | None], what: str, *, deadline: float = DEADLINE
+    ) -> T:
+        return await eventually(probe, what, running=self.task, deadline=deadline)
 
     def last_trade_id(self, symbol: str) -> int | None:
         stats = self.service.hub.stats(symbol)

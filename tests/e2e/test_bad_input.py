@@ -159,6 +159,7 @@ async def test_health_answers_while_the_database_is_down_at_start(
             "database": False,
             "streaming": 0,
             "sinks": [],
+            "journal": None,
         }
 
 

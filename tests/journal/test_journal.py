@@ -259,3 +259,25 @@ def test_every_trade_is_delivered_or_owed_exactly(
     assert set(read) | owed == set(range(next_id))
     assert not set(read) & owed
     journal.close()
+
+
+def test_saved_positions_never_pass_what_is_on_disk(tmp_path: Path) -> None:
+    """`hold_back` keeps a stream position at the last synced trade; a symbol with appends but
+    nothing synced yet is left out (its last save stands)."""
+    journal = Journal.open(tmp_path, JournalOptions(fsync=FsyncPolicy.INTERVAL))
+    append(journal, [trade("BTCUSDT", 7)])
+    journal.sync()
+    append(journal, [trade("BTCUSDT", 8), trade("ETHUSDT", 3)])
+    held = journal.hold_back({"BTCUSDT": 8, "ETHUSDT": 3, "ADAUSDT": 1})
+    assert held == {"BTCUSDT": 7, "ADAUSDT": 1}
+    journal.close()
+
+
+def test_a_reopened_journal_knows_each_symbols_last_trade(tmp_path: Path) -> None:
+    """What a restart resumes from when the database saved less: the journal's own last ids."""
+    journal = Journal.open(tmp_path)
+    append(journal, [trade("BTCUSDT", 7), trade("ETHUSDT", 3), trade("BTCUSDT", 9)])
+    journal.close()
+    again = Journal.open(tmp_path)
+    assert again.synced == {"BTCUSDT": 9, "ETHUSDT": 3}
+    again.close()

@@ -76,8 +76,16 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 async def xrange(client: aioredis.Redis, key: str) -> list[Entry]:
-    """The whole stream at `key` (redis-py's own annotation leaves the reply's shape open)."""
-    return cast(list[Entry], await client.xrange(key))
+    """The whole stream at `key`, a page at a time (redis-py's own annotation leaves the
+    reply's shape open)."""
+    entries: list[Entry] = []
+    start = "-"
+    while True:
+        page = cast(list[Entry], await client.xrange(key, min=start, count=20_000))
+        entries.extend(page)
+        if len(page) < 20_000:
+            return entries
+        start = "(" + page[-1][0].decode()
 
 
 async def read_redis(target: RedisTarget) -> dict[str, Received]:

@@ -204,6 +204,7 @@ CRASHING_RECORDER = textwrap.dedent(
     import asyncio, os, sys
     from pathlib import Path
     from tests.sinks.test_parquet import trade
+    from tests.sinks.events import publish
     from streamer.sinks.parquet import ParquetSink
 
     async def main() -> None:

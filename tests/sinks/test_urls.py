@@ -46,7 +46,7 @@ def test_a_nats_url_configures_its_stream() -> None:
         ("redis://127.0.0.1:6379?colour=red", "unknown parameter colour"),
         ("nats://127.0.0.1:4222?max_age=soon", "max_age='soon' is not a number"),
         ("redis://127.0.0.1:6379?batch=0", "batch must be at least 1"),
-        ("redis://127.0.0.1:6379?max_lag=-1", "max_lag must be a positive"),
+        ("redis://127.0.0.1:6379?max_lag=0", "max_lag must be a positive"),
         ("redis://127.0.0.1:99999", "Port out of range"),
         ("nats://127.0.0.1:4222?storage=tape", "storage must be file or memory"),
     ],

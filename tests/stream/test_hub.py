@@ -261,6 +261,20 @@ async def test_resume_from_back_fills_from_the_seeded_trade(
     assert ids == list(range(ids[0], ids[0] + len(ids)))
 
 
+def test_a_resume_never_starts_before_what_the_process_already_holds(
+    make_hub: Callable[..., StreamHub],
+) -> None:
+    """With a floor (the journal's last trade), an older saved position resumes from the
+    floor instead, and a newer one is kept."""
+    hub = make_hub()
+    hub.resume_floor = {"ADAUSDT": 500}.get
+    hub.resume_from("ADAUSDT", 100)
+    hub.resume_from("ETHUSDT", 100)
+    assert hub.positions() == {"ADAUSDT": 500, "ETHUSDT": 100}
+    hub.resume_from("ADAUSDT", 900)
+    assert hub.positions()["ADAUSDT"] == 900
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0

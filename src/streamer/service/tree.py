@@ -196,7 +196,10 @@ class Service:
         return positions if self.journal is None else self.journal.hold_back(positions)
 
     def _resume(self, positions: Mapping[str, int]) -> None:
-        for symbol, last_trade_id in positions.items():
+        """Resume from the saved positions, or from the journal where it holds more: a process
+        killed before its first save still goes on from what it journaled."""
+        held = {} if self.journal is None else self.journal.synced
+        for symbol, last_trade_id in {**held, **positions}.items():
             self.hub.resume_from(symbol, last_trade_id)
 
     def _forget(self, symbol: str) -> None:
@@ -216,11 +219,13 @@ class Service:
         self.journal = journal
         self.sinks.attach(journal)
         self.pubsub.tap(self._append)
+        self.hub.resume_floor = journal.synced.get
 
     def close_journal(self) -> None:
         journal, self.journal = self.journal, None
         if journal is not None:
             self.pubsub.untap(self._append)
+            self.hub.resume_floor = lambda symbol: None
             journal.close()
 
     def _append(self, events: list[Event]) -> None:

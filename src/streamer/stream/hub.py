@@ -82,6 +82,10 @@ class StreamHub:
         self._connections: list[Connection] = []
         self._tasks: dict[Connection, asyncio.Task[None]] = {}
         self._resume: dict[str, int] = {}
+        self.resume_floor: Callable[[str], int | None] = _no_floor
+        """The last trade of a symbol a store of the process already holds (the journal):
+        a resume never starts before it, so what is held is not fetched, or announced lost,
+        again."""
         self._probes: dict[str, asyncio.Task[None]] = {}
         self._refusals: dict[str, tuple[int, int]] = {}
         self._stopped: dict[str, SymbolStats] = {}
@@ -173,7 +177,9 @@ class StreamHub:
         The trades since then are back-filled (at most `max_backfill` of them; older ones are
         announced lost), as after any reconnect. An attached symbol keeps its own position.
         """
-        self._resume[normalize_symbol(symbol)] = last_id
+        symbol = normalize_symbol(symbol)
+        floor = self.resume_floor(symbol)
+        self._resume[symbol] = last_id if floor is None else max(last_id, floor)
 
     @property
     def history(self) -> TradeHistory:
@@ -377,3 +383,7 @@ class StreamHub:
         if self._own_history is not None:
             own, self._own_history = self._own_history, None
             await own.aclose()
+
+
+def _no_floor(symbol: str) -> int | None:
+    return None
