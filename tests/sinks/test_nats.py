@@ -10,7 +10,7 @@ import pytest
 from nats.js.api import DeliverPolicy
 
 from streamer.events import GapNotice
-from streamer.sinks import SinkUnavailable
+from streamer.sinks import SinkEvent, SinkUnavailable
 from streamer.sinks import nats as nats_sinks
 from streamer.sinks.nats import NatsSink
 from streamer.sinks.urls import sink_from_url
@@ -168,7 +168,7 @@ def test_frames_are_the_bytes_nats_py_would_send() -> None:
     """The batch's HPUB commands equal what nats-py's own `publish` with a message id writes."""
     from nats.protocol import command
 
-    events = [trade("ETHUSDT", 7), GapNotice("ETHUSDT", 8, 9)]
+    events: list[SinkEvent] = [trade("ETHUSDT", 7), GapNotice("ETHUSDT", 8, 9)]
     payloads = encode_events(events)
     ids = ["ETHUSDT:7", "ETHUSDT:gap:8-9"]
     subjects = ["p.trades.ETHUSDT", "p.gaps.ETHUSDT"]
