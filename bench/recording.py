@@ -26,7 +26,7 @@ import msgspec
 import pyarrow.parquet as pq
 
 from bench.client import SYMBOL
-from bench.journaled import journaled
+from bench.journaled import journaled, lost
 from bench.mock_process import DATA
 from bench.peers.common import Clock
 from streamer.binance.config import StreamerConfig
@@ -45,7 +45,8 @@ CSV_ROWS = 57_018
 
 async def run_record(url: str, total: int, folder: Path) -> dict[str, float]:
     pubsub = PubSub()
-    async with journaled(ParquetSink(folder / "rec"), pubsub, folder / "journal") as runner:
+    async with journaled([ParquetSink(folder / "rec")], pubsub, folder / "journal") as runners:
+        [runner] = runners
         hub = StreamHub(SpotMarket(StreamerConfig(ws_url=url)), pubsub)
         streaming = asyncio.create_task(hub.run())
         hub.attach(SYMBOL)
@@ -59,15 +60,12 @@ async def run_record(url: str, total: int, folder: Path) -> dict[str, float]:
         streaming.cancel()
         await asyncio.gather(streaming, return_exceptions=True)
         count = runner.durable[SYMBOL] - first
-        lost = runner.lost
-        cursor = runner.cursor
-        assert cursor is not None
-        dropped = cursor.lost_total
+        dropped = lost(runner)
     on_disk, rows = parquet_size(folder / "rec")
     return {
         **end.since(started, count),
         "bytes_per_trade": on_disk / rows,
-        "dropped": dropped + lost,
+        "dropped": dropped,
     }
 
 

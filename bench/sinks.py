@@ -1,17 +1,23 @@
 """Sink figures: trades/s into NATS JetStream and Redis Streams, cryptofeed's Redis backend on
-the same trades, CPU per million trades, and the latency from the socket to a broker consumer.
+the same trades, CPU per million trades, the three sinks together at full speed, and the latency
+from the socket to a broker consumer in another process.
 
 `sink` mode (a fresh process, like every client of `bench.client`) streams the benchmark symbol
-from the mock (`--speed max`) through the service's real path: StreamHub -> pub/sub -> the sink
-runner's own subscription -> `NatsSink` / `RedisSink` -> the broker on 127.0.0.1. The clock starts
-at the first trade the broker confirmed and stops once `--frames` more are confirmed; a separate
-client then counts what the broker holds (JetStream's stream state, Redis's XLEN), and the run
-fails unless that count covers every trade measured.
+from the mock (`--speed max`) through the service's real path: StreamHub -> pub/sub's tap -> the
+journal -> the sink runner's cursor -> `NatsSink` / `RedisSink` -> the broker on 127.0.0.1. The
+clock starts at the first trade the broker confirmed and stops once `--frames` more are
+confirmed; a separate client then counts what the broker holds (JetStream's stream state,
+Redis's XLEN), and the run fails unless that count covers every trade measured.
 
-`latency` mode streams from a mock paced at about 10,000 trades/s and stamps each trade as the
-stream hands it to pub/sub, straight from the socket read that decoded it; a consumer of the
-broker in the same process (a JetStream ordered consumer, a blocking XREAD) stamps it again on
-arrival. The figures are the percentiles of the difference, after a one-second warm-up.
+`all` mode streams at full speed for 60 s into NATS, Redis and a Parquet recording together,
+then waits until every sink has sent everything: the trades any sink lost (none, in a good
+run) and the process's CPU per million trades, against `none` mode (the same stream, no sink).
+
+`latency` mode streams from a mock paced at about 10,000 (and 50,000, and 1,000) trades/s and
+stamps each trade as the stream hands it to pub/sub, straight from the socket read that decoded
+it; a consumer of the broker in a process of its own (`consume` mode: a JetStream ordered
+consumer, a blocking XREAD) stamps it again on arrival, on the same monotonic clock. The figures
+are the percentiles of the difference, after a one-second warm-up.
 
 `peer_cryptofeed_redis_per_s` runs cryptofeed's own Redis Streams backend (`TradeStream`) in its
 Binance feed on the same frames, in its own virtualenv under bench/.peers/, and counts the
@@ -43,6 +49,7 @@ from nats.js.api import DeliverPolicy
 
 from bench.client import SYMBOL
 from bench.journaled import journaled
+from bench.journaled import lost as lost_by
 from bench.mock_process import FULL_SPEED, only_symbols
 from bench.mock_process import mock_exchange as mock_process
 from bench.peers.common import MOCK_PID, Clock
@@ -60,6 +67,7 @@ FRAMES = 200_000
 ROUNDS = 2
 POLL = 0.005
 LATENCY_RATE = 10_000
+BUSY_RATE = 50_000
 GENTLE_RATE = 1_000
 """A second, gentler pace: the path's own latency when nothing queues up on a busy machine."""
 LATENCY_SECONDS = 8.0
@@ -120,7 +128,7 @@ async def start(
     """The benchmark symbol streaming into the broker through the journal, as `run` does."""
     sink, _ = sink_from_url(target_url(broker, name))
     with tempfile.TemporaryDirectory(prefix="bench-journal-") as folder:
-        async with journaled(sink, pubsub, Path(folder)) as runner:
+        async with journaled([sink], pubsub, Path(folder)) as (runner,):
             hub = StreamHub(SpotMarket(StreamerConfig(ws_url=url)), pubsub)
             tasks = [asyncio.create_task(hub.run())]
             hub.attach(SYMBOL)
@@ -128,12 +136,6 @@ async def start(
                 yield runner, tasks
             finally:
                 await stop(tasks)
-
-
-def dropped(runner: SinkRunner) -> int:
-    """Trades the runner announced or the journal's budget took: none, in a good run."""
-    cursor = runner.cursor
-    return runner.lost + (cursor.lost_total if cursor is not None else 0)
 
 
 async def stop(tasks: list[Any]) -> None:
@@ -154,13 +156,65 @@ async def run_sink(url: str, broker: str, total: int) -> dict[str, float]:
                 await asyncio.sleep(POLL)
             end = Clock()
             await stop(tasks)
-            lost = dropped(runner)
+            lost = lost_by(runner)
         counted = await broker_count(broker, name)
         if counted < total:
             raise SystemExit(f"the broker holds {counted} trades, fewer than {total} measured")
         return {**end.since(started, total), "dropped": lost, "held": counted}
     finally:
         await forget(broker, name)
+
+
+ALL_SECONDS = 60.0
+"""`--speed max` this long with NATS, Redis and the Parquet recording together."""
+CATCH_UP = 300.0
+"""Most seconds the sinks may take to send what they had not when the stream stopped."""
+
+
+async def run_all(url: str, seconds: float, with_sinks: bool) -> dict[str, float]:
+    """The stream at full speed for `seconds` with the three sinks (or none), then until every
+    sink has sent everything: trades streamed, CPU of this one process, trades lost."""
+    name = f"bench{secrets.token_hex(4)}"
+    pubsub = PubSub()
+    with tempfile.TemporaryDirectory(prefix="bench-all-") as folder:
+        sinks = []
+        if with_sinks:
+            sinks = [
+                sink_from_url(target_url("nats", name))[0],
+                sink_from_url(target_url("redis", name))[0],
+                sink_from_url(f"parquet://{folder}/recording")[0],
+            ]
+        try:
+            async with journaled(sinks, pubsub, Path(folder) / "journal") as runners:
+                hub = StreamHub(SpotMarket(StreamerConfig(ws_url=url)), pubsub)
+                streaming = asyncio.create_task(hub.run())
+                hub.attach(SYMBOL)
+                while SYMBOL not in hub.positions():  # noqa: ASYNC110 - nothing announces it
+                    await asyncio.sleep(POLL)
+                first = hub.positions()[SYMBOL]
+                started = Clock()
+                await asyncio.sleep(seconds)
+                streaming.cancel()
+                await asyncio.gather(streaming, return_exceptions=True)
+                count = hub.positions()[SYMBOL] - first
+                deadline = time.monotonic() + CATCH_UP
+                while any(r.stats().lag for r in runners) and time.monotonic() < deadline:  # noqa: ASYNC110
+                    await asyncio.sleep(POLL)
+                end = Clock()
+                behind = sum(r.stats().lag for r in runners)
+                lost = sum(lost_by(r) for r in runners)
+                catch_up = end.wall - started.wall - seconds
+        finally:
+            if with_sinks:
+                await forget("nats", name)
+                await forget("redis", name)
+    return {
+        **end.since(started, count),
+        "seconds": seconds,
+        "lost": lost,
+        "behind": behind,
+        "catch_up_s": catch_up,
+    }
 
 
 class StampingRoute(Route):
@@ -243,16 +297,29 @@ async def consume(broker: str, name: str, arrived: dict[int, float]) -> Callable
 async def run_latency(url: str, broker: str, seconds: float) -> dict[str, float]:
     name = f"bench{secrets.token_hex(4)}"
     pubsub = StampingPubSub()
-    arrived: dict[int, float] = {}
-    close = None
+    consumer = None
     try:
         async with start(url, broker, name, pubsub) as (runner, tasks):
-            close = await consume(broker, name, arrived)
+            consumer = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.sinks",
+                "consume",
+                broker,
+                "--name",
+                name,
+                "--seconds",
+                str(seconds + 0.5),
+                stdout=asyncio.subprocess.PIPE,
+            )
+            assert consumer.stdout is not None
+            await consumer.stdout.readline()  # "ready": subscribed
             began = time.perf_counter()
             await asyncio.sleep(seconds)
             await stop(tasks)
-            await asyncio.sleep(0.5)
-            lost = dropped(runner)
+            output, _ = await consumer.communicate()
+            lost = lost_by(runner)
+        arrived = {int(k): v for k, v in msgspec.json.decode(output).items()}
         delays = sorted(
             (arrived[i] - stamp) * 1000
             for i, stamp in pubsub.stamps.items()
@@ -269,9 +336,24 @@ async def run_latency(url: str, broker: str, seconds: float) -> dict[str, float]
             "dropped": lost,
         }
     finally:
-        if close is not None:
-            await close()
+        if consumer is not None and consumer.returncode is None:
+            consumer.kill()
+            await consumer.wait()
         await forget(broker, name)
+
+
+async def run_consumer(broker: str, name: str, seconds: float) -> dict[int, float]:
+    """In a process of its own: note when each trade arrives from the broker, for `seconds`.
+
+    `time.perf_counter` reads CLOCK_MONOTONIC, one clock for every process of the machine, so
+    its readings compare with the streaming process's stamps."""
+    arrived: dict[int, float] = {}
+    close = await consume(broker, name, arrived)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    await asyncio.sleep(seconds)
+    await close()
+    return arrived
 
 
 Runs = Callable[..., dict[str, Any] | None]
@@ -328,7 +410,7 @@ def figures(best_of: Runs) -> dict[str, float | str]:
         )
         if "redis" in rates:
             out["sink_redis_vs_cryptofeed"] = round(rates["redis"] / peer["rate"], 2)
-    for rate, tag in ((LATENCY_RATE, ""), (GENTLE_RATE, "_1k")):
+    for rate, tag in ((LATENCY_RATE, ""), (BUSY_RATE, "_50k"), (GENTLE_RATE, "_1k")):
         for broker in ("nats", "redis"):
             name = f"latency{tag}_{broker}"
             command = [*module, "latency", broker, "--url", MOCK_URL]
@@ -340,6 +422,29 @@ def figures(best_of: Runs) -> dict[str, float | str]:
             out[f"{name}_ms_p99"] = round(result["p99"], 2)
             out[f"{name}_rate_per_s"] = round(result["rate"])
             out[f"{name}_missing"] = int(result["missing"])
+    every: dict[str, dict[str, Any]] = {}
+    for mode in ("none", "all"):
+        command = [*module, mode, "--url", MOCK_URL, "--seconds", str(ALL_SECONDS)]
+        result = best_of(command, 1)
+        if result is None:
+            out[f"three_sinks_{mode}"] = "failed"
+            continue
+        every[mode] = result
+    if "all" in every:
+        result = every["all"]
+        out["three_sinks_streamed_per_s"] = round(result["count"] / ALL_SECONDS)
+        out["three_sinks_lost"] = int(result["lost"])
+        out["three_sinks_behind_at_end"] = int(result["behind"])
+        out["three_sinks_catch_up_s"] = round(result["catch_up_s"], 1)
+        out["three_sinks_cpu_s_per_million"] = round(result["cpu_s"] / result["count"] * 1e6, 2)
+    if "none" in every:
+        result = every["none"]
+        out["no_sinks_cpu_s_per_million"] = round(result["cpu_s"] / result["count"] * 1e6, 2)
+    if "all" in every and "none" in every:
+        out["three_sinks_cpu_vs_none"] = round(
+            float(out["three_sinks_cpu_s_per_million"]) / float(out["no_sinks_cpu_s_per_million"]),
+            2,
+        )
     if "latency_nats_ms_p50" in out:
         out["latency_ms_p50"] = out["latency_nats_ms_p50"]
         out["latency_ms_p99"] = out.get("latency_nats_ms_p99", "failed")
@@ -348,7 +453,8 @@ def figures(best_of: Runs) -> dict[str, float | str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", nargs="?", choices=["sink", "latency"])
+    parser.add_argument("mode", nargs="?", choices=["sink", "latency", "all", "none", "consume"])
+    parser.add_argument("--name")
     parser.add_argument("broker", nargs="?", choices=["nats", "redis"])
     parser.add_argument("--url")
     parser.add_argument("--frames", type=int, default=FRAMES)
@@ -358,6 +464,12 @@ def main() -> None:
         result = asyncio.run(run_sink(args.url, args.broker, args.frames))
     elif args.mode == "latency":
         result = asyncio.run(run_latency(args.url, args.broker, args.seconds))
+    elif args.mode == "consume":
+        arrivals = asyncio.run(run_consumer(args.broker, args.name, args.seconds))
+        sys.stdout.write(msgspec.json.encode(arrivals).decode() + "\n")
+        return
+    elif args.mode in ("all", "none"):
+        result = asyncio.run(run_all(args.url, args.seconds, args.mode == "all"))
     else:
         from bench.__main__ import best_of
 
