@@ -88,3 +88,12 @@ def test_extra_allowed_hosts_are_a_comma_separated_list(monkeypatch: pytest.Monk
     """STREAMER_ALLOWED_HOSTS names extra Host names, comma-separated."""
     monkeypatch.setenv("STREAMER_ALLOWED_HOSTS", "streamer.example.org, 10.0.0.5")
     assert Settings().allowed_hosts == ["streamer.example.org", "10.0.0.5"]
+
+
+def test_the_journal_budget_takes_sizes_with_units_and_refuses_a_tiny_one() -> None:
+    """`--journal-max-bytes 500MB` is 500,000,000 bytes; one under 2 MiB cannot hold two
+    segments and is refused."""
+    assert Settings(journal_max_bytes="500MB").journal_max_bytes == 500_000_000
+    assert Settings(journal_max_bytes="2GiB").journal_max_bytes == 2 << 30
+    with pytest.raises(ValidationError):
+        Settings(journal_max_bytes="1MB")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from selenium.webdriver.chrome.webdriver import WebDriver
 
 from streamer.mock_exchange import MockExchange
 from tests.browser.conftest import SYMBOLS, TOKEN
 from tests.browser.page import ROW_SCRIPT, LivePage
-from tests.e2e.inprocess import Running, api
+from tests.e2e.inprocess import Running, api, running_service
+from tests.ports import closed_port
 
 
 async def test_prices_and_charts_move(page: LivePage) -> None:
@@ -212,3 +216,22 @@ async def test_a_filled_gap_shows_on_the_rows_timeline(
         "BTCUSDT",
     )
     await page.until(timeline.replace("return ", "return arguments[0] !== "), "a gap mark", empty)
+
+
+async def test_a_sink_that_cannot_deliver_shows_on_the_page(
+    driver: WebDriver, tmp_path: Path, mock_exchange: MockExchange
+) -> None:
+    """A sink whose broker is unreachable turns the page's sinks badge red, saying why."""
+    url = f"sqlite:///{tmp_path / 'streamer.db'}"
+    down = f"nats://127.0.0.1:{closed_port()}?retry_cap=0.2"
+    async with running_service(url, mock_exchange, ["ETHUSDT"], sinks=[down]) as running:
+        page = await LivePage(driver, running.base_url).open()
+        text = await page.until(
+            "const b = document.getElementById('sinks');"
+            " return !b.hidden && b.textContent.includes('degraded') && b.textContent",
+            "the sinks badge degraded",
+        )
+        title = await page.js("return document.getElementById('sinks').title")
+    assert text == "sinks: 1 degraded"
+    assert "cannot deliver" in title
+    assert "journal:" in title

@@ -118,6 +118,7 @@ class JournalOptions:
 
 def options_for(max_bytes: int, *, fsync: FsyncPolicy = FsyncPolicy.INTERVAL) -> JournalOptions:
     """Options for a budget of `max_bytes`: segments of a sixteenth of it, at most 64 MiB."""
+    max_bytes = int(max_bytes)  # a subclass such as pydantic's ByteSize encodes nowhere
     segment = max(1, min(64 * MIB, max_bytes // 16))
     return JournalOptions(max_bytes=max_bytes, segment_bytes=segment, fsync=fsync)
 

@@ -119,7 +119,7 @@ class Views:
                     lost=stats.lost,
                     refetched=stats.refetched,
                     lag=stats.lag,
-                    lag_seconds=round(stats.lag_seconds, 3),
+                    lag_seconds=round(stats.lag_seconds, 1),
                     last_error=stats.last_error,
                 )
                 for stats in self._sinks.stats()

@@ -479,6 +479,27 @@ function health(h) {
   const el = $("health");
   el.textContent = h.ready ? "ready" : h.database ? "not ready" : "database unreachable";
   el.className = "badge " + (h.ready ? "ok" : "bad");
+  sinks(h.sinks || [], h.journal);
+}
+
+// One badge for every sink: green while all keep up, red with the count of those lagging or
+// losing; the tooltip says which, why, and how far behind.
+function sinks(list, journal) {
+  const el = $("sinks");
+  el.hidden = list.length === 0;
+  if (!list.length) return;
+  const degraded = list.filter((s) => !s.healthy);
+  el.textContent = degraded.length ? `sinks: ${degraded.length} degraded` : "sinks ok";
+  el.className = "badge " + (degraded.length ? "bad" : "ok");
+  const lines = list.map((s) =>
+    `${s.name}: ${s.healthy ? "ok" : s.degraded}; ${s.lag} behind (${s.lag_seconds} s)` +
+    (s.lost ? `, ${s.lost} lost` : ""));
+  if (journal) {
+    const mb = (n) => (n / 1048576).toFixed(1);
+    lines.push(`journal: ${mb(journal.size)} of ${mb(journal.max_bytes)} MiB` +
+      (journal.dropped ? `, ${journal.dropped} dropped` : ""));
+  }
+  el.title = lines.join("\n");
 }
 
 function watch(symbols) {
