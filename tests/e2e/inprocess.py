@@ -9,6 +9,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import httpx
@@ -95,6 +96,7 @@ async def running_service(
     instance_id: str = "",
     lease_ttl: float = 6.0,
     lease_renew: float = 1.0,
+    journal_dir: Path | None = None,
 ) -> AsyncIterator[Running]:
     """Seed the database from `mock` with `symbols` on, run the service, stop it at the end."""
     if prepare:
@@ -113,6 +115,7 @@ async def running_service(
         instance_id=instance_id,
         lease_ttl=lease_ttl,
         lease_renew=lease_renew,
+        journal_dir=journal_dir,
     )
     service = Service(
         settings,

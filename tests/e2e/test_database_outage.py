@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -20,9 +21,11 @@ from streamer.events import Event, TradeEvent
 from streamer.mock_exchange import MockConfig, MockExchange
 from streamer.stream.pubsub import Subscription, topic
 from tests.e2e.inprocess import running_service
-from tests.e2e.processes import MockProcess, Spawner, run_cli, wait_for
+from tests.e2e.processes import MockProcess, Spawner, wait_for
 from tests.e2e.relay import proxied, relay_thread
 from tests.e2e.test_cluster import balanced, spread, start, start_group, streaming, trading, workers
+from tests.fixtures.brokers import NatsTarget
+from tests.sinks.consumers import read_nats
 
 OUTAGE_ROUNDS = 16
 """Failed rounds after the leases expired: 8 s at one round per 0.5 s, four ttls of 2 s."""
@@ -68,14 +71,26 @@ async def leases_expired(engine: AsyncEngine, owner: str) -> None:
 
 
 async def test_a_lone_instance_delivers_every_trade_through_a_database_outage(
-    postgres_url: str, mock_exchange: MockExchange, direct: AsyncEngine
+    postgres_url: str,
+    mock_exchange: MockExchange,
+    direct: AsyncEngine,
+    nats_target: NatsTarget,
+    tmp_path: Path,
 ) -> None:
-    """A subscriber of a lone instance gets consecutive ETHUSDT trade ids and no gap notice
-    through an outage of the database lasting four ttls past the expiry of the lease, and
-    the position is saved once the database answers again."""
+    """A subscriber and the NATS sink of a lone instance get consecutive ETHUSDT trade ids
+    and no gap notice through an outage of the database lasting four ttls past the expiry of
+    the lease, and the position is saved once the database answers again."""
     async with (
         proxied(postgres_url) as (url, relay),
-        running_service(url, mock_exchange, ["ETHUSDT"], lease_ttl=2.0, lease_renew=0.5) as running,
+        running_service(
+            url,
+            mock_exchange,
+            ["ETHUSDT"],
+            lease_ttl=2.0,
+            lease_renew=0.5,
+            sinks=[nats_target.sink_url()],
+            journal_dir=tmp_path / "journal",
+        ) as running,
     ):
         service = running.service
         ownership = service.ownership
@@ -98,26 +113,21 @@ async def test_a_lone_instance_delivers_every_trade_through_a_database_outage(
             saved = (await SettingsRepository(direct).positions())["ETHUSDT"]
             assert saved >= delivered[-1]
             await running.trades_advance(["ETHUSDT"])
+            [runner] = service.sinks.runners
+            last = delivered[-1]
+            await running.until(
+                lambda: runner.durable.get("ETHUSDT", 0) >= last, "the sink past the outage"
+            )
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
     ids = trade_ids(received)
     assert [event for event in received if not isinstance(event, TradeEvent)] == []
     assert ids == list(range(ids[0], ids[0] + len(ids)))
-
-
-@pytest.fixture
-def slow_exchange(spawn: Spawner) -> MockProcess:
-    return spawn.mock(speed=5.0)
-
-
-@pytest.fixture
-def seeded_postgres(postgres_url: str, slow_exchange: MockProcess) -> str:
-    seeded = run_cli(
-        "seed", "--database-url", postgres_url, "--exchange-url", slow_exchange.rest_url
-    )
-    assert seeded.code == 0, seeded.stderr
-    return postgres_url
+    at_broker = (await read_nats(nats_target))["ETHUSDT"]
+    at_broker.assert_exactly_once_in_order()
+    assert at_broker.gaps == []
+    assert set(range(ids[0], last + 1)) <= set(at_broker.trades)
 
 
 def test_a_cut_off_instance_stops_what_another_took_at_its_first_round_back(
