@@ -13,6 +13,7 @@ whole batch once, for every sink and websocket client that sends it.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
@@ -121,6 +122,32 @@ def decode_events(payloads: Iterable[bytes]) -> list[TradeEvent | GapNotice]:
             assert isinstance(doc, GapDocument)
             events.append(GapNotice(doc.symbol, doc.first_missing_id, doc.last_missing_id))
     return events
+
+
+class SharedText:
+    """Each recent event's document as text, encoded once however many clients send it.
+
+    Every `/ws/trades` client of a symbol sends the same events: the first to send one encodes
+    it, the others find it here. An entry holds its event, so its `id` cannot be reused while
+    the entry lives; the oldest entries go past `size`.
+    """
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._size = size
+        self._texts: dict[int, tuple[Event, str]] = {}
+        self._order: deque[int] = deque()
+
+    def text(self, event: Event) -> str:
+        key = id(event)
+        found = self._texts.get(key)
+        if found is not None and found[0] is event:
+            return found[1]
+        text = _encode(document(event)).decode()
+        self._texts[key] = (event, text)
+        self._order.append(key)
+        if len(self._order) > self._size:
+            self._texts.pop(self._order.popleft(), None)
+        return text
 
 
 def as_dict(event: Event) -> dict[str, Any]:

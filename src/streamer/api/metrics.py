@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 from streamer import __version__
 from streamer.sinks.runner import metric_families
 from streamer.stream.stats import LiveState
+from streamer.wire import SharedText
 
 if TYPE_CHECKING:
     from streamer.api.view import ServiceView
@@ -39,10 +40,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class SocketClients:
-    """`/ws/trades` clients: connected now, and ever accepted."""
+    """`/ws/trades` clients: connected now, and ever accepted; the texts they share."""
 
     open: int = 0
     accepted: int = 0
+    texts: SharedText = field(default_factory=SharedText)
 
 
 class ServiceCollector(Collector):

@@ -28,7 +28,7 @@ from streamer.api.security import websocket_refusal
 from streamer.db import DatabaseError, Status, UnknownSymbol
 from streamer.stream.pubsub import Overflow, Subscription, topic
 from streamer.symbols import InvalidSymbol, normalize_symbol
-from streamer.wire import encode_event
+from streamer.wire import SharedText
 
 if TYPE_CHECKING:
     from streamer.api.view import ServiceView
@@ -62,16 +62,18 @@ class _Sending:
 
 
 async def _forward(
-    socket: WebSocket, sub: Subscription, sending: _Sending, sent: SentFilter
+    socket: WebSocket, sub: Subscription, sending: _Sending, sent: SentFilter, texts: SharedText
 ) -> None:
-    """Send every event, the subscription's own `dropped` notices included, in order."""
+    """Send every event, the subscription's own `dropped` notices included, in order; each
+    event's text is encoded once for every client that sends it."""
     clock = asyncio.get_running_loop().time
+    text = texts.text
     while batch := await sub.get_batch(1000):
         for event in batch:
             if not sent.fresh(event):
                 continue
             sending.since = clock()
-            await socket.send_text(encode_event(event).decode())
+            await socket.send_text(text(event))
             sending.since = None
 
 
@@ -139,14 +141,14 @@ def trades_socket(
         clients.accepted += 1
         clients.open += 1
         try:
-            await _serve(service, socket)
+            await _serve(service, socket, clients.texts)
         finally:
             clients.open -= 1
 
     return endpoint
 
 
-async def _serve(service: ServiceView, socket: WebSocket) -> None:
+async def _serve(service: ServiceView, socket: WebSocket, texts: SharedText) -> None:
     try:
         symbols = parse_symbols(socket.query_params.get("symbols"))
         after = parse_after(socket.query_params.get("after"))
@@ -169,9 +171,9 @@ async def _serve(service: ServiceView, socket: WebSocket) -> None:
     with subscription as sub:
         caught_up = await catch_up(service, after)
         for event in caught_up:
-            await socket.send_text(encode_event(event).decode())
+            await socket.send_text(texts.text(event))
         sent = SentFilter(after, caught_up)
-        forward = asyncio.ensure_future(_forward(socket, sub, sending, sent))
+        forward = asyncio.ensure_future(_forward(socket, sub, sending, sent, texts))
         listen = asyncio.ensure_future(_until_disconnect(socket))
         watch = asyncio.ensure_future(_watch_stall(sending, STALL_SECONDS))
         tasks = {forward, listen, watch}
