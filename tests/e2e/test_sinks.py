@@ -1,6 +1,6 @@
 """Trades out of the process through real brokers: every trade of a mock run reaches an
 independent consumer exactly once and in order per symbol, or is announced lost in a gap notice,
-across restarts, `kill -9`, broker outages and a stalled broker.
+across restarts, broker outages and a stalled broker (`kill -9`: `test_journal.py`).
 
 Each test publishes into a NATS stream or Redis key prefix of its own, on the shared servers;
 outages are a relay in front of the server that the test stops, stalls and starts again.
@@ -14,7 +14,6 @@ import re
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import pytest
 
 from streamer.events import TradeEvent
@@ -22,7 +21,6 @@ from streamer.mock_exchange import MockExchange
 from streamer.sinks.runner import SinkRunner, SinkState
 from streamer.stream.pubsub import topic
 from tests.e2e.inprocess import Running, api, running_service
-from tests.e2e.processes import MockProcess, Spawner, wait_for
 from tests.fixtures.brokers import NatsTarget, RedisTarget
 from tests.fixtures.mock_exchange import fast_streamer_config
 from tests.fixtures.relay import Relay, relay_to, through
@@ -198,34 +196,3 @@ async def test_a_stalled_broker_does_not_delay_an_in_process_subscriber(
     assert_every_trade_once_in_order(received, gaps=False)
     for event in during:
         assert event.trade_id in received[event.symbol].trades
-
-
-def sink_metric(base_url: str, name: str) -> float:
-    text = httpx.get(f"{base_url}/metrics", timeout=10).text
-    found = re.search(rf"^streamer_sink_{name}_total\{{[^}}]*\}} (\S+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
-
-
-def kill_and_run_again(spawn: Spawner, exchange: MockProcess, database_url: str, url: str) -> None:
-    """Stream into the broker, `kill -9` the service, run it again until the broker dropped
-    re-sent trades and got new ones, then stop it."""
-    args = ["--sink", url]
-    service = spawn.service(database_url=database_url, mock=exchange, args=args).wait_ready()
-    for symbol in PAIR:
-        httpx.post(f"{service.base_url}/api/settings/{symbol}/start", timeout=10).raise_for_status()
-    wait_for(lambda: sink_metric(service.base_url, "published") > 2_000, "trades at the broker")
-    service.kill()
-    service = spawn.service(database_url=database_url, mock=exchange, args=args).wait_ready()
-    wait_for(lambda: sink_metric(service.base_url, "duplicates") > 0, "re-sent trades dropped")
-    wait_for(lambda: sink_metric(service.base_url, "published") > 2_000, "trades after restart")
-    assert service.terminate() == 0
-
-
-async def test_after_kill_9_the_next_run_resumes_and_the_broker_drops_what_it_had(
-    spawn: Spawner, exchange: MockProcess, seeded_sqlite: str, target: Target
-) -> None:
-    """After `kill -9`, `streamer run` resumes from the saved positions: the trades it sends
-    again are dropped by the broker, and the consumer reads each trade once, in order."""
-    await asyncio.to_thread(kill_and_run_again, spawn, exchange, seeded_sqlite, target.sink_url())
-    received = await read_back(target)
-    assert_every_trade_once_in_order(received, gaps=False)

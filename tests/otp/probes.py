@@ -9,6 +9,16 @@ from streamer.otp import Child, ChildSpec, Registry, Restart, Started
 from streamer.otp.base import BaseSupervisor
 
 
+async def deaf_until(release: asyncio.Event) -> None:
+    """Wait for `release`, swallowing every cancellation meanwhile: a cleanup that survives
+    even its kill, which only abandonment can deal with."""
+    while not release.is_set():
+        try:
+            await release.wait()
+        except asyncio.CancelledError:
+            continue
+
+
 class FakeClock:
     """A monotonic clock that moves only when a test sets `now`."""
 

@@ -24,7 +24,7 @@ from streamer.otp import (
     Supervisor,
 )
 from streamer.otp.spec import Body
-from tests.otp.probes import Probe, running, settle
+from tests.otp.probes import Probe, deaf_until, running, settle
 
 
 async def test_kill_crashes_the_child_with_the_reason(caplog: pytest.LogCaptureFixture) -> None:
@@ -152,14 +152,14 @@ async def test_describe_reports_the_child_as_plain_data() -> None:
 
 
 def stuck_until(release: asyncio.Event, cleaned: list[str], id: str) -> Body:
-    """A body that, once cancelled, cleans up only after `release` is set."""
+    """A body that, once cancelled, cleans up only after `release` is set, deaf to its kill."""
 
     async def body(started: Started) -> None:
         started()
         try:
             await asyncio.Event().wait()
         finally:
-            await release.wait()
+            await deaf_until(release)
             cleaned.append(id)
 
     return body
@@ -241,9 +241,41 @@ async def test_abandoned_sibling_restarts_only_once_its_task_has_ended() -> None
     await task
 
 
-async def test_brutal_kill_does_not_wait_for_cleanup(caplog: pytest.LogCaptureFixture) -> None:
-    """shutdown=0 (OTP's brutal_kill) returns before the child's cleanup has run, logs no error,
-    and the child holds its name until that cleanup (which Python still runs) has finished."""
+async def test_brutal_kill_cuts_the_cleanup_at_its_first_await(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """shutdown=0 (OTP's brutal_kill): the synchronous part of the cleanup runs, the part it
+    awaits never does, and once terminate returns the child has ended and its name is free."""
+    registry = Registry()
+    cleaned: list[str] = []
+
+    async def body(started: Started) -> None:
+        started()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned.append("synchronous part")
+            await asyncio.sleep(10)
+            cleaned.append("awaited part")
+
+    sup = DynamicSupervisor()
+    task = await running(sup)
+    child = await sup.start_child(ChildSpec("k", body, shutdown=0, name=(registry, "K")))
+    killed = child.task
+    assert killed is not None
+    await sup.terminate_child(child)
+    assert killed.done()
+    assert cleaned == ["synchronous part"]
+    assert registry.lookup("K") is None
+    assert child.state is ChildState.STOPPED
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    await sup.stop()
+    await task
+
+
+async def test_a_brutal_kill_the_child_survives_abandons_it_until_it_ends() -> None:
+    """A child deaf to every cancellation outlives even its brutal kill: it is abandoned and
+    keeps its name until its cleanup has finished."""
     registry = Registry()
     release = asyncio.Event()
     cleaned: list[str] = []
@@ -254,15 +286,13 @@ async def test_brutal_kill_does_not_wait_for_cleanup(caplog: pytest.LogCaptureFi
     killed = child.task
     assert killed is not None
     await sup.terminate_child(child)
-    assert cleaned == []
     assert not killed.done()
+    assert child.state is ChildState.ABANDONED
     assert registry.lookup("K") is child
     release.set()
     await asyncio.wait({killed})
     assert cleaned == ["killed"]
     assert registry.lookup("K") is None
-    assert child.state is ChildState.STOPPED
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     await sup.stop()
     await task
 

@@ -16,7 +16,7 @@ from streamer.otp import (
     Started,
     SupervisorFailed,
 )
-from tests.otp.probes import Probe, ended, running, settle
+from tests.otp.probes import Probe, deaf_until, ended, running, settle
 
 
 async def test_lookup_finds_the_live_child_by_name() -> None:
@@ -81,7 +81,7 @@ async def test_abandoned_child_keeps_its_name_until_its_task_ends() -> None:
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
-            await release.wait()
+            await deaf_until(release)
 
     sup = DynamicSupervisor()
     task = await running(sup)

@@ -6,8 +6,8 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given, settings
@@ -39,7 +39,7 @@ from streamer.otp import (
     SupervisorFailed,
     SupervisorNotRunning,
 )
-from tests.otp.probes import FakeClock, Probe, running, settle
+from tests.otp.probes import FakeClock, Probe, deaf_until, running, settle
 
 T = TypeVar("T")
 
@@ -277,7 +277,7 @@ async def test_shutdown_timeout_abandons_a_stuck_child_loudly(
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
-            await release.wait()
+            await deaf_until(release)
 
     sup = Supervisor([probe.spec("a"), ChildSpec("stubborn", stubborn, shutdown=0.01)])
     task = await running(sup)
@@ -621,7 +621,7 @@ async def test_an_abandoned_child_cannot_be_restarted_until_its_task_ends() -> N
         try:
             await asyncio.Event().wait()
         finally:
-            await release.wait()
+            await deaf_until(release)
 
     sup = Supervisor([ChildSpec("stubborn", stubborn, shutdown=0.01)])
     task = await running(sup)
@@ -915,3 +915,49 @@ def test_start_terminate_restart_delete_in_any_order_follow_otps_rules() -> None
         RuntimeApiMachine,
         settings=settings(max_examples=60, stateful_step_count=30, deadline=None),
     )
+
+
+async def test_a_cleanup_that_outlasts_its_shutdown_is_killed_in_otp_order(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """OTP's stop of `top` over k (brutal_kill), s (100 ms, a 400 ms cleanup) and f (1000 ms,
+    a 100 ms cleanup): f stops cleanly, s is cut with `shutdown_error` `killed`, k ends
+    without its awaited cleanup, then the supervisor exits; nothing of the tree runs after."""
+    events: list[str] = []
+
+    def child(id: str, cleanup: float) -> Callable[[Started], Coroutine[Any, Any, None]]:
+        async def body(started: Started) -> None:
+            started()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                events.append(f"{id} cleaning")
+                await asyncio.sleep(cleanup)
+                events.append(f"{id} cleaned")
+
+        return body
+
+    top = Supervisor(
+        [
+            ChildSpec("k", child("k", 0.4), shutdown=0),
+            ChildSpec("s", child("s", 0.4), shutdown=0.1),
+            ChildSpec("f", child("f", 0.1), shutdown=1.0),
+        ],
+        strategy=Strategy.ONE_FOR_ONE,
+        name="top",
+    )
+    task = await running(top)
+    await top.stop()
+    await task
+    events.append("top exited")
+    await asyncio.sleep(0.5)  # a cleanup still going would land after "top exited"
+    assert events == [
+        "f cleaning",
+        "f cleaned",
+        "s cleaning",
+        "k cleaning",
+        "top exited",
+    ]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("shutdown_error" in m and "child s" in m and "killed" in m for m in errors)
+    assert not any("child k" in m or "child f" in m for m in errors)

@@ -5,12 +5,18 @@ Everything a run's end means (normal exit, clean `Shutdown`, `Ignore` at start, 
 asked by the supervisor, kill) is decided here, once, in the task's done callback, and handed to
 the supervisor as a `ChildExit`.
 
-What Python cannot do: OTP ends a process with `exit(Pid, kill)`, which the process can neither
-trap nor delay. An asyncio task can only be cancelled, and its `except CancelledError` and
-`finally` code still runs whenever the loop next schedules it, for as long as it takes. So
-`shutdown=0` (OTP's `brutal_kill`) cancels the task and does not wait for it, and a shutdown
-timeout stops waiting; either way the run is *abandoned*, not killed. An abandoned child keeps
-its registered name, so no second worker can take its place, and shows as `abandoned` until its
+A shutdown time is a promise, as in OTP: when it is up (at once for `shutdown=0`, OTP's
+`brutal_kill`), the run is killed the way Python can. OTP ends a process with `exit(Pid, kill)`,
+which the process can neither trap nor delay; an asyncio task can only be cancelled, and its
+`except CancelledError` and `finally` code runs when the loop next schedules it. So the kill
+cancels the task again, every loop turn for up to `KILL_GRACE` seconds: the `await` its cleanup
+is waiting on receives the cancellation, and the cleanup is cut short there. Only the
+synchronous part of a cleanup, up to its next `await`, always runs: the one difference from
+OTP that Python imposes. A run killed so is reported in OTP's words (`shutdown_error`, reason
+`killed`).
+
+A run that survives the kill too (it swallows every cancellation) is *abandoned*: it keeps its
+registered name, so no second worker can take its place, and shows as `abandoned` until its
 task really ends; only then is the name free again.
 """
 
@@ -28,6 +34,9 @@ from streamer.otp.errors import AlreadyStarted, Ignore, Shutdown, StartError
 from streamer.otp.spec import ChildSpec
 
 log = logging.getLogger("streamer.otp")
+
+KILL_GRACE = 1.0
+"""Seconds a killed run is cancelled again, every loop turn, before it is abandoned."""
 
 
 class ChildState(StrEnum):
@@ -206,16 +215,26 @@ class Child:
             return
         self.state = ChildState.STOPPING
         task.cancel()
-        if self.spec.shutdown == 0:
-            self._abandon(run, logging.DEBUG, "was killed (shutdown=0) without waiting")
+        if self.spec.shutdown != 0:
+            done, _ = await asyncio.wait({task}, timeout=self.spec.shutdown)
+            if done or run.abandoned:
+                return
+        if await _kill(task):
+            if self.spec.shutdown != 0:
+                log.error(
+                    "%s: shutdown_error: child %s, reason killed (its cleanup outlasted its "
+                    "shutdown of %ss)",
+                    self.supervisor,
+                    self.id,
+                    self.spec.shutdown,
+                )
             return
-        done, _ = await asyncio.wait({task}, timeout=self.spec.shutdown)
-        if not done and not run.abandoned:
+        if not run.abandoned:
             self._abandon(
                 run,
                 logging.ERROR,
-                f"did not stop within {self.spec.shutdown}s of its shutdown; abandoned it "
-                "still running",
+                f"survived its kill (it swallows cancellations) {KILL_GRACE}s past its "
+                f"shutdown of {self.spec.shutdown}s; abandoned it still running",
             )
 
     def _abandon(self, run: _Run, level: int, what: str) -> None:
@@ -328,6 +347,22 @@ class Child:
 
 def _finished(run: _Run) -> bool:
     return run.task is None or run.task.done()
+
+
+async def _kill(task: asyncio.Task[None]) -> bool:
+    """Cancel `task` again every loop turn for up to `KILL_GRACE` seconds; True once it ended.
+
+    Each cancellation reaches whatever the task's cleanup awaits, so a cleanup that awaits is
+    cut short at that `await`; a task that swallows each one outlives the grace.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + KILL_GRACE
+    while not task.done():
+        if loop.time() >= deadline:
+            return False
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.001)
+    return True
 
 
 def _fail_handshake(run: _Run, child_id: str) -> None:
