@@ -961,3 +961,30 @@ async def test_a_cleanup_that_outlasts_its_shutdown_is_killed_in_otp_order(
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any("shutdown_error" in m and "child s" in m and "killed" in m for m in errors)
     assert not any("child k" in m or "child f" in m for m in errors)
+
+
+async def test_a_supervisors_stop_names_the_children_it_abandoned(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Stop returns once every child ended or was abandoned, and says which were abandoned."""
+    release = asyncio.Event()
+
+    async def deaf(started: Started) -> None:
+        started()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await deaf_until(release)
+
+    probe = Probe()
+    sup = Supervisor([probe.spec("a"), ChildSpec("deaf", deaf, shutdown=0.01)], name="top")
+    task = await running(sup)
+    stuck = sup.which_children()[1].task
+    assert stuck is not None
+    await sup.stop()
+    await task
+    assert "stop:a" in probe.log
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any(m.startswith("top: stopped, abandoning deaf") for m in errors)
+    release.set()
+    await asyncio.wait({stuck})

@@ -1,10 +1,11 @@
 """Supervision primitives with Erlang/OTP semantics on asyncio: supervisors, dynamic supervisors,
 a registry of unique names, and a runner for a whole tree.
 
-Where Python cannot follow OTP: there is no untrappable kill. `shutdown=0` (`brutal_kill`) and a
-shutdown timeout cancel the child's task and stop waiting for it, but its `finally` code still
-runs later, whenever the loop schedules it. Such a child is `abandoned` and keeps its registered
-name until its task has really ended (see `streamer.otp.child`).
+Where Python cannot follow OTP: there is no untrappable kill. Past its shutdown time (at once
+for `shutdown=0`, `brutal_kill`) a child is cancelled again every loop turn, which cuts its
+cleanup at the `await` it is in; only the synchronous part up to there always runs. A child deaf
+to every cancellation is `abandoned` and keeps its registered name until its task has really
+ended (see `streamer.otp.child`).
 """
 
 from streamer.otp.application import run_application

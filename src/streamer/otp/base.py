@@ -120,11 +120,20 @@ class BaseSupervisor(ABC):
                 raise
         finally:
             self._state = ChildState.STOPPING
+            children = self.which_children()
             await self._stop_children_to_the_end()
             self._state = ChildState.STOPPED
             self._release_waiters()
             self._finished.set()
-            log.info("%s: stopped", self.name)
+            abandoned = [c.id for c in children if c.state is ChildState.ABANDONED]
+            if abandoned:
+                log.error(
+                    "%s: stopped, abandoning %s still running (deaf to their kill)",
+                    self.name,
+                    ", ".join(abandoned),
+                )
+            else:
+                log.info("%s: stopped", self.name)
 
     async def stop(self) -> None:
         """Stop every child (see the subclass for the order) and make `run()` return."""
