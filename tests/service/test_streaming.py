@@ -30,6 +30,7 @@ from streamer.otp import (
 )
 from streamer.service.streaming import Streaming
 from streamer.symbols import InvalidSymbol
+from tests.otp.probes import deaf_until
 from tests.polling import eventually
 
 SYMBOLS = ["ETHUSDT", "NEOUSDT", "BTCUSDT", "ADAUSDT"]
@@ -387,8 +388,9 @@ async def test_a_start_while_the_dynamic_supervisor_restarts_changes_nothing(
 async def test_starting_a_symbol_whose_stopped_worker_is_still_ending_fails_and_keeps_off(
     engine: AsyncEngine,
 ) -> None:
-    """A start while the stopped worker was abandoned still running fails, starts no second
-    worker and leaves the symbol off, instead of reporting it already running."""
+    """A start while the stopped worker was abandoned still running (deaf even to its kill)
+    fails, starts no second worker and leaves the symbol off, instead of reporting it already
+    running."""
     await seed(engine, SYMBOLS)
     repository = SettingsRepository(engine)
     registry = Registry("streams")
@@ -403,7 +405,7 @@ async def test_starting_a_symbol_whose_stopped_worker_is_still_ending_fails_and_
             try:
                 await asyncio.Future()
             finally:
-                await release.wait()
+                await deaf_until(release)
 
         return ChildSpec(id=symbol, start=body, shutdown=0.01, name=(registry, symbol))
 
