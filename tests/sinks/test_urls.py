@@ -61,3 +61,23 @@ def test_a_queue_size_is_refused_with_what_replaced_it() -> None:
     """`queue=` no longer means anything: saying so beats ignoring it."""
     with pytest.raises(InvalidSinkUrl, match="--journal-max-bytes"):
         parse_sink_url("nats://127.0.0.1:4222?queue=1000")
+
+
+def test_two_sinks_into_one_server_are_told_apart_by_stream_and_prefix() -> None:
+    """Sinks into different streams or prefixes of one server have different names (logs,
+    metrics, journal cursors); the defaults keep the plain server URL."""
+    names = [
+        sink_from_url(url)[0].name
+        for url in (
+            "nats://127.0.0.1:4222",
+            "nats://127.0.0.1:4222?stream=OTHER&prefix=other",
+            "redis://127.0.0.1:6379/0",
+            "redis://127.0.0.1:6379/0?prefix=other",
+        )
+    ]
+    assert names == [
+        "nats://127.0.0.1:4222",
+        "nats://127.0.0.1:4222?stream=OTHER&prefix=other",
+        "redis://127.0.0.1:6379/0",
+        "redis://127.0.0.1:6379/0?prefix=other",
+    ]

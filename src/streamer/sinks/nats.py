@@ -159,6 +159,18 @@ async def send(client: Client, frames: bytes, count: int) -> None:
     await client._flush_pending()
 
 
+def named(label: str, *, stream: str, prefix: str) -> str:
+    extra = [
+        f"{key}={value}"
+        for key, value, default in (
+            ("stream", stream, DEFAULT_STREAM),
+            ("prefix", prefix, DEFAULT_PREFIX),
+        )
+        if value != default
+    ]
+    return label + ("?" + "&".join(extra) if extra else "")
+
+
 def server_url(url: SinkUrl) -> str:
     """The URL handed to nats-py: the connection part only."""
     parts = urlsplit(url.text)
@@ -218,7 +230,9 @@ class NatsSink:
 
     @property
     def name(self) -> str:
-        return self.url.label
+        """The server, and the stream and prefix unless they are the defaults: two sinks into
+        different streams of one server are told apart in logs, metrics and journal cursors."""
+        return named(self.url.label, stream=self.config.name or "", prefix=self.prefix)
 
     async def open(self) -> None:
         """Connect (again, after an outage) and create or update the stream."""

@@ -124,7 +124,11 @@ class RedisSink:
 
     @property
     def name(self) -> str:
-        return self.url.label
+        """The server and database, and the prefix unless it is the default: two sinks with
+        different prefixes are told apart in logs, metrics and journal cursors."""
+        if self.prefix == DEFAULT_PREFIX:
+            return self.url.label
+        return f"{self.url.label}?prefix={self.prefix}"
 
     async def open(self) -> None:
         client = self._client or connect(self.url, self.timeout)
